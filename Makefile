@@ -1,0 +1,41 @@
+# tagrelay developer commands. `make test` and `make demo` bootstrap everything they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(HOME)/.local/bin:$(PATH)
+export UV_PYTHON_DOWNLOADS := never
+# jsii (aws-cdk-lib) prints a banner on every start under node 20; it is only a warning.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help bootstrap lint typecheck test test-fast demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+bootstrap: ## install Debian, Python (.venv from uv.lock) and npm dependencies
+	@scripts/bootstrap
+
+lint: bootstrap ## ruff (lint + format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: bootstrap ## mypy --strict
+	$(BIN)/mypy
+
+test: lint typecheck ## lint, type-check, then the whole test suite against the local stack
+	$(BIN)/pytest
+
+test-fast: bootstrap ## the tests only, stopping at the first failure
+	$(BIN)/pytest -x -q
+
+demo: bootstrap ## end-to-end demo on the local stack
+	$(BIN)/python -m devstack.demo
+
+bench: bootstrap ## benchmarks: requests per promotion, per-event time, cold start, memory
+	$(BIN)/python -m bench.run
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis cdk.out build .stack

@@ -1,0 +1,1 @@
+"""tagrelay: promote signed, SHA-tagged images from ECR into a GitOps repository."""

@@ -1,0 +1,1 @@
+"""One module per outside system: registry, signatures, github, argocd, store (DynamoDB), secrets."""

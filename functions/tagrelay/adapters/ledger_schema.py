@@ -1,0 +1,49 @@
+"""The ledger's DynamoDB key design, shared by the store adapter and the CDK table (docs/ledger.md).
+
+One table, three kinds of item, two sparse global secondary indexes; every read is a key lookup or
+a Query, never a Scan:
+
+| item             | pk                         | sk                   | gsi1 (by-sha)              | gsi2 (in-flight)     |
+|------------------|----------------------------|----------------------|----------------------------|----------------------|
+| decision         | ENV#<app>#<env>            | DEC#<time>#<id>      | SHA#<sha7> / <time>#<id>   | INFLIGHT / <time>#<id> while tracked |
+| environment state| ENV#<app>#<env>            | STATE                | -                          | -                    |
+| digest sighting  | DIGEST#<repository>@<dig.> | TAG#<tag>            | -                          | -                    |
+"""
+
+from __future__ import annotations
+
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+TTL_ATTRIBUTE = "ttl"
+
+BY_SHA_INDEX = "by-sha"
+BY_SHA_PARTITION_KEY = "gsi1pk"
+BY_SHA_SORT_KEY = "gsi1sk"
+
+IN_FLIGHT_INDEX = "in-flight"
+IN_FLIGHT_PARTITION_KEY = "gsi2pk"
+IN_FLIGHT_SORT_KEY = "gsi2sk"
+IN_FLIGHT_MARKER = "INFLIGHT"
+
+DECISION_PREFIX = "DEC#"
+STATE_SORT_KEY = "STATE"
+TAG_PREFIX = "TAG#"
+SHORT_SHA_LENGTH = 7
+# Decisions made before the environment is known (e.g. a release still incomplete) go here.
+UNRESOLVED_ENV = "unresolved"
+
+
+def env_partition(app: str, env: str) -> str:
+    return f"ENV#{app}#{env}"
+
+
+def decision_sort_key(created_at: str, decision_id: str) -> str:
+    return f"{DECISION_PREFIX}{created_at}#{decision_id}"
+
+
+def sha_partition(sha: str) -> str:
+    return f"SHA#{sha[:SHORT_SHA_LENGTH]}"
+
+
+def sighting_partition(repository: str, digest: str) -> str:
+    return f"DIGEST#{repository}@{digest}"

@@ -1,0 +1,415 @@
+"""Typed configuration: apps, images, environments and policies, loaded and validated once.
+
+One YAML file configures the functions, the CLI and the CDK stack. Every validation error names the
+field (as a dotted path such as ``apps.mosaic-life.tag_pattern``) and what is wrong with it, so that a
+platform engineer can fix the file without reading this module. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_TAG_PATTERN = r"^(?P<sha>[0-9a-f]{7})$"
+CONFIG_ENV_VAR = "TAGRELAY_CONFIG"
+
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# OCI distribution-spec repository name grammar (path components separated by '/').
+_IMAGE_REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_KEY_PATH = re.compile(r"^[^.\s]+(?:\.[^.\s]+)*$")
+_ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid. The message lists every problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GitOpsTarget(_Model):
+    """Where the image tag is written: one values file per environment in one GitOps repository."""
+
+    repo: str = Field(description="GitHub repository holding the values files, as owner/name")
+    branch: str = Field(default="main", description="Branch Argo CD watches")
+    values_file: str = Field(
+        default="environments/{env}/values.yaml", description="Path of the values file; {env} is replaced"
+    )
+    key: str = Field(default="global.imageTag", description="Dotted key path of the image tag")
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_is_owner_slash_name(cls, value: str) -> str:
+        if not _REPO_NAME.match(value):
+            raise ValueError(f"must be a GitHub repository as owner/name, got {value!r}")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_dotted_path(cls, value: str) -> str:
+        if not _KEY_PATH.match(value):
+            raise ValueError(f"must be a dotted key path such as global.imageTag, got {value!r}")
+        return value
+
+    @field_validator("values_file")
+    @classmethod
+    def _values_file_is_relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"must be a path inside the repository, got {value!r}")
+        return value
+
+    def values_path(self, env: str) -> str:
+        return self.values_file.replace("{env}", env)
+
+
+class Environment(_Model):
+    """One deployment environment of an app."""
+
+    branch: str = Field(description="Source-repository branch whose commits may deploy here")
+    argocd_app: str | None = Field(default=None, description="Argo CD application that deploys it")
+    argocd_project: str | None = Field(
+        default=None, description="Argo CD project, so that a missing app answers 404 instead of 403"
+    )
+    timeout_minutes: int | None = Field(
+        default=None, ge=1, le=24 * 60, description="Tracking timeout; defaults to tracking.timeout_minutes"
+    )
+
+
+class KeySignature(_Model):
+    """Cosign key-pair signatures (ECDSA P-256): a PEM public key, or an AWS KMS key."""
+
+    public_key_pem: str | None = Field(default=None, description="PEM-encoded public key")
+    public_key_file: str | None = Field(default=None, description="Path to a PEM public key file")
+    kms_key_id: str | None = Field(default=None, description="KMS key id, ARN or alias (kms:GetPublicKey)")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> KeySignature:
+        given = [n for n in ("public_key_pem", "public_key_file", "kms_key_id") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of public_key_pem, public_key_file or kms_key_id"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.public_key_pem and "-----BEGIN PUBLIC KEY-----" not in self.public_key_pem:
+            raise ValueError("public_key_pem must be a PEM public key ('-----BEGIN PUBLIC KEY-----')")
+        return self
+
+
+class KeylessSignature(_Model):
+    """Sigstore keyless (Fulcio certificate) identity policy. Placeholders: {branch}, {env}."""
+
+    issuer: str = Field(description="OIDC issuer, matched exactly")
+    identity: str | None = Field(default=None, description="Certificate SAN, matched exactly")
+    identity_regexp: str | None = Field(default=None, description="Certificate SAN as a regular expression")
+    repository: str | None = Field(default=None, description="GitHub repository claim (owner/name)")
+    ref: str | None = Field(default=None, description="GitHub ref claim, e.g. refs/heads/{branch}")
+    trigger: str | None = Field(default=None, description="GitHub workflow trigger claim, e.g. push")
+    workflow: str | None = Field(default=None, description="GitHub workflow name claim")
+    trusted_root: str | None = Field(
+        default=None, description="Path to a Sigstore trusted_root.json; default: the pinned public-good root"
+    )
+    verify_sct: bool = Field(default=True, description="Verify the certificate's embedded SCT")
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> KeylessSignature:
+        if (self.identity is None) == (self.identity_regexp is None):
+            raise ValueError("give exactly one of identity or identity_regexp")
+        if self.identity_regexp is not None:
+            try:
+                re.compile(self.identity_regexp.replace("{branch}", "b").replace("{env}", "e"))
+            except re.error as exc:
+                raise ValueError(f"identity_regexp is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class SignaturePolicy(_Model):
+    """Which signatures make an image digest acceptable. ``signature: none`` turns the check off."""
+
+    key: KeySignature | None = None
+    keyless: KeylessSignature | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> SignaturePolicy:
+        if (self.key is None) == (self.keyless is None):
+            raise ValueError("give exactly one of key or keyless (or write 'signature: none')")
+        return self
+
+
+class App(_Model):
+    """An application: images built from one source repository and deployed together under one tag."""
+
+    source_repo: str = Field(description="GitHub repository where the SHAs live, as owner/name")
+    registry: str = Field(description="Registry host (ECR) or URL (http://127.0.0.1:5000 for the local stack)")
+    images: list[str] = Field(min_length=1, description="Image repositories; all must carry the tag")
+    tag_pattern: str = Field(
+        default=DEFAULT_TAG_PATTERN, description="Regular expression with a named group 'sha', optionally 'env'"
+    )
+    gitops: GitOpsTarget
+    environments: dict[str, Environment] = Field(min_length=1)
+    signature: SignaturePolicy | Literal["none"] = Field(
+        description="Signature policy; required, and 'none' only as an explicit choice"
+    )
+
+    @field_validator("source_repo")
+    @classmethod
+    def _source_repo_is_owner_slash_name(cls, value: str) -> str:
+        if not _REPO_NAME.match(value):
+            raise ValueError(f"must be a GitHub repository as owner/name, got {value!r}")
+        return value
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_is_host_or_url(cls, value: str) -> str:
+        host = value.split("://", 1)[1] if "://" in value else value
+        if not host or "/" in host.rstrip("/"):
+            raise ValueError(f"must be a registry host (or http(s)://host:port), got {value!r}")
+        if "://" in value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"scheme must be http or https, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("images")
+    @classmethod
+    def _images_are_repository_names(cls, value: list[str]) -> list[str]:
+        for image in value:
+            if not _IMAGE_REPO.match(image):
+                raise ValueError(f"{image!r} is not a registry repository name (lower case, '/'-separated)")
+        if len(set(value)) != len(value):
+            raise ValueError("lists the same image twice")
+        return value
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _tag_pattern_has_sha_group(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression: {exc}") from exc
+        groups = set(compiled.groupindex)
+        if "sha" not in groups:
+            raise ValueError("must contain a named group 'sha', e.g. '^(?P<sha>[0-9a-f]{7})$'")
+        if extra := groups - {"sha", "env"}:
+            raise ValueError(f"may only name the groups 'sha' and 'env', found {sorted(extra)}")
+        if not (value.startswith("^") and value.endswith("$")):
+            raise ValueError("must be anchored with ^ and $ so that it matches the whole tag")
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _environment_names(cls, value: dict[str, Environment]) -> dict[str, Environment]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"environment name {name!r} must be lower-case letters, digits and '-'")
+        return value
+
+    @cached_property
+    def tag_regex(self) -> re.Pattern[str]:
+        return re.compile(self.tag_pattern)
+
+    @property
+    def env_prefixed(self) -> bool:
+        return "env" in self.tag_regex.groupindex
+
+    @property
+    def registry_url(self) -> str:
+        return self.registry if "://" in self.registry else f"https://{self.registry}"
+
+    @property
+    def registry_host(self) -> str:
+        return self.registry.split("://", 1)[-1]
+
+    @property
+    def ecr_registry(self) -> tuple[str, str] | None:
+        """(account, region) when the registry is Amazon ECR, else None."""
+        match = _ECR_HOST.match(self.registry_host)
+        return (match["account"], match["region"]) if match else None
+
+    @property
+    def signature_required(self) -> bool:
+        return self.signature != "none"
+
+    def env_for_branch(self, branch: str) -> str | None:
+        return next((name for name, env in self.environments.items() if env.branch == branch), None)
+
+
+class GitHubAppAuth(_Model):
+    app_id: int = Field(gt=0)
+    private_key_secret: str = Field(description="Secrets Manager name or ARN of the App's PEM private key")
+    installation_id: int | None = Field(
+        default=None, gt=0, description="Installation id; looked up from the GitOps repository when omitted"
+    )
+
+
+class GitHubAuth(_Model):
+    token_secret: str | None = Field(default=None, description="Secrets Manager name or ARN of a token")
+    app: GitHubAppAuth | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> GitHubAuth:
+        if (self.token_secret is None) == (self.app is None):
+            raise ValueError("give exactly one of token_secret or app")
+        return self
+
+
+class GitHubConfig(_Model):
+    base_url: str = Field(default="https://api.github.com", description="API base URL (GitHub Enterprise: /api/v3)")
+    auth: GitHubAuth
+    commit_attempts: int = Field(default=5, ge=1, le=20, description="Compare-and-swap attempts per commit")
+    committer_name: str = "tagrelay[bot]"
+    committer_email: str = "tagrelay@users.noreply.github.com"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+
+class ArgoCDConfig(_Model):
+    url: str = Field(description="Argo CD server URL")
+    token_secret: str | None = Field(default=None, description="Secrets Manager name or ARN of the API token")
+    ca_bundle: str | None = Field(default=None, description="Path to a PEM CA bundle for a private CA")
+    insecure: bool = Field(default=False, description="Skip TLS verification (explicit opt-in only)")
+    refresh_after_commit: bool = Field(default=True, description="Ask Argo CD to refresh right after a commit")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_choice(self) -> ArgoCDConfig:
+        if self.insecure and self.ca_bundle:
+            raise ValueError("give either ca_bundle or insecure: true, not both")
+        return self
+
+
+class LedgerConfig(_Model):
+    table: str = Field(default="tagrelay-ledger", min_length=3, max_length=255)
+    decision_ttl_days: int = Field(default=30, ge=1, description="How long transient items (waits, sightings) are kept")
+
+
+class TrackingConfig(_Model):
+    timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    schedule_minutes: int = Field(default=1, ge=1, le=60)
+
+
+class AwsConfig(_Model):
+    region: str | None = Field(default=None, description="AWS region; defaults to the Lambda's own")
+
+
+class Config(_Model):
+    """The whole configuration file."""
+
+    apps: dict[str, App] = Field(min_length=1)
+    github: GitHubConfig
+    argocd: ArgoCDConfig | None = None
+    ledger: LedgerConfig = LedgerConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    aws: AwsConfig = AwsConfig()
+
+    @field_validator("apps")
+    @classmethod
+    def _app_names(cls, value: dict[str, App]) -> dict[str, App]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"app name {name!r} must be lower-case letters, digits and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _images_belong_to_one_app(self) -> Config:
+        owner: dict[tuple[str, str], str] = {}
+        for app_name, app in self.apps.items():
+            for image in app.images:
+                key = (app.registry_host, image)
+                if key in owner:
+                    raise ValueError(f"image {image} is listed by both apps {owner[key]} and {app_name}")
+                owner[key] = app_name
+        return self
+
+    def app_for_repository(self, repository: str) -> tuple[str, App] | None:
+        """The app that owns an image repository (events carry the repository name, not the host)."""
+        return self._by_repository.get(repository)
+
+    @cached_property
+    def _by_repository(self) -> dict[str, tuple[str, App]]:
+        return {image: (name, app) for name, app in self.apps.items() for image in app.images}
+
+
+def parse_config(data: Any, *, source: str = "configuration") -> Config:
+    """Validate already-parsed YAML/JSON data. Raises ConfigError naming every bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with 'apps' and 'github'")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the configuration file (default: $TAGRELAY_CONFIG)."""
+    location = path or os.environ.get(CONFIG_ENV_VAR)
+    if not location:
+        raise ConfigError(f"no configuration file: pass --config FILE or set {CONFIG_ENV_VAR}")
+    file = Path(location)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the configuration file ({exc.strerror})") from None
+    return parse_config(_load_yaml(text, str(file)), source=str(file))
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{source}:{where}: not valid YAML: {exc.problem}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    errors = [(_location(error["loc"]), error) for error in exc.errors(include_url=False)]
+    problems = []
+    for location, error in errors:
+        # A union such as `signature: none | {key: ...}` reports one error per branch; when the input
+        # chose the mapping branch, "Input should be 'none'" is noise.
+        if error["type"] == "literal_error" and any(
+            other is not error and loc.startswith(location) for loc, other in errors
+        ):
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "model_type" and any(
+            other["type"] == "literal_error" and loc == location for loc, other in errors
+        ):
+            message = f"got {error['input']!r}; expected 'none' or a mapping (see docs/configuration.md)"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling against docs/configuration.md)"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        problems.append(f"  {location or '(top level)'}: {message}")
+    return f"{source}: invalid configuration:\n" + "\n".join(dict.fromkeys(problems))
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # Pydantic names union branches and validators in error locations ("SignaturePolicy",
+    # "function-after[...]", "literal['none']"); they mean nothing to someone editing YAML.
+    return ".".join(str(part) for part in loc if not (isinstance(part, str) and ("[" in part or part[:1].isupper())))

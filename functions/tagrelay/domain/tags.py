@@ -1,0 +1,50 @@
+"""Tag grammar: which registry tags name a release, a branch, or a cosign signature."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# OCI distribution-spec tag grammar: what any registry accepts as a tag.
+_OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+# cosign legacy layout: the signature of digest sha256:<hex> lives under tag sha256-<hex>.sig.
+_COSIGN_SIGNATURE_TAG = re.compile(r"^sha256-(?P<hex>[0-9a-f]{64})\.sig$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ReleaseTag:
+    """A tag that names a release: a short commit SHA, and the environment when the grammar has one."""
+
+    tag: str
+    sha: str
+    env: str | None
+
+
+def is_valid_image_tag(tag: str) -> bool:
+    return bool(_OCI_TAG.match(tag))
+
+
+def is_digest(value: str) -> bool:
+    return bool(DIGEST.match(value))
+
+
+def parse_release_tag(tag: str, pattern: re.Pattern[str]) -> ReleaseTag | None:
+    """Match a tag against the app's grammar; None when it is not a release tag."""
+    match = pattern.match(tag)
+    if not match:
+        return None
+    env = match.groupdict().get("env")
+    return ReleaseTag(tag=tag, sha=match["sha"], env=env or None)
+
+
+def signed_digest(tag: str) -> str | None:
+    """The image digest a cosign legacy signature tag (sha256-<hex>.sig) refers to, else None."""
+    match = _COSIGN_SIGNATURE_TAG.match(tag)
+    return f"sha256:{match['hex']}" if match else None
+
+
+def signature_tag(digest: str) -> str:
+    """The cosign legacy signature tag for an image digest."""
+    algorithm, _, hex_digest = digest.partition(":")
+    return f"{algorithm}-{hex_digest}.sig"
