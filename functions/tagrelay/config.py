@@ -305,8 +305,43 @@ class TrackingConfig(_Model):
     schedule_minutes: int = Field(default=1, ge=1, le=60)
 
 
-class AwsConfig(_Model):
-    region: str | None = Field(default=None, description="AWS region; defaults to the Lambda's own")
+class VpcPlacement(_Model):
+    """Where the tracker Lambda runs when Argo CD is only reachable inside a VPC."""
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
+    subnet_ids: list[str] = Field(min_length=1)
+    security_group_ids: list[str] = Field(min_length=1)
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, value: list[str]) -> list[str]:
+        for subnet in value:
+            if not re.match(r"^subnet-[0-9a-f]+$", subnet):
+                raise ValueError(f"{subnet!r} is not a subnet id (subnet-...)")
+        return value
+
+    @field_validator("security_group_ids")
+    @classmethod
+    def _security_groups(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not re.match(r"^sg-[0-9a-f]+$", group):
+                raise ValueError(f"{group!r} is not a security group id (sg-...)")
+        return value
+
+
+class DeployConfig(_Model):
+    """How the CDK app deploys tagrelay (ignored by the functions themselves)."""
+
+    stack_name: str = Field(default="tagrelay", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    region: str | None = Field(default=None, description="AWS region; defaults to the CDK environment's")
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    log_retention_days: int = Field(default=90, ge=1)
+    alarm_email: str | None = Field(default=None, description="Subscribed to the alarm topic when given")
+    tracker_vpc: VpcPlacement | None = None
+    operators_role_arns: list[str] = Field(
+        default_factory=list, description="IAM roles allowed to invoke the promoter for manual deploys"
+    )
 
 
 class Config(_Model):
@@ -317,7 +352,7 @@ class Config(_Model):
     argocd: ArgoCDConfig | None = None
     ledger: LedgerConfig = LedgerConfig()
     tracking: TrackingConfig = TrackingConfig()
-    aws: AwsConfig = AwsConfig()
+    deploy: DeployConfig = DeployConfig()
 
     @field_validator("apps")
     @classmethod
