@@ -47,3 +47,49 @@ def sha_partition(sha: str) -> str:
 
 def sighting_partition(repository: str, digest: str) -> str:
     return f"DIGEST#{repository}@{digest}"
+
+
+# Item that makes a deployment record unique per GitOps commit (see Ledger.record_deployment).
+COMMIT_GUARD_PREFIX = "COMMIT#"
+
+
+def commit_guard_partition(gitops_repo: str, gitops_commit: str) -> str:
+    return f"{COMMIT_GUARD_PREFIX}{gitops_repo}@{gitops_commit}"
+
+
+def table_definition(table_name: str) -> dict[str, object]:
+    """CreateTable arguments for the local stack; the CDK stack declares the same keys and indexes."""
+    string = "S"
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": string}
+            for name in (
+                PARTITION_KEY,
+                SORT_KEY,
+                BY_SHA_PARTITION_KEY,
+                BY_SHA_SORT_KEY,
+                IN_FLIGHT_PARTITION_KEY,
+                IN_FLIGHT_SORT_KEY,
+            )
+        ],
+        "KeySchema": [
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": range_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, hash_key, range_key in (
+                (BY_SHA_INDEX, BY_SHA_PARTITION_KEY, BY_SHA_SORT_KEY),
+                (IN_FLIGHT_INDEX, IN_FLIGHT_PARTITION_KEY, IN_FLIGHT_SORT_KEY),
+            )
+        ],
+    }

@@ -1,0 +1,292 @@
+"""The deployment ledger in DynamoDB (key design: adapters/ledger_schema.py, docs/ledger.md).
+
+Every read is a GetItem or a Query; nothing here scans. Throttling, 5xx and connection failures raise
+``TransientError`` so that the invocation is retried; a missing table or refused permission raises
+``MisconfiguredError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tagrelay.adapters import ledger_schema as keys
+from tagrelay.domain.records import DecisionRecord, EnvironmentState, parse_timestamp, timestamp
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+from tagrelay.errors import MisconfiguredError, TransientError
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_DECISION_FIELDS = {f.name for f in dataclasses.fields(DecisionRecord)}
+_STATE_FIELDS = {f.name for f in dataclasses.fields(EnvironmentState)}
+_OPERATOR_ERRORS = {"AccessDeniedException", "UnrecognizedClientException", "ResourceNotFoundException"}
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryPage:
+    records: list[DecisionRecord]
+    next_token: dict[str, Any] | None
+
+
+class Ledger:
+    """Reads and writes the ledger table. One instance per process; the boto3 client is made lazily."""
+
+    def __init__(self, table_name: str, *, ttl_days: int = 30, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self.ttl = timedelta(days=ttl_days)
+        self._client = client
+        self.request_count = 0
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    # --- digest sightings: which release tags point at a digest (no tag listing needed) ---
+
+    def record_sighting(self, repository: str, digest: str, tag: str, now: datetime) -> None:
+        item = {
+            keys.PARTITION_KEY: keys.sighting_partition(repository, digest),
+            keys.SORT_KEY: f"{keys.TAG_PREFIX}{tag}",
+            "tag": tag,
+            "seen_at": timestamp(now),
+            keys.TTL_ATTRIBUTE: int((now + self.ttl).timestamp()),
+        }
+        with self._call("PutItem"):
+            self.client.put_item(TableName=self.table_name, Item=_to_dynamo(item))
+
+    def release_tags_for(self, repository: str, digest: str) -> list[str]:
+        with self._call("Query"):
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="#pk = :pk",
+                ExpressionAttributeNames={"#pk": keys.PARTITION_KEY},
+                ExpressionAttributeValues=_to_dynamo({":pk": keys.sighting_partition(repository, digest)}),
+                ConsistentRead=True,
+            )
+        return [str(_from_dynamo(item)["tag"]) for item in response.get("Items", [])]
+
+    # --- environment state ---
+
+    def environment_state(self, app: str, env: str) -> EnvironmentState | None:
+        with self._call("GetItem"):
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=_to_dynamo({keys.PARTITION_KEY: keys.env_partition(app, env), keys.SORT_KEY: keys.STATE_SORT_KEY}),
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if item is None:
+            return None
+        data = _from_dynamo(item)
+        return EnvironmentState(**{k: v for k, v in data.items() if k in _STATE_FIELDS})
+
+    # --- decisions ---
+
+    def record_decision(self, record: DecisionRecord) -> None:
+        with self._call("PutItem"):
+            self.client.put_item(TableName=self.table_name, Item=_to_dynamo(self._decision_item(record)))
+
+    def record_deployment(self, record: DecisionRecord, gitops_repo: str) -> bool:
+        """Record a committed deployment exactly once per GitOps commit, and make it the environment's current.
+
+        Returns False when that GitOps commit was already recorded (a duplicate or concurrent event).
+        """
+        assert record.gitops_commit, "a deployment record needs its GitOps commit"
+        guard = {
+            keys.PARTITION_KEY: keys.commit_guard_partition(gitops_repo, record.gitops_commit),
+            keys.SORT_KEY: keys.COMMIT_GUARD_PREFIX.rstrip("#"),
+            "decision_id": record.decision_id,
+        }
+        try:
+            with self._call("TransactWriteItems"):
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self.table_name,
+                                "Item": _to_dynamo(guard),
+                                "ConditionExpression": "attribute_not_exists(#pk)",
+                                "ExpressionAttributeNames": {"#pk": keys.PARTITION_KEY},
+                            }
+                        },
+                        {"Put": {"TableName": self.table_name, "Item": _to_dynamo(self._decision_item(record))}},
+                    ]
+                )
+        except _AlreadyRecorded:
+            return False
+        self._advance_state(record)
+        return True
+
+    def _advance_state(self, record: DecisionRecord) -> None:
+        """Make this deployment the environment's current one, unless a later one already is."""
+        values = {
+            ":id": record.decision_id,
+            ":tag": record.tag,
+            ":sha": record.full_sha,
+            ":at": record.committed_at or record.created_at,
+            ":commit": record.gitops_commit,
+            ":app": record.app,
+            ":env": record.env,
+        }
+        try:
+            with self._call("UpdateItem"):
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_to_dynamo(
+                        {
+                            keys.PARTITION_KEY: keys.env_partition(record.app, record.env),
+                            keys.SORT_KEY: keys.STATE_SORT_KEY,
+                        }
+                    ),
+                    UpdateExpression=(
+                        "SET app = :app, env = :env, current_decision_id = :id, current_tag = :tag,"
+                        " current_sha = :sha, committed_at = :at, gitops_commit = :commit"
+                    ),
+                    ConditionExpression="attribute_not_exists(committed_at) OR committed_at <= :at",
+                    ExpressionAttributeValues=_to_dynamo(values),
+                )
+        except _AlreadyRecorded:
+            pass  # a later deployment is already current: nothing to do
+
+    def _decision_item(self, record: DecisionRecord) -> dict[str, Any]:
+        item: dict[str, Any] = {k: v for k, v in dataclasses.asdict(record).items() if v not in (None, "", {}, (), [])}
+        item[keys.PARTITION_KEY] = keys.env_partition(record.app, record.env)
+        item[keys.SORT_KEY] = keys.decision_sort_key(record.created_at, record.decision_id)
+        if record.sha:
+            item[keys.BY_SHA_PARTITION_KEY] = keys.sha_partition(record.sha)
+            item[keys.BY_SHA_SORT_KEY] = f"{record.created_at}#{record.decision_id}"
+        if record.in_flight:
+            item[keys.IN_FLIGHT_PARTITION_KEY] = keys.IN_FLIGHT_MARKER
+            item[keys.IN_FLIGHT_SORT_KEY] = f"{record.created_at}#{record.decision_id}"
+        if record.transient:
+            expires = parse_timestamp(record.created_at) + self.ttl
+            item[keys.TTL_ATTRIBUTE] = int(expires.timestamp())
+        return item
+
+    # --- reads for the CLI and the tracker ---
+
+    def history(self, app: str, env: str, *, limit: int = 20, next_token: dict[str, Any] | None = None) -> HistoryPage:
+        """Decisions of one environment, newest first."""
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": keys.PARTITION_KEY, "#sk": keys.SORT_KEY},
+            "ExpressionAttributeValues": _to_dynamo(
+                {":pk": keys.env_partition(app, env), ":prefix": keys.DECISION_PREFIX}
+            ),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if next_token:
+            query["ExclusiveStartKey"] = next_token
+        with self._call("Query"):
+            response = self.client.query(**query)
+        return HistoryPage(
+            [_record(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey") or None
+        )
+
+    def history_by_sha(self, sha: str, *, limit: int = 20, next_token: dict[str, Any] | None = None) -> HistoryPage:
+        """Decisions about one commit across environments and apps, newest first."""
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": keys.BY_SHA_INDEX,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": keys.BY_SHA_PARTITION_KEY},
+            "ExpressionAttributeValues": _to_dynamo({":pk": keys.sha_partition(sha)}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if next_token:
+            query["ExclusiveStartKey"] = next_token
+        with self._call("Query"):
+            response = self.client.query(**query)
+        records = [_record(item) for item in response.get("Items", [])]
+        if len(sha) > keys.SHORT_SHA_LENGTH:
+            records = [r for r in records if (r.full_sha or "").startswith(sha)]
+        return HistoryPage(records, response.get("LastEvaluatedKey") or None)
+
+    def in_flight(self) -> list[DecisionRecord]:
+        """Committed deployments whose outcome is not known yet, oldest first (one Query, paginated)."""
+        records: list[DecisionRecord] = []
+        start: dict[str, Any] | None = None
+        while True:
+            query: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": keys.IN_FLIGHT_INDEX,
+                "KeyConditionExpression": "#pk = :pk",
+                "ExpressionAttributeNames": {"#pk": keys.IN_FLIGHT_PARTITION_KEY},
+                "ExpressionAttributeValues": _to_dynamo({":pk": keys.IN_FLIGHT_MARKER}),
+            }
+            if start:
+                query["ExclusiveStartKey"] = start
+            with self._call("Query"):
+                response = self.client.query(**query)
+            records.extend(_record(item) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return records
+
+    @contextmanager
+    def _call(self, operation: str) -> Iterator[None]:
+        self.request_count += 1
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException") and _is_condition(exc):
+                raise _AlreadyRecorded from None
+            if code in _OPERATOR_ERRORS:
+                raise MisconfiguredError(
+                    "dynamodb", f"{operation} on table {self.table_name} refused ({code}); check the table and IAM"
+                ) from None
+            raise TransientError("dynamodb", f"{operation} failed ({code or 'unknown error'})") from exc
+        except BotoCoreError as exc:
+            raise TransientError("dynamodb", f"{operation} failed: {type(exc).__name__}") from exc
+
+
+class _AlreadyRecorded(Exception):
+    """A conditional write found the item already there."""
+
+
+def _is_condition(exc: ClientError) -> bool:
+    if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        return True
+    reasons = exc.response.get("CancellationReasons", [])
+    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
+
+
+def _to_dynamo(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(_plain(value)) for key, value in data.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, datetime):
+        return timestamp(value.astimezone(UTC))
+    return value
+
+
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def _record(item: dict[str, Any]) -> DecisionRecord:
+    data = _from_dynamo(item)
+    fields = {k: v for k, v in data.items() if k in _DECISION_FIELDS}
+    if "event_ids" in fields:
+        fields["event_ids"] = tuple(fields["event_ids"])
+    return DecisionRecord(**fields)

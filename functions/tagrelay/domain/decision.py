@@ -1,0 +1,135 @@
+"""The promotion decision: its vocabulary (verdicts, reasons, checks) and the pure rules behind it.
+
+The service (services/promote.py) gathers facts from the registry, GitHub and the ledger; every
+judgement about those facts is a function here, so it can be read and tested without any server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+
+class Verdict(StrEnum):
+    """What tagrelay decided for one event (and environment). Stable: scripts read it from JSON."""
+
+    PROMOTE = "promote"  # the release is committed to the values file (or would be, in a dry run)
+    WAIT = "wait"  # the release is not complete yet; a later push event will re-evaluate it
+    IGNORE = "ignore"  # not an event tagrelay acts on
+    REJECT = "reject"  # the release may never be promoted as it is (or the event is malformed)
+    NOOP = "noop"  # the environment already runs this tag
+    SUPERSEDED = "superseded"  # the environment already runs a newer commit
+    SKIP = "skip"  # the environment is pinned
+
+
+# Which verdict speaks for an event that decided several things (e.g. two environments).
+_PRECEDENCE = (
+    Verdict.REJECT,
+    Verdict.PROMOTE,
+    Verdict.SUPERSEDED,
+    Verdict.SKIP,
+    Verdict.NOOP,
+    Verdict.WAIT,
+    Verdict.IGNORE,
+)
+
+# How each verdict is written in the ledger (the words of the promotion issue).
+LEDGER_OUTCOME = {
+    Verdict.PROMOTE: "committed",
+    Verdict.WAIT: "waiting",
+    Verdict.IGNORE: "ignored",
+    Verdict.REJECT: "rejected",
+    Verdict.NOOP: "noop",
+    Verdict.SUPERSEDED: "superseded",
+    Verdict.SKIP: "skipped",
+}
+
+CheckStatus = Literal["pass", "fail", "wait", "skip"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One step of the evaluation and what it found; `tagrelay explain` prints these."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+
+
+@dataclass(frozen=True)
+class EnvDecision:
+    """The decision for one environment (env is None when it was decided before any was known)."""
+
+    env: str | None
+    verdict: Verdict
+    reason: str
+    message: str
+    previous_tag: str | None = None
+    deployed_sha: str | None = None  # for SUPERSEDED: the newer commit the environment holds
+    gitops_commit: str | None = None
+    gitops_url: str | None = None
+
+
+@dataclass
+class Evaluation:
+    """Everything tagrelay found and decided for one event and one release tag."""
+
+    event_id: str | None
+    app: str | None = None
+    trigger: str | None = None  # release_tag | branch_tag | signature | manual
+    tag: str | None = None
+    sha: str | None = None
+    full_sha: str | None = None
+    source_branch: str | None = None
+    actor: str | None = None
+    source_committed_at: datetime | None = None
+    digests: dict[str, str] = field(default_factory=dict)
+    signers: dict[str, str] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    decisions: list[EnvDecision] = field(default_factory=list)
+
+    def check(self, name: str, status: CheckStatus, detail: str) -> None:
+        self.checks.append(Check(name, status, detail))
+
+    def decide(self, env: str | None, verdict: Verdict, reason: str, message: str, **facts: str | None) -> None:
+        self.decisions.append(EnvDecision(env, verdict, reason, message, **facts))
+
+    @property
+    def verdict(self) -> Verdict:
+        return summary_verdict([d.verdict for d in self.decisions])
+
+    @property
+    def headline(self) -> EnvDecision:
+        """The decision that speaks for the whole evaluation."""
+        verdict = self.verdict
+        return next(d for d in self.decisions if d.verdict is verdict)
+
+
+def summary_verdict(verdicts: list[Verdict]) -> Verdict:
+    for verdict in _PRECEDENCE:
+        if verdict in verdicts:
+            return verdict
+    raise ValueError("an evaluation must decide something")
+
+
+def missing_images(resolved: Mapping[str, str | None]) -> list[str]:
+    """Release readiness: the images of the app that do not carry the tag yet."""
+    return [image for image, digest in resolved.items() if digest is None]
+
+
+def environments_for_digest(branch_heads: Mapping[str, str | None], digest: str) -> list[str]:
+    """Bare tags: the environments whose branch tag points at the same digest as the release tag."""
+    return [env for env, head in branch_heads.items() if head == digest]
+
+
+def reachable_from_branch(compare_status: str) -> bool:
+    """GitHub compare(base=candidate, head=branch): the branch contains the candidate commit."""
+    return compare_status in ("identical", "ahead")
+
+
+def candidate_is_older(compare_status: str) -> bool:
+    """GitHub compare(base=deployed, head=candidate): 'behind' means the candidate is an ancestor."""
+    return compare_status == "behind"

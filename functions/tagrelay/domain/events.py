@@ -1,0 +1,193 @@
+"""Event intake: parse an EventBridge event and decide, without any network request, what it asks for.
+
+Every ECR push of a configured repository only says "look at this digest now" (level-triggered,
+design.md §4). Intake turns the event into one of:
+
+- ``MalformedEvent`` (raised): the event is broken; it is rejected and never retried;
+- ``Ignored``: not ours or not interesting (a DELETE, ``latest``, an attestation, another repo...);
+- ``ReleaseTagPushed``: a tag of the app's grammar (``abc1234`` / ``prod-abc1234``) names a release;
+- ``BranchTagPushed`` / ``SignaturePushed``: a branch tag or a cosign signature was pushed, so the
+  release(s) of that digest must be re-evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tagrelay.config import App, Config
+from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag, signed_digest
+
+ECR_SOURCE = "aws.ecr"
+IMAGE_ACTION = "ECR Image Action"
+# OCI distribution-spec repository name grammar.
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+class MalformedEvent(ValueError):
+    """The event cannot be read. ``code`` is stable (for metrics); the message says what is wrong."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class EcrPush:
+    """The facts of one ECR Image Action event that tagrelay uses."""
+
+    event_id: str
+    time: datetime | None
+    account: str | None
+    region: str | None
+    repository: str
+    digest: str
+    tag: str | None
+    action: str
+    result: str
+
+
+@dataclass(frozen=True)
+class Ignored:
+    code: str
+    message: str
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseTagPushed:
+    push: EcrPush
+    app_name: str
+    release: ReleaseTag
+
+
+@dataclass(frozen=True)
+class BranchTagPushed:
+    push: EcrPush
+    app_name: str
+    branch: str
+
+
+@dataclass(frozen=True)
+class SignaturePushed:
+    push: EcrPush
+    app_name: str
+    signed_digest: str
+
+
+Trigger = ReleaseTagPushed | BranchTagPushed | SignaturePushed
+Intake = Trigger | Ignored
+
+
+def parse_push(event: Any) -> EcrPush | Ignored:
+    """Read the envelope; ignore what is not an ECR Image Action, parse what is. No configuration needed."""
+    if not isinstance(event, dict):
+        raise MalformedEvent("not_an_object", f"the event must be a JSON object, got {type(event).__name__}")
+    event_id = _required_string(event, "id", "event")
+    source = _required_string(event, "source", "event")
+    detail_type = _required_string(event, "detail-type", "event")
+    if source != ECR_SOURCE:
+        return Ignored("other_source", f"source is {source!r}, not {ECR_SOURCE!r}", event_id)
+    if detail_type != IMAGE_ACTION:
+        return Ignored("other_detail_type", f"detail-type is {detail_type!r}, not {IMAGE_ACTION!r}", event_id)
+    return _parse_image_action(event, event_id)
+
+
+def classify(event: Any, config: Config) -> Intake:
+    """Full intake: envelope, then which app and which kind of tag. Raises MalformedEvent."""
+    push = parse_push(event)
+    if isinstance(push, Ignored):
+        return push
+    if push.action != "PUSH":
+        return Ignored("not_a_push", f"action-type is {push.action!r}; only PUSH promotes", push.event_id)
+    if push.result != "SUCCESS":
+        return Ignored("push_failed", f"result is {push.result!r}; only SUCCESS promotes", push.event_id)
+    owner = config.app_for_repository(push.repository)
+    if owner is None:
+        return Ignored(
+            "unknown_repository", f"repository {push.repository} is not an image of any configured app", push.event_id
+        )
+    app_name, app = owner
+    return _classify_tag(push, app_name, app)
+
+
+def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
+    tag = push.tag
+    if not tag:
+        return Ignored("untagged_push", "the push has no tag (pushed by digest)", push.event_id)
+    release = parse_release_tag(tag, app.tag_regex)
+    if release is not None:
+        if release.env is not None and release.env not in app.environments:
+            return Ignored(
+                "unknown_environment",
+                f"tag {tag} names environment {release.env!r}, which app {app_name} does not configure",
+                push.event_id,
+            )
+        return ReleaseTagPushed(push, app_name, release)
+    if app.env_for_branch(tag) is not None:
+        return BranchTagPushed(push, app_name, tag)
+    subject = signed_digest(tag)
+    if subject is not None:
+        return SignaturePushed(push, app_name, subject)
+    return Ignored(
+        "tag_outside_grammar",
+        f"tag {tag!r} is neither a release tag ({app.tag_pattern}), a branch tag of an environment, "
+        "nor a cosign signature",
+        push.event_id,
+    )
+
+
+def _parse_image_action(event: dict[str, Any], event_id: str) -> EcrPush:
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise MalformedEvent("bad_detail", "event.detail must be an object")
+    repository = _required_string(detail, "repository-name", "detail")
+    if not _REPOSITORY.match(repository):
+        raise MalformedEvent("bad_repository", f"detail.repository-name {repository!r} is not a repository name")
+    digest = _required_string(detail, "image-digest", "detail")
+    if not is_digest(digest):
+        raise MalformedEvent("bad_digest", f"detail.image-digest {digest!r} is not sha256:<64 lower-case hex>")
+    tag = detail.get("image-tag")
+    if tag is not None and not isinstance(tag, str):
+        raise MalformedEvent("bad_field_type", f"detail.image-tag must be a string, got {type(tag).__name__}")
+    return EcrPush(
+        event_id=event_id,
+        time=_optional_time(event),
+        account=_optional_string(event, "account"),
+        region=_optional_string(event, "region"),
+        repository=repository,
+        digest=digest,
+        tag=tag or None,
+        action=_required_string(detail, "action-type", "detail"),
+        result=_required_string(detail, "result", "detail"),
+    )
+
+
+def _required_string(mapping: dict[str, Any], key: str, where: str) -> str:
+    if key not in mapping:
+        raise MalformedEvent("missing_field", f"{where}.{key} is missing")
+    value = mapping[key]
+    if not isinstance(value, str):
+        raise MalformedEvent("bad_field_type", f"{where}.{key} must be a string, got {type(value).__name__}")
+    if not value:
+        raise MalformedEvent("empty_field", f"{where}.{key} is empty")
+    return value
+
+
+def _optional_string(mapping: dict[str, Any], key: str) -> str | None:
+    value = mapping.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MalformedEvent("bad_field_type", f"event.{key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_time(event: dict[str, Any]) -> datetime | None:
+    value = _optional_string(event, "time")
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedEvent("bad_time", f"event.time {value!r} is not an RFC 3339 timestamp") from None

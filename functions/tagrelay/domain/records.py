@@ -1,0 +1,88 @@
+"""What the ledger remembers: one record per decision, and one state per environment.
+
+Pure data. The DynamoDB layout lives in adapters/ledger_schema.py and adapters/store.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+# Outcomes that are transient: kept for ledger.decision_ttl_days, then expired by DynamoDB TTL.
+TRANSIENT_OUTCOMES = frozenset({"waiting", "noop", "ignored"})
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds; sorts lexicographically in time order."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def new_decision_id() -> str:
+    return secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One decision of the promoter, as written to the ledger (never contains a secret)."""
+
+    decision_id: str
+    app: str
+    env: str
+    outcome: str  # committed | rejected | noop | superseded | skipped | waiting
+    reason: str
+    message: str
+    created_at: str
+    trigger: str  # push | manual | rollback
+    tag: str | None = None
+    sha: str | None = None
+    full_sha: str | None = None
+    source_branch: str | None = None
+    actor: str | None = None
+    digests: dict[str, str] = field(default_factory=dict)
+    signers: dict[str, str] = field(default_factory=dict)
+    signature_policy: str | None = None
+    previous_tag: str | None = None
+    deployed_sha: str | None = None
+    gitops_commit: str | None = None
+    gitops_url: str | None = None
+    event_ids: tuple[str, ...] = ()
+    # Deployment tracking (committed records only): COMMITTED, then the tracker's states.
+    status: str | None = None
+    status_reason: str | None = None
+    committed_at: str | None = None
+    sync_started_at: str | None = None
+    synced_at: str | None = None
+    healthy_at: str | None = None
+    finished_at: str | None = None
+    source_committed_at: str | None = None
+    pushed_at: str | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.outcome in TRANSIENT_OUTCOMES
+
+    @property
+    def in_flight(self) -> bool:
+        return self.outcome == "committed" and self.status in (None, "COMMITTED", "SYNCING")
+
+
+@dataclass(frozen=True)
+class EnvironmentState:
+    """The current deployment of one environment, and whether it is pinned."""
+
+    app: str
+    env: str
+    current_decision_id: str | None = None
+    current_tag: str | None = None
+    current_sha: str | None = None
+    committed_at: str | None = None
+    gitops_commit: str | None = None
+    pinned: bool = False
+    pin_reason: str | None = None
+    pinned_by: str | None = None
+    pinned_at: str | None = None
