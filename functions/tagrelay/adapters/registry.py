@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -151,6 +152,11 @@ class Registry:
         self._request_count = 0
 
     @property
+    def auth(self) -> RegistryAuth | None:
+        """The credentials this client sends (None: anonymous)."""
+        return self._auth
+
+    @property
     def request_count(self) -> int:
         """Registry API requests sent by this client: one per read. Transport-level retries and the
         hop from a blob redirect to its storage URL are part of the read that caused them."""
@@ -238,11 +244,11 @@ class Registry:
             response = self._session.request(
                 method, url, headers=headers, timeout=self._timeout, allow_redirects=False, stream=stream
             )
-        except requests.Timeout:
-            raise TransientError(
-                SYSTEM, f"{method} {what}: no answer from {self.base_url} within {self._timeout}s"
-            ) from None
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise TransientError(
+                    SYSTEM, f"{method} {what}: no answer from {self.base_url} within {self._timeout}s"
+                ) from None
             raise TransientError(
                 SYSTEM, f"{method} {what}: cannot reach {self.base_url} ({type(exc).__name__})"
             ) from None
@@ -279,9 +285,11 @@ class Registry:
         # Deliberately no Authorization header (see get_blob), and no further redirects.
         try:
             response = self._session.get(location, timeout=self._timeout, allow_redirects=False, stream=True)
-        except requests.Timeout:
-            raise TransientError(SYSTEM, f"{what}: the blob storage did not answer within {self._timeout}s") from None
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise TransientError(
+                    SYSTEM, f"{what}: the blob storage did not answer within {self._timeout}s"
+                ) from None
             raise TransientError(SYSTEM, f"{what}: cannot reach the blob storage ({type(exc).__name__})") from None
         status = response.status_code
         if status == 429 or status >= 500:
@@ -295,6 +303,17 @@ class Registry:
     def _note_unknown(self, response: requests.Response, what: str) -> None:
         if "NAME_UNKNOWN" in _error_codes(response):
             logger.warning("registry repository unknown", extra={"registry": self.base_url, "reference": what})
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    # Once the retries are spent, requests reports a timeout as ConnectionError(MaxRetryError(<timeout>)).
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # urllib3 derives "connection refused" (NewConnectionError) from ConnectTimeoutError; it is not a timeout.
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _error_codes(response: requests.Response) -> list[str]:
