@@ -139,7 +139,7 @@ class StandinHandler(BaseHTTPRequestHandler):
         except Exception:
             traceback.print_exc()
             reply = Reply(500, shapes.error("Server Error"))
-        self._send(reply, rate_headers)
+        # Logged before answering: once a client has its response, the log already shows the request.
         state.requests.record(
             method=self.command,
             path=url.path,
@@ -149,6 +149,7 @@ class StandinHandler(BaseHTTPRequestHandler):
             auth=auth,
             fault=fault_kind,
         )
+        self._send(reply, rate_headers)
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
