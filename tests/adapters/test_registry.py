@@ -280,6 +280,19 @@ def test_blob_must_hash_to_its_digest(scripted: ScriptedServer) -> None:
         Registry(scripted.url).get_blob(REPOSITORY, wanted)
 
 
+def test_oversized_blob_is_refused(scripted: ScriptedServer) -> None:
+    blob = b"x" * 2048
+    scripted.routes[f"/v2/demo/web/blobs/{sha256(blob)}"] = [Reply(200, blob)]
+    with pytest.raises(RegistryError, match="more than the 1024"):
+        Registry(scripted.url).get_blob(REPOSITORY, sha256(blob), max_bytes=1024)
+
+
+def test_tag_without_a_digest_header_is_a_registry_error(scripted: ScriptedServer) -> None:
+    scripted.routes["/v2/demo/web/manifests/abc1234"] = [Reply(200)]
+    with pytest.raises(RegistryError, match="Docker-Content-Digest"):
+        Registry(scripted.url).resolve_tag(REPOSITORY, "abc1234")
+
+
 def test_blob_redirect_is_followed_without_the_registry_credentials(scripted: ScriptedServer) -> None:
     blob = b"payload stored in S3"
     scripted.routes[f"/v2/demo/web/blobs/{sha256(blob)}"] = [
