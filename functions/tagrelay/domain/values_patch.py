@@ -39,7 +39,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 # A plain scalar counts as the string it spells only if neither YAML 1.1 (go-yaml v2, PyYAML) nor
 # YAML 1.2 (go-yaml v3, ruamel) reads it as something else: `1e07581` is a float to both (P3).
 _RESOLVERS = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))
-_PLAIN_STRING_HINT = 'write a plain string value there, e.g. {key}: "abc1234"'
+_PLAIN_STRING_HINT = 'write a plain string value there, e.g. {key}: "abc1234".'
 
 
 class ValuesFileError(ValueError):
@@ -75,7 +75,7 @@ def set_value(text: str, key_path: str, tag: str) -> ValuesEdit:
     if not is_valid_image_tag(tag):
         raise InvalidEditRequest(
             f"{tag!r} is not a valid image tag: it must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}} "
-            "(the OCI distribution tag grammar)"
+            "(the OCI distribution tag grammar)."
         )
     segments = _split_key_path(key_path)
     target = _locate(text, segments)
@@ -110,7 +110,7 @@ class _Target:
 def _split_key_path(key_path: str) -> list[str]:
     segments = key_path.split(".")
     if not key_path or any(not segment for segment in segments):
-        raise InvalidEditRequest(f"{key_path!r} is not a key path: write dotted keys, e.g. global.imageTag")
+        raise InvalidEditRequest(f"{key_path!r} is not a key path: write dotted keys, e.g. global.imageTag.")
     return segments
 
 
@@ -145,9 +145,9 @@ def _compose_single_document(text: str) -> Node:
     except YAMLError as exc:
         raise _unparsable(exc) from None
     except RecursionError:
-        raise ValuesFileError("unparsable", "the YAML is nested too deeply to be a values file") from None
+        raise ValuesFileError("unparsable", "the YAML is nested too deeply to be a values file.") from None
     if not documents:
-        raise ValuesFileError("key_missing", "the file holds no YAML content (empty or only comments)")
+        raise ValuesFileError("key_missing", "the file holds no YAML content (empty or only comments).")
     if len(documents) > 1:
         second = _line(documents[1])
         raise ValuesFileError(
