@@ -169,7 +169,8 @@ def refused(path: Path, argv_tail: list[str], capsys: pytest.CaptureFixture[str]
     out, err = capsys.readouterr()
     assert (code, out) == (expected_code, "")
     assert err.startswith("tagrelay: ")
-    assert "Nothing was changed." in err
+    assert err.endswith(" Nothing was changed.\n")
+    assert ".. Nothing" not in err
     assert fingerprint(path) == before
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
     return err

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         edit = set_value(text, args.key, args.tag)
     except InvalidEditRequest as exc:
-        raise CommandError(f"{exc}. Nothing was changed.", exit_code=2) from None
+        raise CommandError(f"{exc} Nothing was changed.", exit_code=2) from None
     except ValuesFileError as exc:
         raise CommandError(f"{shown}: {exc} Nothing was changed.") from None
 
