@@ -7,6 +7,7 @@ and that line differs only where the old value stood, which now reads ``"<tag>"`
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,6 +190,14 @@ def test_alias_of_the_anchored_tag_follows_it() -> None:
     edit = set_value("g:\n  imageTag: &t old\n  copy: *t\n", "g.imageTag", "abc1234")
     assert edit.text == 'g:\n  imageTag: &t "abc1234"\n  copy: *t\n'
     assert YAML(typ="safe", pure=True).load(edit.text)["g"]["copy"] == "abc1234"
+
+
+def test_a_reused_anchor_elsewhere_is_accepted_silently() -> None:
+    text = "a: &x 1\nb: &x 2\nc: *x\nglobal:\n  imageTag: old\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        edit = set_value(text, "global.imageTag", "abc1234")
+    assert edit.text == text.replace("imageTag: old", 'imageTag: "abc1234"')
 
 
 # --- when the value already is the tag ---------------------------------------------------------

@@ -17,12 +17,13 @@ precedes an absent value). Their marks are character offsets into the given ``st
 from __future__ import annotations
 
 import bisect
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tokens import AnchorToken, ScalarToken, TagToken, Token, ValueToken
@@ -141,7 +142,10 @@ def _unparsable(exc: YAMLError) -> ValuesFileError:
 
 def _compose_single_document(text: str) -> Node:
     try:
-        documents: list[Node] = list(YAML(typ="rt", pure=True).compose_all(text))
+        # A re-used anchor is legal YAML (aliases take the latest); keep the pure function silent.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            documents: list[Node] = list(YAML(typ="rt", pure=True).compose_all(text))
     except YAMLError as exc:
         raise _unparsable(exc) from None
     except RecursionError:
