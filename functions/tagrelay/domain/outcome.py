@@ -347,11 +347,10 @@ def evaluate(deployment: TrackedDeployment, observation: Observation, now: datet
 
     waiting_for = _waiting_for(app, deployment, synced=synced, fresh=fresh, missing_images=missing_images)
     if now >= deployment.deadline:
-        minutes = deployment.timeout.total_seconds() / 60
         return _move(
             deployment,
             DeploymentState.TIMED_OUT,
-            f"no outcome {minutes:g} min after the commit; still {waiting_for}",
+            f"no outcome {_span(deployment.timeout)} after the commit; still {waiting_for}",
             times,
         )
     if deployment.state is DeploymentState.COMMITTED and (compared_ours or op_is_ours or ours_in_history):
@@ -566,6 +565,11 @@ def _move(
 
 def _wait(deployment: TrackedDeployment, reason: str) -> NoTransition:
     return NoTransition(deployment_id=deployment.deployment_id, state=deployment.state, reason=reason)
+
+
+def _span(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def _between(start: datetime | None, end: datetime | None) -> timedelta | None:
