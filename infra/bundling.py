@@ -1,0 +1,175 @@
+"""Lambda packaging without Docker: the locked runtime dependencies for Lambda's platform, the code, the config.
+
+CDK calls `LocalUvBundling.try_bundle` during synth. It exports the project's runtime dependencies from
+uv.lock (no dev or cdk group, so no CDK and no test libraries reach the asset), installs binary wheels for
+the Lambda's CPU and Python version with uv's pip interface (the uv-managed venv has no pip; uv is what
+`scripts/bootstrap` installs), checks every wheel against the lock's hashes, then copies the `tagrelay`
+package and the configuration file. Nothing is compiled and no container is started.
+
+Asset layout (Lambda's task root, /var/task)::
+
+    tagrelay/            the functions' package (handlers are tagrelay.handlers.<name>.handler)
+    tagrelay.yaml        the configuration file the stack was built from (TAGRELAY_CONFIG points here)
+    <dependencies>/      boto3, aws_lambda_powertools, github, ruamel, sigstore, ...
+    <files the configuration refers to, at the same relative paths>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda as lambda_
+
+from tagrelay.config import Config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_ROOT = REPO_ROOT / "functions"
+PACKAGE = "tagrelay"
+LAMBDA_TASK_ROOT = "/var/task"
+CONFIG_FILE_IN_ASSET = "tagrelay.yaml"
+# Bump when the asset layout changes, so that CDK does not reuse a bundle made the old way.
+BUNDLE_FORMAT = "1"
+
+Architecture = Literal["arm64", "x86_64"]
+# uv's --python-platform names for Lambda's Amazon Linux 2023 (glibc 2.34 >= manylinux2014's 2.17).
+_UV_PLATFORM: dict[Architecture, str] = {"arm64": "aarch64-manylinux2014", "x86_64": "x86_64-manylinux2014"}
+_COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+class BundlingError(RuntimeError):
+    """The Lambda asset could not be built; the message says which step failed and how to fix it."""
+
+
+@dataclass(frozen=True)
+class BundleInputs:
+    """Everything besides functions/ that decides the asset's content."""
+
+    config_file: Path
+    referenced_files: tuple[str, ...]  # relative to the config file's folder, copied to the same place
+    architecture: Architecture
+    python_version: str  # "3.13"
+
+    def digest(self) -> str:
+        """Changes whenever the bundle would; CDK reuses a finished bundle only while this stays equal."""
+        sha = hashlib.sha256()
+        for part in (BUNDLE_FORMAT, self.architecture, self.python_version):
+            sha.update(part.encode() + b"\0")
+        for path in (REPO_ROOT / "uv.lock", REPO_ROOT / "pyproject.toml", self.config_file, *self._referenced_paths()):
+            sha.update(str(path.relative_to(path.anchor)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return sha.hexdigest()
+
+    def _referenced_paths(self) -> Iterator[Path]:
+        for relative in self.referenced_files:
+            yield self.config_file.parent / relative
+
+
+def bundle_inputs(config: Config, config_file: Path, python_version: str) -> BundleInputs:
+    return BundleInputs(
+        config_file=config_file.resolve(),
+        referenced_files=tuple(_referenced_files(config, config_file.resolve().parent)),
+        architecture=config.deploy.architecture,
+        python_version=python_version,
+    )
+
+
+def _referenced_files(config: Config, config_dir: Path) -> Iterator[str]:
+    """Local files named by the configuration; the functions need them at the same relative path."""
+    candidates: list[tuple[str, str | None]] = []
+    for name, app in config.apps.items():
+        if app.signature != "none":
+            if app.signature.key is not None:
+                candidates.append((f"apps.{name}.signature.key.public_key_file", app.signature.key.public_key_file))
+            if app.signature.keyless is not None:
+                candidates.append((f"apps.{name}.signature.keyless.trusted_root", app.signature.keyless.trusted_root))
+    if config.argocd is not None:
+        candidates.append(("argocd.ca_bundle", config.argocd.ca_bundle))
+    for field, value in candidates:
+        if value is None:
+            continue
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise BundlingError(
+                f"{field}: {value!r} cannot be packaged for Lambda; give a path relative to the configuration file"
+            )
+        if not (config_dir / value).is_file():
+            raise BundlingError(f"{field}: {config_dir / value} does not exist, so it cannot be packaged for Lambda")
+        yield value
+
+
+@jsii.implements(cdk.ILocalBundling)
+class LocalUvBundling:
+    """CDK's local bundling hook: builds the asset on this machine instead of in a Docker container."""
+
+    def __init__(self, inputs: BundleInputs) -> None:
+        self.inputs = inputs
+
+    def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **_options: object) -> bool:
+        target = Path(output_dir)
+        with tempfile.TemporaryDirectory(prefix="tagrelay-bundle-") as scratch:
+            requirements = Path(scratch) / "requirements.txt"
+            export_runtime_requirements(requirements)
+            _run(
+                [_uv(), "pip", "install", "--quiet", "--target", str(target),
+                 "--python-platform", _UV_PLATFORM[self.inputs.architecture],
+                 "--python-version", self.inputs.python_version,
+                 "--only-binary", ":all:", "--no-deps", "--require-hashes",
+                 "--no-installer-metadata", "--no-compile-bytecode",
+                 "--requirement", str(requirements)],
+                step=f"install the dependencies for Lambda ({self.inputs.architecture}, Python {self.inputs.python_version})",
+            )  # fmt: skip
+        # Console scripts carry this machine's interpreter path in their shebang; Lambda never runs them.
+        shutil.rmtree(target / "bin", ignore_errors=True)
+        shutil.copytree(FUNCTIONS_ROOT / PACKAGE, target / PACKAGE, ignore=_COPY_IGNORE, dirs_exist_ok=True)
+        shutil.copyfile(self.inputs.config_file, target / CONFIG_FILE_IN_ASSET)
+        for relative in self.inputs.referenced_files:
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.inputs.config_file.parent / relative, destination)
+        return True
+
+
+def lambda_code(inputs: BundleInputs) -> lambda_.Code:
+    """The functions' code asset, bundled locally; its hash is the hash of the bundle itself."""
+    return lambda_.Code.from_asset(
+        str(FUNCTIONS_ROOT),
+        exclude=["**/__pycache__", "**/*.pyc"],
+        asset_hash_type=cdk.AssetHashType.OUTPUT,
+        bundling=cdk.BundlingOptions(
+            # Required by the API, never pulled: local bundling always succeeds or raises.
+            image=cdk.DockerImage.from_registry(f"public.ecr.aws/sam/build-python{inputs.python_version}"),
+            local=LocalUvBundling(inputs),
+            # Part of CDK's bundle cache key (with the source fingerprint of functions/): a changed lock,
+            # configuration or platform must produce a new bundle, not reuse the one in cdk.out.
+            environment={"TAGRELAY_BUNDLE_INPUTS": inputs.digest()},
+        ),
+    )
+
+
+def export_runtime_requirements(output: Path) -> None:
+    """The locked runtime dependencies only (no dev or cdk group), pinned and with their hashes."""
+    _run(
+        [_uv(), "export", "--frozen", "--no-dev", "--no-group", "cdk", "--no-emit-project", "--quiet",
+         "--output-file", str(output)],
+        step="export the runtime dependencies from uv.lock",
+    )  # fmt: skip
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        raise BundlingError("uv is not on PATH; run `make bootstrap` (it installs uv) and synthesize again")
+    return uv
+
+
+def _run(command: list[str], *, step: str) -> None:
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BundlingError(f"could not {step} (exit {result.returncode}):\n{result.stderr.strip()}")

@@ -1,0 +1,69 @@
+"""The CloudWatch metrics the functions emit (Powertools EMF through their logs), as the stack reads them.
+
+This is the contract between the functions and the alarms/dashboard. Powertools' `single_metric` and
+`Metrics` add the dimension ``service`` (from ``POWERTOOLS_SERVICE_NAME``, which the stack sets) to every
+metric, so a promoter decision lands in CloudWatch with exactly the dimensions
+``{decision: <verdict>, service: promoter}``. An alarm matches a metric only when its dimensions are
+exactly those, so the names and values here must stay equal to what the handlers emit
+(functions/tagrelay/services/observe.py; tests/cdk checks them against the domain enums).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+
+NAMESPACE = "tagrelay"
+SERVICE_DIMENSION = "service"
+PROMOTER_SERVICE = "promoter"
+TRACKER_SERVICE = "tracker"
+
+# Promoter: one count per decided event and environment.
+DECISIONS_METRIC = "Decisions"
+DECISION_DIMENSION = "decision"
+DECISIONS = ("promote", "wait", "ignore", "reject", "noop", "superseded", "skip")
+REJECT = "reject"
+
+# Tracker: one count per deployment that reached a terminal state, plus its DORA timings.
+OUTCOMES_METRIC = "DeploymentOutcomes"
+OUTCOME_DIMENSION = "outcome"
+OUTCOMES = ("SUCCEEDED", "DEGRADED", "SYNC_FAILED", "TIMED_OUT", "SUPERSEDED", "ENV_UNAVAILABLE")
+FAILED_OUTCOMES = ("DEGRADED", "SYNC_FAILED", "TIMED_OUT")
+LEAD_TIME_METRIC = "LeadTimeSeconds"
+TIME_TO_SYNC_METRIC = "TimeToSyncSeconds"
+
+PERIOD = Duration.minutes(5)
+
+
+# A metric with a label renders as metric math in an alarm; alarms take these without one.
+def decision_count(decision: str, *, label: str | None = None) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=DECISIONS_METRIC,
+        dimensions_map={DECISION_DIMENSION: decision, SERVICE_DIMENSION: PROMOTER_SERVICE},
+        statistic=cloudwatch.Stats.SUM,
+        period=PERIOD,
+        label=label,
+    )
+
+
+def outcome_count(outcome: str, *, label: str | None = None) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=OUTCOMES_METRIC,
+        dimensions_map={OUTCOME_DIMENSION: outcome, SERVICE_DIMENSION: TRACKER_SERVICE},
+        statistic=cloudwatch.Stats.SUM,
+        period=PERIOD,
+        label=label,
+    )
+
+
+def tracker_timing(metric_name: str, statistic: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={SERVICE_DIMENSION: TRACKER_SERVICE},
+        statistic=statistic,
+        period=Duration.hours(1),
+        label=f"{metric_name} {statistic}",
+    )
