@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap lint typecheck test test-fast demo bench clean
+.PHONY: help bootstrap lint typecheck test test-fast demo bench synth clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -36,6 +36,9 @@ demo: bootstrap ## end-to-end demo on the local stack
 
 bench: bootstrap ## benchmarks: requests per promotion, per-event time, cold start, memory
 	$(BIN)/python -m bench.run
+
+synth: bootstrap ## CDK synth offline to cdk.out/ (Lambda bundled, cdk-nag on); CONFIG=file.yaml picks the config
+	CDK_DISABLE_CLI_TELEMETRY=true node_modules/.bin/cdk synth --quiet --no-notices $(if $(CONFIG),--context config=$(CONFIG))
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis cdk.out build .stack
