@@ -11,7 +11,7 @@ Asset layout (Lambda's task root, /var/task)::
     tagrelay/            the functions' package (handlers are tagrelay.handlers.<name>.handler)
     tagrelay.yaml        the configuration file the stack was built from (TAGRELAY_CONFIG points here)
     <dependencies>/      boto3, aws_lambda_powertools, github, ruamel, sigstore, ...
-    <files the configuration refers to, at the same relative paths>
+    <files the configuration names (public_key_file, ...), at the same paths relative to /var/task>
 """
 
 from __future__ import annotations
@@ -54,7 +54,11 @@ class BundleInputs:
     """Everything besides functions/ that decides the asset's content."""
 
     config_file: Path
-    referenced_files: tuple[str, ...]  # relative to the config file's folder, copied to the same place
+    # Files the configuration names (key files, trusted roots, CA bundles). The functions resolve them
+    # against their working directory (/var/task in Lambda), so they are read relative to the directory
+    # the app is synthesized from (the repository root) and copied to the same relative path.
+    referenced_files: tuple[str, ...]
+    files_root: Path
     architecture: Architecture
     python_version: str  # "3.13"
 
@@ -69,19 +73,21 @@ class BundleInputs:
 
     def _referenced_paths(self) -> Iterator[Path]:
         for relative in self.referenced_files:
-            yield self.config_file.parent / relative
+            yield self.files_root / relative
 
 
 def bundle_inputs(config: Config, config_file: Path, python_version: str) -> BundleInputs:
+    files_root = Path.cwd()
     return BundleInputs(
         config_file=config_file.resolve(),
-        referenced_files=tuple(_referenced_files(config, config_file.resolve().parent)),
+        referenced_files=tuple(_referenced_files(config, files_root)),
+        files_root=files_root,
         architecture=config.deploy.architecture,
         python_version=python_version,
     )
 
 
-def _referenced_files(config: Config, config_dir: Path) -> Iterator[str]:
+def _referenced_files(config: Config, files_root: Path) -> Iterator[str]:
     """Local files named by the configuration; the functions need them at the same relative path."""
     candidates: list[tuple[str, str | None]] = []
     for name, app in config.apps.items():
@@ -97,10 +103,10 @@ def _referenced_files(config: Config, config_dir: Path) -> Iterator[str]:
             continue
         if Path(value).is_absolute() or ".." in Path(value).parts:
             raise BundlingError(
-                f"{field}: {value!r} cannot be packaged for Lambda; give a path relative to the configuration file"
+                f"{field}: {value!r} cannot be packaged for Lambda; give a path relative to the working directory"
             )
-        if not (config_dir / value).is_file():
-            raise BundlingError(f"{field}: {config_dir / value} does not exist, so it cannot be packaged for Lambda")
+        if not (files_root / value).is_file():
+            raise BundlingError(f"{field}: {files_root / value} does not exist, so it cannot be packaged for Lambda")
         yield value
 
 
@@ -132,7 +138,7 @@ class LocalUvBundling:
         for relative in self.inputs.referenced_files:
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.inputs.config_file.parent / relative, destination)
+            shutil.copyfile(self.inputs.files_root / relative, destination)
         return True
 
 

@@ -612,13 +612,16 @@ def test_repositories_in_another_account_or_region_are_flagged(default: Synthesi
     assert any("account 033691785857" in w for w in flagged)
 
 
-def test_local_files_named_by_the_configuration_must_be_packageable(tmp_path: Path) -> None:
+def test_local_files_named_by_the_configuration_must_be_packageable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def with_key_file(path: str) -> Any:
         def change(data: dict[str, Any]) -> None:
             data["apps"]["mosaic-life"]["signature"] = {"key": {"public_key_file": path}}
 
         return change
 
+    monkeypatch.chdir(tmp_path)  # the functions resolve such paths against their working directory
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "cosign.pub").write_text("-----BEGIN PUBLIC KEY-----\n", encoding="utf-8")
     config_file = write_config(tmp_path, with_key_file("keys/cosign.pub"))
