@@ -84,8 +84,10 @@ class GitHub:
         try:
             with self._translate(f"resolve commit {short_sha} in {repo}"):
                 commit = self._repo(repo).get_commit(short_sha)
-                sha = commit.sha
+                # With lazy=True the object is fetched on first attribute access; read `.commit` first so
+                # that `.sha` is GitHub's full SHA rather than the short one we passed in.
                 git_commit = commit.commit
+                sha = commit.sha
                 author = commit.author.login if commit.author else git_commit.author.name
                 committed_at = git_commit.author.date if git_commit.author else None
                 subject = (git_commit.message or "").splitlines()[0] if git_commit.message else ""
@@ -160,7 +162,7 @@ class GitHub:
 
     def _repo(self, full_name: str) -> Repository:
         if full_name not in self._repos:
-            self._repos[full_name] = self._github().get_repo(full_name, lazy=True)
+            self._repos[full_name] = self._github().get_repo(full_name)
         return self._repos[full_name]
 
     def _github(self) -> Github:

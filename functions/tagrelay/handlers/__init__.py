@@ -1,0 +1,1 @@
+"""Lambda entry points: Powertools decorators, then one call into the services."""

@@ -1,0 +1,1 @@
+"""Orchestration: promote(event) and track(now) call the pure domain and the adapters."""

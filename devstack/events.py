@@ -1,0 +1,54 @@
+"""EventBridge `ECR Image Action` events exactly as AWS delivers them (wire-formats.md §1.2).
+
+The local registry emits no events, so the tests and the demo build the events ECR would have sent
+for each push, and deliver them to the promoter handler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+
+
+def digest_of(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def ecr_push_event(
+    repository: str = "mosaic-life/web",
+    tag: str | None = "abc1234",
+    digest: str | None = None,
+    *,
+    action: str = "PUSH",
+    result: str = "SUCCESS",
+    event_id: str | None = None,
+    account: str = "033691785857",
+    region: str = "us-east-1",
+    time: str = "2026-11-26T10:00:00Z",
+) -> dict[str, Any]:
+    """One `ECR Image Action` event (same keys and order as AWS's push sample)."""
+    detail: dict[str, Any] = {
+        "result": result,
+        "repository-name": repository,
+        "image-digest": digest or digest_of(f"{repository}:{tag}"),
+        "action-type": action,
+        "artifact-media-type": CONFIG_MEDIA_TYPE,
+        "manifest-media-type": MANIFEST_MEDIA_TYPE,
+    }
+    if tag is not None:
+        detail["image-tag"] = tag
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": account,
+        "time": time,
+        "region": region,
+        "resources": [],
+        "detail": detail,
+    }

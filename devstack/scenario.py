@@ -1,0 +1,165 @@
+"""The seed system on the local stack: its source repository, its GitOps repository, signed images.
+
+`SeedScenario.create(stack)` gives what mosaic-stories/mosaic-life looks like to tagrelay:
+
+* source repo ``mosaic-stories/mosaic-life`` with commits on ``main`` and ``develop``;
+* GitOps repo ``mosaic-stories/gitops`` with the seed's values files (reference-system.md §9);
+* images ``mosaic-life/web`` and ``mosaic-life/core-api`` pushed to the registry with the short-SHA
+  tag and the branch tag, each signed with a cosign key, exactly as CI would.
+
+`release(...)` pushes one release and returns the ECR events it would have produced, so a test can
+deliver them in any order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.events import ecr_push_event
+from devstack.gitrepo import GitWorkspace
+from devstack.images import CosignKeySigner, push_image, sign_image, tag_image
+from devstack.stack import LocalStack
+from tagrelay.domain.tags import signature_tag
+
+SOURCE_REPO = "mosaic-stories/mosaic-life"
+GITOPS_REPO = "mosaic-stories/gitops"
+IMAGES = ("mosaic-life/web", "mosaic-life/core-api")
+BRANCH_OF_ENV = {"prod": "main", "staging": "develop"}
+# The seed's real values files, kept byte for byte in the values-edit corpus (reference-system.md §9).
+_CORPUS = Path(__file__).resolve().parent.parent / "tests" / "testdata" / "values"
+SEED_VALUES = {
+    "base/values.yaml": _CORPUS / "refused" / "base-values-without-image-tag.yaml",
+    "environments/prod/values.yaml": _CORPUS / "seed-290cffc-prod-unquoted-tag.yaml",
+    "environments/staging/values.yaml": _CORPUS / "seed-4f831a8-staging-quoted-tag-header-comment.yaml",
+}
+
+
+@dataclass
+class Release:
+    """One pushed release: its commit, its tag, each image's digest, and the events ECR would send."""
+
+    sha: str
+    tag: str
+    digests: dict[str, str]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        """kind: 'release' (the short-SHA tag), 'branch' or 'signature'."""
+        return [e for e in self.events if _kind(e, self.tag) == kind]
+
+
+@dataclass
+class SeedScenario:
+    stack: LocalStack
+    source: GitWorkspace
+    gitops: GitWorkspace
+    signer: CosignKeySigner
+    source_repo: str = SOURCE_REPO
+    gitops_repo: str = GITOPS_REPO
+    images: tuple[str, ...] = IMAGES
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    @classmethod
+    def create(cls, stack: LocalStack, *, isolate_as: str | None = None) -> SeedScenario:
+        """The seed's repositories and images. ``isolate_as`` renames them (``<name>/mosaic-life``,
+        ``<name>/gitops``, ``<name>/web``...) so that tests sharing one stack do not meet."""
+        source_repo, gitops_repo, images = SOURCE_REPO, GITOPS_REPO, IMAGES
+        if isolate_as:
+            source_repo, gitops_repo = f"{isolate_as}/mosaic-life", f"{isolate_as}/gitops"
+            images = (f"{isolate_as}/web", f"{isolate_as}/core-api")
+        control = stack.github_control
+        work = stack.workdir / f"work-{isolate_as or 'seed'}"
+        source = GitWorkspace.create(control.repo_path(source_repo), work / "source")
+        source.commit_files({"README.md": "# mosaic-life\n"}, "chore: initial commit", branch="main")
+        source.create_branch("develop", "main")
+        gitops = GitWorkspace.create(control.repo_path(gitops_repo), work / "gitops")
+        gitops.commit_files(
+            {path: source.read_bytes() for path, source in SEED_VALUES.items()},
+            "chore: seed values files",
+            branch="main",
+        )
+        return cls(
+            stack=stack,
+            source=source,
+            gitops=gitops,
+            signer=CosignKeySigner.generate(),
+            source_repo=source_repo,
+            gitops_repo=gitops_repo,
+            images=images,
+        )
+
+    @property
+    def signature_config(self) -> dict[str, Any]:
+        return {"key": {"public_key_pem": self.signer.public_key_pem}}
+
+    def write_config(self, path: Path | None = None, **app_overrides: Any) -> Path:
+        """The example configuration pointed at this stack and this scenario's repositories and images."""
+        settings: dict[str, Any] = {
+            "source_repo": self.source_repo,
+            "images": list(self.images),
+            "signature": self.signature_config,
+        }
+        settings.update(app_overrides)
+        gitops = {
+            "repo": self.gitops_repo,
+            "branch": "main",
+            "values_file": "environments/{env}/values.yaml",
+            "key": "global.imageTag",
+        }
+        gitops.update(settings.pop("gitops", {}))
+        settings["gitops"] = gitops
+        return self.stack.write_config(
+            path or self.stack.workdir / f"{self.gitops_repo.split('/')[0]}.yaml", **settings
+        )
+
+    def commit(self, branch: str, message: str | None = None) -> str:
+        """A new commit on the source repository's ``branch``; returns its full SHA."""
+        number = next(self._counter)
+        return self.source.commit_files(
+            {f"src/change-{number}.txt": f"change {number} on {branch}\n"},
+            message or f"feat: change {number}",
+            branch=branch,
+        )
+
+    def release(
+        self,
+        sha: str,
+        *,
+        branch: str | None = "main",
+        tag: str | None = None,
+        images: Sequence[str] | None = None,
+        sign: bool = True,
+        signer: CosignKeySigner | None = None,
+    ) -> Release:
+        """Push (and sign) every image of a release like CI does, recording the ECR events it causes."""
+        registry = self.stack.registry.url
+        release_tag = tag or sha[:7]
+        release = Release(sha=sha, tag=release_tag, digests={})
+        for image in images if images is not None else self.images:
+            # Distinct content per image and commit, so every release has its own digests.
+            digest = push_image(registry, image, [release_tag], content=f"{image}@{sha}".encode())
+            release.digests[image] = digest
+            release.events.append(ecr_push_event(image, release_tag, digest))
+            if branch:
+                tag_image(registry, image, digest, branch)
+                release.events.append(ecr_push_event(image, branch, digest))
+            if sign:
+                signature_digest = sign_image(registry, image, digest, signer or self.signer)
+                release.events.append(ecr_push_event(image, signature_tag(digest), signature_digest))
+        return release
+
+    def values_file(self, env: str) -> bytes:
+        return self.gitops.read_file(f"environments/{env}/values.yaml", branch="main")
+
+
+def _kind(event: dict[str, Any], release_tag: str) -> str:
+    tag = event["detail"].get("image-tag", "")
+    if tag == release_tag:
+        return "release"
+    if tag.endswith(".sig"):
+        return "signature"
+    return "branch"

@@ -1,0 +1,31 @@
+"""Promoter Lambda: an EventBridge ``ECR Image Action`` event in, recorded decisions out.
+
+Returns normally for every decision (rejections included) so a retry never repeats one; raises only
+for transient or operator-fixable failures, which Lambda retries and then dead-letters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tagrelay import runtime
+from tagrelay.services.observe import emit_decision_metrics, log_decisions
+from tagrelay.services.report import report
+
+logger = Logger(service="promoter")
+tracer = Tracer(service="promoter")
+# The services log through the standard "tagrelay" logger; give it the same JSON format and event id.
+copy_config_to_registered_loggers(source_logger=logger, include={"tagrelay"})
+
+
+@logger.inject_lambda_context(correlation_id_path="id")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    evaluations = runtime.promoter().process(event)
+    log_decisions(evaluations)
+    emit_decision_metrics(evaluations)
+    return report(evaluations)

@@ -1,0 +1,504 @@
+"""promote(event): turn one ECR push event into recorded decisions, and at most one GitOps commit per environment.
+
+Level-triggered (design.md §4): the event only says which digest to look at; the release is then
+evaluated from current facts, in this order, stopping at the first check that is not met:
+
+1. readiness     every image of the app carries the release tag          (registry: 1 HEAD per image)
+2. environments  from the tag's env prefix, or the branch tags that point
+                 at the same digest                                       (registry: 1 HEAD per environment)
+3. signatures    every digest signed as the app's policy demands          (registry: 2 GETs per image)
+4. commit        the short SHA is exactly one commit of the source repo    (GitHub: 1)
+5. per environment: the commit is on the environment's branch (GitHub: 1), the environment is not
+   pinned (ledger), the values file does not already hold this or a newer commit (GitHub: 1 read,
+   1 compare), then a compare-and-swap commit of the one-line edit (GitHub: 1).
+
+Every decision is written to the ledger, except in a dry run (`tagrelay explain`), which writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tagrelay.adapters.github import (
+    CommitAmbiguous,
+    CommitNotFound,
+    FileNotFound,
+    FileVersion,
+    GitHub,
+    SourceCommit,
+    WriteConflict,
+)
+from tagrelay.adapters.registry import Registry
+from tagrelay.adapters.signatures import SignatureVerifier
+from tagrelay.adapters.store import Ledger
+from tagrelay.config import App, Config
+from tagrelay.domain import decision as rules
+from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message
+from tagrelay.domain.decision import Evaluation, Verdict
+from tagrelay.domain.events import (
+    BranchTagPushed,
+    EcrPush,
+    Ignored,
+    MalformedEvent,
+    ReleaseTagPushed,
+    SignaturePushed,
+    classify,
+)
+from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
+from tagrelay.domain.tags import ReleaseTag, parse_release_tag
+from tagrelay.domain.values_patch import InvalidEditRequest, ValuesEdit, ValuesFileError, set_value
+from tagrelay.errors import TransientError
+
+logger = logging.getLogger(__name__)
+
+# Backoff between compare-and-swap attempts: base * 2^attempt, scaled by a random factor in [0.5, 1.5).
+CAS_BACKOFF_BASE_SECONDS = 0.1
+CAS_BACKOFF_CAP_SECONDS = 2.0
+
+
+@dataclass
+class PromoterDependencies:
+    """The outside world, injected so the tests and the CLI can use the local stack."""
+
+    config: Config
+    ledger: Ledger
+    github: GitHub
+    registry_for: Callable[[App], Registry]
+    verifier_for: Callable[[App], SignatureVerifier]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+
+@dataclass(frozen=True)
+class _ValuesSnapshot:
+    """A values file as read, and the edited text that would replace it."""
+
+    file: FileVersion
+    edit: ValuesEdit
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """What to evaluate: one release tag of one app, and why."""
+
+    app_name: str
+    release: ReleaseTag
+    trigger: Trigger
+    event_id: str | None
+    push: EcrPush | None = None
+    actor: str | None = None  # manual deploys: the operator; pushes: the commit's author
+
+
+class Promoter:
+    def __init__(self, deps: PromoterDependencies, *, dry_run: bool = False) -> None:
+        self.deps = deps
+        self.config = deps.config
+        self.dry_run = dry_run
+
+    # --- entry points ---
+
+    def process(self, event: Any) -> list[Evaluation]:
+        """Intake, then evaluation. Malformed and ignored events are decided without any request."""
+        try:
+            intake = classify(event, self.config)
+        except MalformedEvent as exc:
+            evaluation = Evaluation(event_id=_event_id(event))
+            evaluation.check("event", "fail", str(exc))
+            evaluation.decide(None, Verdict.REJECT, f"malformed_event:{exc.code}", str(exc))
+            return [evaluation]
+        if isinstance(intake, Ignored):
+            evaluation = Evaluation(event_id=intake.event_id)
+            evaluation.check("event", "skip", intake.message)
+            evaluation.decide(None, Verdict.IGNORE, intake.code, intake.message)
+            return [evaluation]
+        return self.evaluate_trigger(intake)
+
+    def evaluate_trigger(self, trigger: ReleaseTagPushed | BranchTagPushed | SignaturePushed) -> list[Evaluation]:
+        """An accepted event: find the release tag(s) of its digest and evaluate each."""
+        push = trigger.push
+        app = self.config.apps[trigger.app_name]
+        if isinstance(trigger, ReleaseTagPushed):
+            if not self.dry_run:
+                # Written before the registry is read, so that a branch or signature event racing
+                # with this one always finds the tag (see docs/promotion.md, "event order").
+                self.deps.ledger.record_sighting(push.repository, push.digest, trigger.release.tag, self.deps.clock())
+            releases = [trigger.release]
+        else:
+            digest = push.digest if isinstance(trigger, BranchTagPushed) else trigger.signed_digest
+            tags = self.deps.ledger.release_tags_for(push.repository, digest)
+            releases = [r for t in tags if (r := parse_release_tag(t, app.tag_regex)) is not None]
+            if not releases:
+                return [self._release_tag_not_seen(trigger, digest)]
+        kind = {ReleaseTagPushed: "release_tag", BranchTagPushed: "branch_tag", SignaturePushed: "signature"}
+        evaluations = []
+        for release in releases:
+            request = ReleaseRequest(trigger.app_name, release, "push", push.event_id, push)
+            evaluation = self.evaluate_release(request)
+            evaluation.trigger = kind[type(trigger)]
+            evaluations.append(evaluation)
+        return evaluations
+
+    def evaluate_release(self, request: ReleaseRequest) -> Evaluation:
+        """Evaluate one release from current facts, decide, and record every decision."""
+        app = self.config.apps[request.app_name]
+        evaluation = Evaluation(
+            event_id=request.event_id,
+            app=request.app_name,
+            tag=request.release.tag,
+            sha=request.release.sha,
+            actor=request.actor,
+        )
+        envs = self._check_artifacts(app, request, evaluation)
+        # Read each environment's values file before asking GitHub about the commit: a duplicate or
+        # late event then costs one request (the file already holds the tag) instead of four.
+        pending = [(env, snapshot) for env in envs if (snapshot := self._read_values(app, env, request, evaluation))]
+        if pending:
+            commit = self._resolve_commit(app, request, evaluation, [env for env, _ in pending])
+            if commit is not None:
+                for env, snapshot in pending:
+                    self._promote_to_environment(app, env, commit, snapshot, request, evaluation)
+        if not self.dry_run:
+            self._record(app, request, evaluation)
+        return evaluation
+
+    # --- release-wide checks on the registry: readiness, environments, signatures ---
+
+    def _check_artifacts(self, app: App, request: ReleaseRequest, evaluation: Evaluation) -> list[str]:
+        """The environments the release is ready for; [] when a check already decided."""
+        release = request.release
+        registry = self.deps.registry_for(app)
+        resolved = {image: registry.resolve_tag(image, release.tag) for image in app.images}
+        missing = rules.missing_images(resolved)
+        if missing:
+            message = f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no tag {release.tag} yet"
+            evaluation.check("readiness", "wait", message)
+            evaluation.decide(release.env, Verdict.WAIT, "release_incomplete", message)
+            return []
+        digests = {image: digest for image, digest in resolved.items() if digest}
+        evaluation.digests = digests
+        evaluation.check("readiness", "pass", f"all {len(digests)} images carry {release.tag}")
+        if request.push and digests.get(request.push.repository) not in (None, request.push.digest):
+            evaluation.check(
+                "event digest", "skip", f"{release.tag} moved since the event; evaluating its current digest"
+            )
+        envs = self._environments(app, release, digests, registry, evaluation)
+        if envs and self._signatures(app, digests, registry, evaluation, envs):
+            return envs
+        return []
+
+    def _environments(
+        self, app: App, release: ReleaseTag, digests: dict[str, str], registry: Registry, evaluation: Evaluation
+    ) -> list[str]:
+        if release.env is not None:
+            evaluation.check("environment", "pass", f"{release.env} (from the tag's prefix)")
+            return [release.env]
+        first_image = app.images[0]
+        heads = {env: registry.resolve_tag(first_image, cfg.branch) for env, cfg in app.environments.items()}
+        envs = rules.environments_for_digest(heads, digests[first_image])
+        if not envs:
+            branches = ", ".join(cfg.branch for cfg in app.environments.values())
+            message = f"no branch tag ({branches}) of {first_image} points at {release.tag}'s digest yet"
+            evaluation.check("environment", "wait", message)
+            evaluation.decide(None, Verdict.WAIT, "no_environment", message)
+            return []
+        via = ", ".join(f"{env} (tag {app.environments[env].branch})" for env in envs)
+        evaluation.check("environment", "pass", via)
+        return envs
+
+    def _signatures(
+        self, app: App, digests: dict[str, str], registry: Registry, evaluation: Evaluation, envs: list[str]
+    ) -> bool:
+        verifier = self.deps.verifier_for(app)
+        verdicts = {image: verifier.verify(registry, image, digest) for image, digest in digests.items()}
+        invalid = {image: v for image, v in verdicts.items() if v.status == "invalid"}
+        missing = {image: v for image, v in verdicts.items() if v.status == "missing"}
+        if invalid:
+            message = "; ".join(f"{image}: {v.reason}" for image, v in invalid.items())
+            evaluation.check("signatures", "fail", message)
+            for env in envs:
+                evaluation.decide(env, Verdict.REJECT, "signature_invalid", message)
+            return False
+        if missing:
+            message = "; ".join(f"{image}: {v.reason}" for image, v in missing.items())
+            evaluation.check("signatures", "wait", message)
+            for env in envs:
+                evaluation.decide(env, Verdict.WAIT, "signature_missing", message)
+            return False
+        evaluation.signers = {image: v.signer or "unknown" for image, v in verdicts.items()}
+        if all(v.status == "not_required" for v in verdicts.values()):
+            evaluation.check("signatures", "skip", "not verified: the app's policy is 'signature: none'")
+        else:
+            evaluation.check("signatures", "pass", "; ".join(f"{i}: {s}" for i, s in evaluation.signers.items()))
+        return True
+
+    # --- the values file and the source commit ---
+
+    def _read_values(
+        self, app: App, env: str, request: ReleaseRequest, evaluation: Evaluation
+    ) -> _ValuesSnapshot | None:
+        """Read and edit the environment's values file in memory; None once decided (noop, invalid, missing)."""
+        repo, path = app.gitops.repo, app.gitops.values_path(env)
+        try:
+            current = self.deps.github.read_file(repo, path, app.gitops.branch)
+        except FileNotFound as exc:
+            evaluation.check(f"{env}: values file", "fail", str(exc))
+            evaluation.decide(env, Verdict.REJECT, "values_file_missing", f"{exc}; create it first")
+            return None
+        try:
+            edit = set_value(current.content.decode("utf-8"), app.gitops.key, request.release.tag)
+        except (UnicodeDecodeError, ValuesFileError, InvalidEditRequest) as exc:
+            problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            message = f"{repo}:{path} {problem}; fix the file by hand, tagrelay will not rewrite it"
+            evaluation.check(f"{env}: values file", "fail", message)
+            evaluation.decide(env, Verdict.REJECT, "values_file_invalid", message)
+            return None
+        if not edit.changed:
+            self._already_deployed(app, env, request, evaluation)
+            return None
+        return _ValuesSnapshot(current, edit)
+
+    def _resolve_commit(
+        self, app: App, request: ReleaseRequest, evaluation: Evaluation, envs: list[str]
+    ) -> SourceCommit | None:
+        release = request.release
+        try:
+            commit = self.deps.github.resolve_commit(app.source_repo, release.sha)
+        except CommitNotFound as exc:
+            message = f"{release.sha} is not a commit of {app.source_repo} ({exc})"
+            evaluation.check("commit", "fail", message)
+            for env in envs:
+                evaluation.decide(env, Verdict.REJECT, "commit_not_found", message)
+            return None
+        except CommitAmbiguous as exc:
+            message = f"{release.sha} names more than one commit of {app.source_repo} ({exc}); use a longer SHA"
+            evaluation.check("commit", "fail", message)
+            for env in envs:
+                evaluation.decide(env, Verdict.REJECT, "commit_ambiguous", message)
+            return None
+        evaluation.full_sha = commit.sha
+        evaluation.actor = request.actor or commit.author
+        evaluation.source_committed_at = commit.committed_at
+        evaluation.check("commit", "pass", f"{release.sha} is {commit.sha} ({commit.subject!r} by {commit.author})")
+        return commit
+
+    # --- per environment: branch, pin, order, compare-and-swap commit ---
+
+    def _promote_to_environment(
+        self,
+        app: App,
+        env: str,
+        commit: SourceCommit,
+        snapshot: _ValuesSnapshot,
+        request: ReleaseRequest,
+        evaluation: Evaluation,
+    ) -> None:
+        github = self.deps.github
+        branch = app.environments[env].branch
+        status = github.compare(app.source_repo, commit.sha, branch)
+        if not rules.reachable_from_branch(status):
+            message = f"commit {commit.sha[:12]} is not on branch {branch} (GitHub compare says {status!r})"
+            evaluation.check(f"{env}: branch", "fail", message)
+            evaluation.decide(env, Verdict.REJECT, "commit_not_on_branch", message)
+            return
+        evaluation.check(f"{env}: branch", "pass", f"{branch} contains {commit.sha[:12]}")
+        evaluation.source_branch = branch
+
+        state = self.deps.ledger.environment_state(request.app_name, env)
+        if state and state.pinned:
+            message = f"{env} is pinned ({state.pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
+            evaluation.check(f"{env}: pin", "skip", message)
+            evaluation.decide(env, Verdict.SKIP, "environment_pinned", message)
+            return
+
+        repo, path = app.gitops.repo, app.gitops.values_path(env)
+        attempts = self.config.github.commit_attempts
+        for attempt in range(attempts):
+            if attempt:
+                # The file changed under us: re-read it and decide again from what it holds now.
+                refreshed = self._read_values(app, env, request, evaluation)
+                if refreshed is None:
+                    return
+                snapshot = refreshed
+            previous = snapshot.edit.previous
+            if self._is_downgrade(app, env, previous, commit, evaluation):
+                return
+            if self.dry_run:
+                evaluation.check(f"{env}: commit", "pass", f"would set {app.gitops.key} to {request.release.tag}")
+                evaluation.decide(env, Verdict.PROMOTE, "ready", "dry run: nothing written", previous_tag=previous)
+                return
+            message = commit_message(
+                CommitDetails(
+                    env=env,
+                    tag=request.release.tag,
+                    trigger=request.trigger,
+                    source_branch=branch,
+                    full_sha=commit.sha,
+                    actor=evaluation.actor or "unknown",
+                    digests=evaluation.digests,
+                    signer=_signer_line(app, evaluation),
+                    event_id=request.event_id,
+                )
+            )
+            try:
+                written = github.write_file(
+                    repo,
+                    path,
+                    app.gitops.branch,
+                    content=snapshot.edit.text.encode("utf-8"),
+                    blob_sha=snapshot.file.blob_sha,
+                    message=message,
+                )
+            except WriteConflict as exc:
+                delay = min(CAS_BACKOFF_CAP_SECONDS, CAS_BACKOFF_BASE_SECONDS * 2**attempt) * (0.5 + self.deps.jitter())
+                logger.info(
+                    "values file changed under us; re-reading",
+                    extra={"env": env, "attempt": attempt + 1, "conflict": str(exc), "retry_in_s": round(delay, 3)},
+                )
+                self.deps.sleep(delay)
+                continue
+            evaluation.check(
+                f"{env}: commit", "pass", f"{written.sha[:12]} sets {app.gitops.key} to {request.release.tag}"
+            )
+            evaluation.decide(
+                env,
+                Verdict.PROMOTE,
+                "committed",
+                f"{repo}@{written.sha[:12]}: {app.gitops.key} {previous!r} -> {request.release.tag!r}",
+                previous_tag=previous,
+                gitops_commit=written.sha,
+                gitops_url=written.url,
+            )
+            return
+        raise TransientError(
+            "github", f"{repo}:{path} kept changing: {attempts} compare-and-swap attempts lost; retrying the event"
+        )
+
+    def _is_downgrade(
+        self, app: App, env: str, current_tag: str | None, commit: SourceCommit, evaluation: Evaluation
+    ) -> bool:
+        """No downgrade on the push path: is the environment already at a commit newer than ours?"""
+        current = parse_release_tag(current_tag, app.tag_regex) if current_tag else None
+        if current is None or commit.sha.startswith(current.sha):
+            return False
+        try:
+            status = self.deps.github.compare(app.source_repo, current.sha, commit.sha)
+        except CommitNotFound:
+            evaluation.check(f"{env}: order", "skip", f"deployed tag {current_tag} names no known commit")
+            return False
+        if rules.candidate_is_older(status):
+            message = f"{env} runs {current_tag}, a newer commit than {commit.sha[:12]}; not going back"
+            evaluation.check(f"{env}: order", "fail", message)
+            evaluation.decide(
+                env,
+                Verdict.SUPERSEDED,
+                "newer_commit_deployed",
+                message,
+                previous_tag=current_tag,
+                deployed_sha=current.sha,
+            )
+            return True
+        evaluation.check(f"{env}: order", "pass", f"{commit.sha[:12]} is {status} of deployed {current_tag}")
+        return False
+
+    def _already_deployed(self, app: App, env: str, request: ReleaseRequest, evaluation: Evaluation) -> None:
+        """The values file already holds the tag. Usually a duplicate event; sometimes our own commit
+        whose ledger write was lost (the invocation died after committing): then record it now."""
+        tag = request.release.tag
+        path = app.gitops.values_path(env)
+        if not self.dry_run:
+            state = self.deps.ledger.environment_state(request.app_name, env)
+            if state is None or state.current_tag != tag:
+                last = self.deps.github.last_commit_touching(app.gitops.repo, path, app.gitops.branch)
+                subject_line = last.message.splitlines()[0] if last and last.message else ""
+                if last and subject_line.startswith(f"deploy({env}): ") and subject_line.endswith(f" {tag}"):
+                    evaluation.check(f"{env}: values file", "pass", f"already at {tag} by our commit {last.sha[:12]}")
+                    evaluation.decide(
+                        env,
+                        Verdict.PROMOTE,
+                        "committed",
+                        f"recovered the record of commit {last.sha[:12]}",
+                        gitops_commit=last.sha,
+                        gitops_url=last.url,
+                    )
+                    return
+        message = f"{path} already sets {app.gitops.key} to {tag}"
+        evaluation.check(f"{env}: values file", "skip", message)
+        evaluation.decide(env, Verdict.NOOP, "already_deployed", message)
+
+    def _release_tag_not_seen(self, trigger: BranchTagPushed | SignaturePushed, digest: str) -> Evaluation:
+        push = trigger.push
+        app = self.config.apps[trigger.app_name]
+        env = app.env_for_branch(trigger.branch) if isinstance(trigger, BranchTagPushed) else None
+        evaluation = Evaluation(event_id=push.event_id, app=trigger.app_name)
+        evaluation.trigger = "branch_tag" if isinstance(trigger, BranchTagPushed) else "signature"
+        message = (
+            f"no release tag has been pushed for {push.repository}@{digest[:19]}… yet; "
+            "its release-tag push will evaluate the release"
+        )
+        evaluation.check("release tag", "wait", message)
+        evaluation.decide(env, Verdict.WAIT, "release_tag_not_seen", message)
+        if not self.dry_run:
+            self._record(app, None, evaluation)
+        return evaluation
+
+    # --- the ledger ---
+
+    def _record(self, app: App, request: ReleaseRequest | None, evaluation: Evaluation) -> None:
+        now = timestamp(self.deps.clock())
+        push = request.push if request else None
+        for decided in evaluation.decisions:
+            record = DecisionRecord(
+                decision_id=new_decision_id(),
+                app=evaluation.app or "",
+                env=decided.env or "unresolved",
+                outcome=rules.LEDGER_OUTCOME[decided.verdict],
+                reason=decided.reason,
+                message=decided.message,
+                created_at=now,
+                trigger=request.trigger if request else "push",
+                tag=evaluation.tag,
+                sha=evaluation.sha,
+                full_sha=evaluation.full_sha,
+                source_branch=evaluation.source_branch,
+                actor=evaluation.actor,
+                digests=dict(evaluation.digests),
+                signers=dict(evaluation.signers),
+                signature_policy="required" if app.signature_required else "none",
+                previous_tag=decided.previous_tag,
+                deployed_sha=decided.deployed_sha,
+                gitops_commit=decided.gitops_commit,
+                gitops_url=decided.gitops_url,
+                event_ids=(evaluation.event_id,) if evaluation.event_id else (),
+                status="COMMITTED" if decided.verdict is Verdict.PROMOTE else None,
+                committed_at=now if decided.verdict is Verdict.PROMOTE else None,
+                pushed_at=timestamp(push.time) if push and push.time else None,
+                source_committed_at=(
+                    timestamp(evaluation.source_committed_at) if evaluation.source_committed_at else None
+                ),
+            )
+            if decided.verdict is Verdict.PROMOTE:
+                if not self.deps.ledger.record_deployment(record, app.gitops.repo):
+                    logger.info("deployment already recorded", extra={"gitops_commit": record.gitops_commit})
+            else:
+                self.deps.ledger.record_decision(record)
+
+
+def _signer_line(app: App, evaluation: Evaluation) -> str:
+    if not app.signature_required:
+        return "not verified (the app's policy is 'signature: none')"
+    signers = set(evaluation.signers.values())
+    if len(signers) == 1:
+        return f"verified, {signers.pop()}"
+    return "verified, " + "; ".join(f"{image}: {signer}" for image, signer in evaluation.signers.items())
+
+
+def _event_id(event: Any) -> str | None:
+    value = event.get("id") if isinstance(event, dict) else None
+    return value if isinstance(value, str) else None
