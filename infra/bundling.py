@@ -63,17 +63,30 @@ class BundleInputs:
     python_version: str  # "3.13"
 
     def digest(self) -> str:
-        """Changes whenever the bundle would; CDK reuses a finished bundle only while this stays equal."""
-        sha = hashlib.sha256()
-        for part in (BUNDLE_FORMAT, self.architecture, self.python_version):
-            sha.update(part.encode() + b"\0")
-        for path in (REPO_ROOT / "uv.lock", REPO_ROOT / "pyproject.toml", self.config_file, *self._referenced_paths()):
-            sha.update(str(path.relative_to(path.anchor)).encode() + b"\0" + path.read_bytes() + b"\0")
-        return sha.hexdigest()
+        """The asset's hash: everything that goes into the bundle, and nothing specific to this machine.
 
-    def _referenced_paths(self) -> Iterator[Path]:
+        The wheels are pinned by hash in uv.lock, so equal inputs always give an equal bundle. Knowing the
+        hash before bundling lets CDK reuse a bundle already in cdk.out instead of rebuilding it on every
+        synth, and a checkout elsewhere (CI) gets the same hash, so nothing redeploys without a change.
+        """
+        sha = hashlib.sha256()
+
+        def add(name: str, content: bytes) -> None:
+            sha.update(f"{name}\0{len(content)}\0".encode() + content)
+
+        add("format", BUNDLE_FORMAT.encode())
+        add("platform", f"{self.architecture} python{self.python_version}".encode())
+        add("bundler", Path(__file__).read_bytes())
+        for name in ("uv.lock", "pyproject.toml"):
+            add(name, (REPO_ROOT / name).read_bytes())
+        package = FUNCTIONS_ROOT / PACKAGE
+        for path in sorted(package.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                add(path.relative_to(FUNCTIONS_ROOT).as_posix(), path.read_bytes())
+        add(CONFIG_FILE_IN_ASSET, self.config_file.read_bytes())
         for relative in self.referenced_files:
-            yield self.files_root / relative
+            add(relative, (self.files_root / relative).read_bytes())
+        return sha.hexdigest()
 
 
 def bundle_inputs(config: Config, config_file: Path, python_version: str) -> BundleInputs:
@@ -122,12 +135,13 @@ class LocalUvBundling:
         with tempfile.TemporaryDirectory(prefix="tagrelay-bundle-") as scratch:
             requirements = Path(scratch) / "requirements.txt"
             export_runtime_requirements(requirements)
+            # --link-mode copy: uv would otherwise hard-link the files of its cache into cdk.out.
             _run(
                 [_uv(), "pip", "install", "--quiet", "--target", str(target),
                  "--python-platform", _UV_PLATFORM[self.inputs.architecture],
                  "--python-version", self.inputs.python_version,
                  "--only-binary", ":all:", "--no-deps", "--require-hashes",
-                 "--no-installer-metadata", "--no-compile-bytecode",
+                 "--no-installer-metadata", "--no-compile-bytecode", "--link-mode", "copy",
                  "--requirement", str(requirements)],
                 step=f"install the dependencies for Lambda ({self.inputs.architecture}, Python {self.inputs.python_version})",
             )  # fmt: skip
@@ -143,18 +157,16 @@ class LocalUvBundling:
 
 
 def lambda_code(inputs: BundleInputs) -> lambda_.Code:
-    """The functions' code asset, bundled locally; its hash is the hash of the bundle itself."""
+    """The functions' code asset, bundled locally (see BundleInputs.digest for its hash)."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS_ROOT),
         exclude=["**/__pycache__", "**/*.pyc"],
-        asset_hash_type=cdk.AssetHashType.OUTPUT,
+        asset_hash_type=cdk.AssetHashType.CUSTOM,
+        asset_hash=inputs.digest(),
         bundling=cdk.BundlingOptions(
             # Required by the API, never pulled: local bundling always succeeds or raises.
             image=cdk.DockerImage.from_registry(f"public.ecr.aws/sam/build-python{inputs.python_version}"),
             local=LocalUvBundling(inputs),
-            # Part of CDK's bundle cache key (with the source fingerprint of functions/): a changed lock,
-            # configuration or platform must produce a new bundle, not reuse the one in cdk.out.
-            environment={"TAGRELAY_BUNDLE_INPUTS": inputs.digest()},
         ),
     )
 
