@@ -66,7 +66,8 @@ def secret_resource(scope: Construct, name_or_arn: str) -> str:
 
     A complete ARN (ending in -XXXXXX, as `aws secretsmanager describe-secret` prints it) is used as is;
     a name or a partial ARN gets Secrets Manager's own suffix as `-??????`, which matches that one
-    secret and not others whose names merely start the same way (`*` would).
+    secret and not others whose names merely start the same way (`*` would). A partial ARN whose name
+    happens to end in "-" and six letters or digits looks complete: give such a secret by name.
     """
     if name_or_arn.startswith("arn:"):
         return name_or_arn if _COMPLETE_SECRET_ARN.match(name_or_arn) else name_or_arn + SECRET_SUFFIX_WILDCARD

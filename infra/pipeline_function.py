@@ -1,8 +1,8 @@
 """A tagrelay Lambda function: its own role (inline statements only), its own log group, active tracing.
 
 The promoter and the tracker are both built from this, so that they share the runtime, the packaging and
-the logging setup, and so that neither gets an AWS managed policy (AWSLambdaBasicExecutionRole allows
-logs:* writes to every log group of the account; here a function may only write to its own).
+the logging setup, and so that neither gets an AWS managed policy (AWSLambdaBasicExecutionRole may create
+and write every log group of the account; here a function may only write to its own).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from infra import nag, pipeline_metrics
 from infra.bundling import CONFIG_FILE_IN_ASSET, LAMBDA_TASK_ROOT
 from tagrelay.config import CONFIG_ENV_VAR, Config, VpcPlacement
 
-# Pinned, and the asset's wheels are resolved for exactly this version (see bundling.py and the
-# AwsSolutions-L1 acknowledgement in stack.py): move both together, after the tests ran on the new one.
+# Pinned, and the asset's wheels are installed for exactly this version (bundling.py; the AwsSolutions-L1
+# acknowledgement below says why it is not "the newest"): move both together, after testing on the new one.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
 LEDGER_TABLE_ENV_VAR = "TAGRELAY_LEDGER_TABLE"
@@ -167,7 +167,7 @@ class PipelineFunction(Construct):
             "Lambda manages the network interfaces of a VPC function with its execution role; the "
             "ec2:Describe* calls support no resource-level permissions and Lambda validates the "
             "Create/Delete/Assign calls against '*' at function creation (these six actions are exactly "
-            "AWSLambdaVPCAccessExecutionRole's EC2 part, without its logs:* on every log group).",
+            "AWSLambdaVPCAccessExecutionRole's EC2 part, without its log permissions on every log group).",
         )
 
     def add_policy(self, policy_id: str, *statements: iam.PolicyStatement) -> iam.Policy:

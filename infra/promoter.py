@@ -90,7 +90,8 @@ class Promoter(Construct):
             description="tagrelay promoter: evaluates ECR pushes and commits ready releases to the GitOps repository",
             # Signature verification and PyGithub imports are CPU-bound at cold start; memory buys CPU.
             memory_size=1024,
-            # Bounded by GitHub's compare-and-swap retries (github.commit_attempts x github.timeout_seconds).
+            # Room for GitHub's compare-and-swap retries (github.commit_attempts x timeout_seconds, 5 x 10 s
+            # by default) after the registry and signature checks.
             timeout=cdk.Duration.minutes(2),
             ledger_table_name=ledger.table.table_name,
         )
@@ -116,8 +117,8 @@ class Promoter(Construct):
             )
         )
 
-        function = self.pipeline_function
-        token_policy = function.add_policy(
+        pipeline = self.pipeline_function
+        token_policy = pipeline.add_policy(
             "EcrRegistryToken",
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
         )
@@ -127,7 +128,7 @@ class Promoter(Construct):
             "ecr:GetAuthorizationToken is account-wide by design and supports no resource-level permissions; "
             "the token grants nothing by itself (the repository statement scopes every read).",
         )
-        function.role.add_to_principal_policy(
+        pipeline.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="EcrReadConfiguredRepositories",
                 actions=list(access.ECR_READ_ACTIONS),
@@ -136,7 +137,7 @@ class Promoter(Construct):
         )
         signing_keys = access.signing_key_statements(self, config)
         if signing_keys:
-            keys_policy = function.add_policy("SigningKeys", *signing_keys)
+            keys_policy = pipeline.add_policy("SigningKeys", *signing_keys)
             for statement in signing_keys:
                 if statement.conditions:  # an alias: any key of the account, narrowed to the alias's key
                     for resource in statement.resources:
@@ -149,8 +150,8 @@ class Promoter(Construct):
                         )
         secrets = access.promoter_secrets(config)
         if secrets:
-            function.role.add_to_principal_policy(access.secret_read_statement(self, "ReadCredentials", secrets))
-        ledger.grant_ledger_access(function.role)
+            pipeline.role.add_to_principal_policy(access.secret_read_statement(self, "ReadCredentials", secrets))
+        ledger.grant_ledger_access(pipeline.role)
 
         # Manual deploys (`tagrelay deploy`) invoke the promoter directly, from the operators' roles.
         for index, role_arn in enumerate(config.deploy.operators_role_arns):
