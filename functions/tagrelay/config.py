@@ -300,6 +300,16 @@ class LedgerConfig(_Model):
     decision_ttl_days: int = Field(default=30, ge=1, description="How long transient items (waits, sightings) are kept")
 
 
+class PromotionConfig(_Model):
+    signature_grace_minutes: int = Field(
+        default=15,
+        ge=0,
+        le=24 * 60,
+        description="How long after a release tag is first seen a missing signature means 'wait' "
+        "rather than 'reject' (cosign signs minutes after the push)",
+    )
+
+
 class TrackingConfig(_Model):
     timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
     schedule_minutes: int = Field(default=1, ge=1, le=60)
@@ -351,6 +361,7 @@ class Config(_Model):
     github: GitHubConfig
     argocd: ArgoCDConfig | None = None
     ledger: LedgerConfig = LedgerConfig()
+    promotion: PromotionConfig = PromotionConfig()
     tracking: TrackingConfig = TrackingConfig()
     deploy: DeployConfig = DeployConfig()
 

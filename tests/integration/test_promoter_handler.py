@@ -337,3 +337,24 @@ def test_a_conflicting_write_is_re_read_and_re_applied(
     )
     assert deliver(release.events)["decision"] == "promote"
     assert f'imageTag: "{sha[:7]}"' in scenario.values_file("prod").decode()
+
+
+def test_a_release_still_unsigned_after_the_grace_window_is_rejected(
+    scenario: SeedScenario, promoter_env: Callable[..., Any]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tagrelay.config import load_config
+    from tagrelay.runtime import build_promoter
+
+    config_path = promoter_env()
+    sha = scenario.commit("main")
+    release = scenario.release(sha, sign=False)
+    assert deliver(release.events)["reason"] == "signature_missing"  # within the window: wait
+    # Twenty minutes later (default window: 15) the branch tag is pushed again; still no signature.
+    promoter = build_promoter(load_config(config_path))
+    promoter.deps.clock = lambda: datetime.now(UTC) + timedelta(minutes=20)
+    evaluation = promoter.process(release.events_of("branch")[0])[0]
+    assert (evaluation.verdict.value, evaluation.headline.reason) == ("reject", "signature_missing")
+    assert "still unsigned" in evaluation.headline.message
+    assert deploy_commits(scenario) == []

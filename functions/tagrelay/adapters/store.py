@@ -64,8 +64,17 @@ class Ledger:
             "seen_at": timestamp(now),
             keys.TTL_ATTRIBUTE: int((now + self.ttl).timestamp()),
         }
-        with self._call("PutItem"):
-            self.client.put_item(TableName=self.table_name, Item=_to_dynamo(item))
+        with self._call("UpdateItem"):
+            # if_not_exists keeps the first time the tag was seen (the signature grace window counts from it).
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_to_dynamo({keys.PARTITION_KEY: item[keys.PARTITION_KEY], keys.SORT_KEY: item[keys.SORT_KEY]}),
+                UpdateExpression="SET tag = :tag, seen_at = if_not_exists(seen_at, :now), #ttl = :ttl",
+                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
+                ExpressionAttributeValues=_to_dynamo(
+                    {":tag": tag, ":now": item["seen_at"], ":ttl": item[keys.TTL_ATTRIBUTE]}
+                ),
+            )
 
     def release_tags_for(self, repository: str, digest: str) -> list[str]:
         with self._call("Query"):
@@ -77,6 +86,22 @@ class Ledger:
                 ConsistentRead=True,
             )
         return [str(_from_dynamo(item)["tag"]) for item in response.get("Items", [])]
+
+    def first_seen(self, repository: str, digest: str, tag: str) -> datetime | None:
+        """When the release tag was first seen on this digest (the sighting's time), if ever."""
+        with self._call("GetItem"):
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=_to_dynamo(
+                    {
+                        keys.PARTITION_KEY: keys.sighting_partition(repository, digest),
+                        keys.SORT_KEY: f"{keys.TAG_PREFIX}{tag}",
+                    }
+                ),
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        return parse_timestamp(str(_from_dynamo(item)["seen_at"])) if item else None
 
     # --- environment state ---
 

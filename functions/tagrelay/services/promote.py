@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tagrelay.adapters.github import (
@@ -227,6 +227,13 @@ class Promoter:
             return False
         if missing:
             message = "; ".join(f"{image}: {v.reason}" for image, v in missing.items())
+            overdue = self._signature_overdue(app, evaluation.tag or "", digests)
+            if overdue is not None:
+                message = f"{message} (still unsigned {overdue} after the release tag was first seen)"
+                evaluation.check("signatures", "fail", message)
+                for env in envs:
+                    evaluation.decide(env, Verdict.REJECT, "signature_missing", message)
+                return False
             evaluation.check("signatures", "wait", message)
             for env in envs:
                 evaluation.decide(env, Verdict.WAIT, "signature_missing", message)
@@ -237,6 +244,17 @@ class Promoter:
         else:
             evaluation.check("signatures", "pass", "; ".join(f"{i}: {s}" for i, s in evaluation.signers.items()))
         return True
+
+    def _signature_overdue(self, app: App, tag: str, digests: dict[str, str]) -> str | None:
+        """cosign signs minutes after the push, so a missing signature is a wait at first; once the
+        grace window has passed since the tag was first seen, the release is rejected (fail closed)."""
+        grace = timedelta(minutes=self.config.promotion.signature_grace_minutes)
+        first_image = app.images[0]
+        first_seen = self.deps.ledger.first_seen(first_image, digests[first_image], tag)
+        if first_seen is None:
+            return None
+        waited = self.deps.clock() - first_seen
+        return f"{int(waited.total_seconds() // 60)} min" if waited >= grace else None
 
     # --- the values file and the source commit ---
 

@@ -1,0 +1,251 @@
+"""`make demo`: the promotion pipeline end to end on the local stack.
+
+1. Start the local stack: the Debian registry, moto server (DynamoDB, Secrets Manager), the GitHub
+   stand-in backed by real git repositories.
+2. Create the seed's source repository (commits on main and develop) and GitOps repository (the
+   seed's real values files).
+3. CI's work: push web and core-api with their short-SHA and branch tags, and sign them with cosign.
+4. Deliver the ECR events to the promoter Lambda handler in shuffled order, with a duplicate.
+5. Show the GitOps commit (git log -p of the values file), the ledger, and the rejected cases.
+
+Run with ``python -m devstack.demo [--keep]``; ``--keep`` leaves the stack's files for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from devstack.images import CosignKeySigner
+from devstack.scenario import Release, SeedScenario
+from devstack.stack import LEDGER_TABLE, LocalStack
+
+_TTY = sys.stdout.isatty()
+BOLD, DIM, GREEN, RED, YELLOW, RESET = (
+    ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[33m", "\033[0m") if _TTY else ("",) * 6
+)
+COLOURS = {"promote": GREEN, "reject": RED, "wait": YELLOW, "noop": DIM, "superseded": YELLOW}
+
+
+class _Context:
+    """The minimal Lambda context the Powertools decorators read."""
+
+    function_name = "tagrelay-promoter"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:tagrelay-promoter"
+    aws_request_id = "demo"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", action="store_true", help="keep the stack's working directory")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="tagrelay-demo-"))
+    log_path = workdir / "promoter.log"
+    try:
+        _demo(workdir, log_path)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    kept = f"; files kept in {workdir}" if args.keep else ""
+    print(f"\n{BOLD}done in {time.monotonic() - started:.1f} s{RESET}; every server stopped{kept}.")
+    return 0
+
+
+def _demo(workdir: Path, log_path: Path) -> None:
+    step(1, "starting the local stack")
+    with LocalStack.start(workdir) as stack:
+        for server in stack.servers:
+            detail(f"{server.name:<16} {server.url}  (pid {server.pid})")
+
+        step(2, "creating the seed's repositories")
+        scenario = SeedScenario.create(stack)
+        prod_sha = scenario.commit("main", "feat(web): faster story timeline")
+        staging_sha = scenario.commit("develop", "feat(api): story export endpoint")
+        detail(f"{scenario.source_repo}: main at {prod_sha[:7]}, develop at {staging_sha[:7]}")
+        detail(
+            f"{scenario.gitops_repo}: environments/prod/values.yaml and environments/staging/values.yaml "
+            "(the seed's files, byte for byte)"
+        )
+        config_path = scenario.write_config()
+        detail(f"configuration: examples/mosaic-life.yaml with local endpoints -> {config_path}")
+
+        with stack.environment(config_path), _lambda_logs(log_path):
+            from tagrelay.handlers.promoter import handler
+
+            step(3, "CI pushes and signs two releases (short-SHA tag + branch tag, cosign signature)")
+            prod = scenario.release(prod_sha, branch="main")
+            staging = scenario.release(staging_sha, branch="develop")
+            for release in (prod, staging):
+                for image, digest in release.digests.items():
+                    detail(f"{image}:{release.tag}  {digest[:19]}…  signed")
+
+            step(4, "delivering the ECR events to the promoter handler, shuffled, with a duplicate")
+            events = [*prod.events, *staging.events, prod.events[0]]
+            random.Random(2026).shuffle(events)
+            for number, event in enumerate(events, 1):
+                result = _invoke(handler, event)
+                detail(f"{number:>2}. {_event_label(event):<58} -> {_decision(result)}")
+
+            step(5, "the GitOps commits (git log -p of the values files)")
+            for env in ("prod", "staging"):
+                print(
+                    _indent(scenario.gitops.log("main", path=f"environments/{env}/values.yaml").split("\ncommit ")[0])
+                )
+
+            step(6, "rejected and held-back cases")
+            _rejections(scenario, handler)
+
+            step(7, f"the ledger (DynamoDB table {LEDGER_TABLE})")
+            _print_ledger()
+        detail(f"the promoter's JSON logs and EMF metrics: {log_path}")
+
+
+def _rejections(scenario: SeedScenario, handler: Any) -> None:
+    unsigned_sha = scenario.commit("main", "fix(web): hotfix built outside CI")
+    unsigned = scenario.release(unsigned_sha, branch="main", sign=False)
+    print(f"  {BOLD}an unsigned image{RESET} ({unsigned.tag}: pushed with tags, never signed)")
+    result = _deliver_all(handler, unsigned)
+    detail(f"when pushed      -> {_decision(result)}: {_short(result['message'])}")
+    later = _twenty_minutes_later(scenario, unsigned)
+    detail(f"20 minutes later -> {_decision(later)}: ...{later['message'][-60:]}")
+
+    forged_sha = scenario.commit("main", "feat: signed with someone else's key")
+    forged = scenario.release(forged_sha, branch="main", signer=CosignKeySigner.generate())
+    print(f"  {BOLD}an image signed by an unknown key{RESET} ({forged.tag})")
+    result = _deliver_all(handler, forged)
+    detail(f"-> {_decision(result)}: {_short(result['message'])}")
+    value = scenario.values_file("prod").decode().splitlines()[1].strip()
+    detail(f"prod still runs {value}; nothing was committed for either")
+
+
+def _twenty_minutes_later(scenario: SeedScenario, release: Release) -> dict[str, Any]:
+    """Evaluate a late event of the unsigned release with the promoter's clock 20 minutes ahead."""
+    from tagrelay import runtime
+    from tagrelay.services.report import report
+
+    promoter = runtime.build_promoter(runtime.config())
+    promoter.deps.clock = lambda: datetime.now(UTC) + timedelta(minutes=20)
+    return report(promoter.process(release.events_of("branch")[0]))
+
+
+def _short(message: str, limit: int = 150) -> str:
+    first = message.split("; ", maxsplit=1)[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def _deliver_all(handler: Any, release: Release) -> dict[str, Any]:
+    results = [_invoke(handler, event) for event in release.events]
+    deciding = [r for r in results if r["decision"] not in ("wait", "noop")]
+    return deciding[-1] if deciding else results[-1]
+
+
+def _invoke(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = handler(event, _Context())
+    return result
+
+
+def _print_ledger() -> None:
+    from tagrelay.adapters.store import Ledger
+
+    ledger = Ledger(LEDGER_TABLE)
+    header = f"  {'env':<11}{'outcome':<11}{'reason':<24}{'tag':<9}{'commit':<9}{'gitops':<9}signer"
+    print(DIM + header + RESET)
+    for env in ("prod", "staging", "unresolved"):
+        shown = [
+            r
+            for r in reversed(ledger.history("mosaic-life", env, limit=50).records)
+            if r.outcome not in ("waiting", "noop")
+        ]
+        # Every event of a bad release re-evaluates it and records the same rejection: show them once.
+        for (outcome, reason, tag), group in itertools.groupby(shown, key=lambda r: (r.outcome, r.reason, r.tag)):
+            records = list(group)
+            record = records[0]
+            signer = next(iter(record.signers.values()), "-")[:30]
+            times = f" x{len(records)}" if len(records) > 1 else ""
+            print(
+                f"  {env:<11}{_colour(outcome)}{outcome:<11}{RESET}{reason + times:<24}"
+                f"{tag or '-':<9}{(record.full_sha or '-')[:7]:<9}{(record.gitops_commit or '-')[:7]:<9}{signer}"
+            )
+    waits = sum(
+        1
+        for env in ("prod", "staging", "unresolved")
+        for r in ledger.history("mosaic-life", env, limit=100).records
+        if r.outcome in ("waiting", "noop")
+    )
+    detail(f"(+ {waits} transient 'waiting'/'noop' records: the events that arrived before a release was complete)")
+
+
+def _event_label(event: dict[str, Any]) -> str:
+    detail_ = event["detail"]
+    tag = detail_["image-tag"]
+    if tag.endswith(".sig"):
+        tag = tag[:17] + "….sig"
+    return f"{detail_['repository-name']}:{tag}"
+
+
+def _decision(result: dict[str, Any]) -> str:
+    decision = result["decision"]
+    return f"{_colour(decision)}{decision}{RESET} ({result['reason']})"
+
+
+def _colour(word: str) -> str:
+    key = {"committed": "promote", "rejected": "reject", "waiting": "wait"}.get(word, word)
+    return COLOURS.get(key, "")
+
+
+@contextlib.contextmanager
+def _lambda_logs(log_path: Path) -> Iterator[None]:
+    """Send the handler's JSON logs and EMF metrics to a file, so the demo's output stays readable."""
+    import logging
+
+    with log_path.open("w") as log, contextlib.redirect_stdout(_Tee(sys.stdout, log)):
+        logging.getLogger("tagrelay").propagate = False
+        yield
+
+
+class _Tee(io.TextIOBase):
+    """stdout for the demo's own prints; JSON lines (logs, metrics) go to the log file."""
+
+    def __init__(self, terminal: Any, log: Any) -> None:
+        self.terminal, self.log = terminal, log
+        self.last = terminal
+
+    def write(self, text: str) -> int:
+        # print() writes the line and its newline separately: the newline follows its line.
+        target = self.last if text == "\n" else (self.log if text.startswith("{") else self.terminal)
+        target.write(text)
+        self.last = target
+        return len(text)
+
+    def flush(self) -> None:
+        self.terminal.flush()
+        self.log.flush()
+
+
+def step(number: int, title: str) -> None:
+    print(f"\n{BOLD}[{number}] {title}{RESET}")
+
+
+def detail(text: str) -> None:
+    print(f"  {text}")
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.rstrip().splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
