@@ -34,7 +34,7 @@ def scenario(stack: LocalStack, request: pytest.FixtureRequest) -> SeedScenario:
 
 
 @pytest.fixture
-def promoter_env(stack: LocalStack, scenario: SeedScenario) -> Callable[..., Any]:
+def promoter_env(stack: LocalStack, scenario: SeedScenario) -> Iterator[Callable[..., Path]]:
     """Configure the process like the promoter Lambda on this stack; returns a configure(**overrides)."""
     from tagrelay import runtime
 

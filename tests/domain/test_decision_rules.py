@@ -41,7 +41,7 @@ def test_the_headline_of_several_decisions_is_the_most_significant() -> None:
     assert evaluation.verdict is Verdict.PROMOTE
     assert evaluation.headline.env == "prod"
     evaluation.decide("qa", Verdict.REJECT, "commit_not_on_branch", "m")
-    assert evaluation.verdict is Verdict.REJECT
+    assert evaluation.headline.verdict is Verdict.REJECT
 
 
 def test_the_commit_message_keeps_the_seed_convention_and_adds_digests_and_signer() -> None:

@@ -15,10 +15,10 @@ import pytest
 
 from devstack.events import ecr_push_event
 from devstack.images import CosignKeySigner, sign_image
+from devstack.lambda_context import lambda_context
 from devstack.scenario import SeedScenario
 from devstack.stack import LocalStack
 from tagrelay.adapters.store import Ledger
-from tests.lambda_context import lambda_context
 
 pytestmark = pytest.mark.stack
 

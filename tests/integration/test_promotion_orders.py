@@ -18,13 +18,13 @@ import pytest
 
 from devstack.events import ecr_push_event
 from devstack.images import push_image, sign_image, tag_image
+from devstack.lambda_context import lambda_context
 from devstack.scenario import SeedScenario
 from tagrelay.adapters.store import Ledger
 from tagrelay.config import load_config
 from tagrelay.domain.tags import signature_tag
 from tagrelay.errors import TransientError
 from tagrelay.runtime import build_promoter
-from tests.lambda_context import lambda_context
 
 pytestmark = pytest.mark.stack
 

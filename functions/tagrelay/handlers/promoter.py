@@ -6,9 +6,11 @@ for transient or operator-fixable failures, which Lambda retries and then dead-l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,15 +19,27 @@ from tagrelay.services.observe import emit_decision_metrics, log_decisions
 from tagrelay.services.report import report
 
 logger = Logger(service="promoter")
-tracer = Tracer(service="promoter")
 # The services log through the standard "tagrelay" logger; give it the same JSON format and event id.
 copy_config_to_registered_loggers(source_logger=logger, include={"tagrelay"})
 
 
 @logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _traced()(event, context)
+
+
+def _promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     evaluations = runtime.promoter().process(event)
     log_decisions(evaluations)
     emit_decision_metrics(evaluations)
     return report(evaluations)
+
+
+@cache
+def _traced() -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    # The X-Ray SDK (and the botocore it pulls in) costs ~0.5 s to import: create the Tracer on the first
+    # invocation instead of at import, and patch only the clients the promoter uses.
+    from aws_lambda_powertools import Tracer
+
+    tracer = Tracer(service="promoter", patch_modules=("boto3", "requests"))
+    return tracer.capture_lambda_handler(_promote)

@@ -1,0 +1,31 @@
+"""The context object AWS Lambda passes to a handler (only what Powertools reads from it).
+
+The local stack invokes handlers in-process (tests, demo, benchmarks); this stands in for the runtime's
+context object, not for any client.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = ""
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def lambda_context(function_name: str) -> LambdaContext:
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:tagrelay-{function_name}"
+    # Duck-typed: it has every attribute the Powertools decorators read from the real context.
+    return cast("LambdaContext", FakeLambdaContext(function_name=f"tagrelay-{function_name}", invoked_function_arn=arn))
