@@ -14,7 +14,7 @@ deliver them in any order.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,9 @@ class SeedScenario:
     def signature_config(self) -> dict[str, Any]:
         return {"key": {"public_key_pem": self.signer.public_key_pem}}
 
-    def write_config(self, path: Path | None = None, **app_overrides: Any) -> Path:
+    def write_config(
+        self, path: Path | None = None, *, extra: Mapping[str, Any] | None = None, **app_overrides: Any
+    ) -> Path:
         """The example configuration pointed at this stack and this scenario's repositories and images."""
         settings: dict[str, Any] = {
             "source_repo": self.source_repo,
@@ -112,9 +114,8 @@ class SeedScenario:
         }
         gitops.update(settings.pop("gitops", {}))
         settings["gitops"] = gitops
-        return self.stack.write_config(
-            path or self.stack.workdir / f"{self.gitops_repo.split('/')[0]}.yaml", **settings
-        )
+        target = path or self.stack.workdir / f"{self.gitops_repo.split('/')[0]}.yaml"
+        return self.stack.write_config(target, extra=extra, **settings)
 
     def commit(self, branch: str, message: str | None = None) -> str:
         """A new commit on the source repository's ``branch``; returns its full SHA."""
