@@ -97,17 +97,14 @@ class SimConfig:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["apps"] = [{**asdict(app), "images": list(app.images), "labels": dict(app.labels)} for app in self.apps]
+        data["apps"] = [app_to_json(app) for app in self.apps]
         data["marks"] = dict(self.marks)
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SimConfig:
         try:
-            apps = tuple(
-                SimApp(**{**app, "images": tuple(app["images"]), "labels": dict(app.get("labels") or {})})
-                for app in data.get("apps") or []
-            )
+            apps = tuple(app_from_json(app) for app in data.get("apps") or [])
             return cls(
                 token=str(data["token"]),
                 apps=apps,
@@ -129,6 +126,20 @@ class SimConfig:
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2))
+
+
+def app_to_json(app: SimApp) -> dict[str, Any]:
+    return {**asdict(app), "images": list(app.images), "labels": dict(app.labels)}
+
+
+def app_from_json(data: Mapping[str, Any]) -> SimApp:
+    """An application as ``app_to_json`` wrote it (the config file's ``apps[]``, or ``POST /_sim/apps``)."""
+    try:
+        return SimApp(**{**data, "images": tuple(data["images"]), "labels": dict(data.get("labels") or {})})
+    except KeyError as error:
+        raise ValueError(f"an application needs {error}") from None
+    except TypeError as error:
+        raise ValueError(f"invalid application: {error}") from None
 
 
 def check_mark(tag: str, mark: str) -> Mark:

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from devstack.argocd_sim.config import Mark, SimConfig
+from devstack.argocd_sim.config import Mark, SimApp, SimConfig, app_to_json
 from devstack.process import RunningServer, free_port, start_server
 
 
@@ -99,6 +99,15 @@ class ArgoCDSimControl:
         """Phase, deployed commit and tag, and the full Application JSON (no auth)."""
         answer: dict[str, Any] = self._call("GET", f"apps/{name}")
         return answer
+
+    def add_app(self, spec: SimApp) -> dict[str, Any]:
+        """Register an application at run time (or re-create one): it starts synced to its branch head."""
+        answer: dict[str, Any] = self._call("POST", "apps", app_to_json(spec))
+        return answer
+
+    def forget_app(self, name: str) -> None:
+        """Drop an application entirely (unlike ``remove_app``, which keeps it for ``restore_app``)."""
+        self._call("DELETE", f"apps/{name}")
 
     def remove_app(self, name: str) -> None:
         self._call("POST", f"apps/{name}/remove")

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from devstack.argocd_sim.config import Mark, SimConfig, check_mark
+from devstack.argocd_sim.config import Mark, SimApp, SimConfig, app_from_json, check_mark
 from devstack.argocd_sim.model import SimulatedApp
 
 API_PREFIX = "/api/v1/applications"
@@ -85,6 +85,8 @@ class Simulator:
     config: SimConfig
     clock: SimClock
     apps: dict[str, SimulatedApp] = field(default_factory=dict)
+    # Every application's spec: the configuration's, plus those registered at run time (POST /_sim/apps).
+    specs: dict[str, SimApp] = field(default_factory=dict)
     marks: dict[str, Mark] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -95,12 +97,23 @@ class Simulator:
         start = datetime.fromisoformat(config.start_time).timestamp() if config.start_time else None
         simulator = cls(config=config, clock=SimClock(config.manual_clock, start), marks=dict(config.marks))
         for spec in config.apps:
+            simulator.specs[spec.name] = spec
             simulator.apps[spec.name] = simulator._new_app(spec.name)
         return simulator
 
     def _new_app(self, name: str) -> SimulatedApp:
-        spec = next(app for app in self.config.apps if app.name == name)
-        return SimulatedApp.create(spec, self.config.timing, self.marks.get, self.clock.now())
+        return SimulatedApp.create(self.specs[name], self.config.timing, self.marks.get, self.clock.now())
+
+    def register(self, spec: SimApp) -> SimulatedApp:
+        """Add (or re-create) an application at run time: it starts synced to its branch head, Healthy."""
+        self.specs[spec.name] = spec
+        self.apps[spec.name] = self._new_app(spec.name)
+        return self.apps[spec.name]
+
+    def forget(self, name: str) -> None:
+        """Drop an application entirely, so that ticks and settles no longer read its repository."""
+        self.apps.pop(name, None)
+        self.specs.pop(name, None)
 
     # ------------------------------------------------------------------------------------ dispatch
 
@@ -222,6 +235,11 @@ class Simulator:
                 return Reply(200, dict(self.marks))
             case ("DELETE", ["marks"]):
                 self.marks.clear()
+                return Reply(204)
+            case ("POST", ["apps"]):
+                return Reply(201, _describe(self.register(app_from_json(payload))))
+            case ("DELETE", ["apps", name]):
+                self.forget(name)
                 return Reply(204)
             case ("GET", ["apps"]):
                 self._advance_all()
