@@ -8,7 +8,7 @@ Every read is a GetItem or a Query; nothing here scans. Throttling, 5xx and conn
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -281,6 +281,75 @@ class Ledger:
         except BotoCoreError as exc:
             raise TransientError("dynamodb", f"{operation} failed: {type(exc).__name__}") from exc
 
+    # --- deployment tracking (the tracker) and the CLI's paging ---
+
+    def record_tracking(
+        self, record: DecisionRecord, status: str, attributes: Mapping[str, Any], *, final: bool
+    ) -> bool:
+        """Move one deployment from the status it had when read (``record.status``) to ``status``.
+
+        One conditional UpdateItem: it applies only while the item still has the status the caller
+        evaluated, so a concurrent tracker run or a stale read of the in-flight index never overwrites
+        a newer state; it then returns False and writes nothing. ``attributes`` are set alongside (None
+        values are left out); ``final`` also removes the in-flight index keys, so the deployment leaves
+        the tracker's query.
+        """
+        names = {"#pk": keys.PARTITION_KEY, "#status": "status"}
+        values: dict[str, Any] = {":status": status}
+        assignments = ["#status = :status"]
+        for index, (name, value) in enumerate(sorted(attributes.items())):
+            if value is None or name in (keys.PARTITION_KEY, keys.SORT_KEY, "status"):
+                continue
+            names[f"#a{index}"] = name
+            values[f":a{index}"] = value
+            assignments.append(f"#a{index} = :a{index}")
+        expression = "SET " + ", ".join(assignments)
+        if final:
+            names["#gpk"], names["#gsk"] = keys.IN_FLIGHT_PARTITION_KEY, keys.IN_FLIGHT_SORT_KEY
+            expression += " REMOVE #gpk, #gsk"
+        if record.status is None:
+            condition = "attribute_exists(#pk) AND attribute_not_exists(#status)"
+        else:
+            condition = "attribute_exists(#pk) AND #status = :previous"
+            values[":previous"] = record.status
+        try:
+            with self._call("UpdateItem"):
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_to_dynamo(_decision_key(record)),
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_to_dynamo(values),
+                )
+        except _AlreadyRecorded:
+            return False
+        return True
+
+    def decision(self, app: str, env: str, created_at: str, decision_id: str) -> DecisionRecord | None:
+        """One decision by its key (the environment state names the current one by time and id)."""
+        key = {
+            keys.PARTITION_KEY: keys.env_partition(app, env),
+            keys.SORT_KEY: keys.decision_sort_key(created_at, decision_id),
+        }
+        with self._call("GetItem"):
+            response = self.client.get_item(TableName=self.table_name, Key=_to_dynamo(key), ConsistentRead=True)
+        item = response.get("Item")
+        return _record(item) if item else None
+
+    @staticmethod
+    def resume_key(record: DecisionRecord, *, by_sha: bool = False) -> dict[str, Any]:
+        """The ``next_token`` that resumes ``history`` (or ``history_by_sha``) right after ``record``.
+
+        For a caller that merges several queries, or leaves out records it does not show: it pages on
+        from the last record it used rather than from where DynamoDB stopped reading.
+        """
+        key = _decision_key(record)
+        if by_sha and record.sha:
+            key[keys.BY_SHA_PARTITION_KEY] = keys.sha_partition(record.sha)
+            key[keys.BY_SHA_SORT_KEY] = f"{record.created_at}#{record.decision_id}"
+        return _to_dynamo(key)
+
 
 class _AlreadyRecorded(Exception):
     """A conditional write found the item already there."""
@@ -315,3 +384,10 @@ def _record(item: dict[str, Any]) -> DecisionRecord:
     if "event_ids" in fields:
         fields["event_ids"] = tuple(fields["event_ids"])
     return DecisionRecord(**fields)
+
+
+def _decision_key(record: DecisionRecord) -> dict[str, Any]:
+    return {
+        keys.PARTITION_KEY: keys.env_partition(record.app, record.env),
+        keys.SORT_KEY: keys.decision_sort_key(record.created_at, record.decision_id),
+    }
