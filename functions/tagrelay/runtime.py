@@ -12,9 +12,14 @@ from typing import TYPE_CHECKING
 from tagrelay.config import App, Config, load_config
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tagrelay.adapters.argocd import ArgoCDClient
     from tagrelay.adapters.registry import Registry
     from tagrelay.adapters.signatures import SignatureVerifier
+    from tagrelay.config import ArgoCDConfig
     from tagrelay.services.promote import Promoter
+    from tagrelay.services.track import Tracker
 
 
 @cache
@@ -51,6 +56,7 @@ def build_promoter(cfg: Config, *, dry_run: bool = False) -> Promoter:
         ),
         registry_for=registry,
         verifier_for=verifier,
+        refresh_environment=refresh_nudge(cfg),
     )
     return Promoter(deps, dry_run=dry_run)
 
@@ -59,3 +65,75 @@ def build_promoter(cfg: Config, *, dry_run: bool = False) -> Promoter:
 def promoter() -> Promoter:
     """The Lambda's promoter: built on the first accepted event, reused while the container is warm."""
     return build_promoter(config())
+
+
+# --- the tracker, and the promoter's Argo CD refresh nudge ---
+
+# The nudge runs inside a promotion: it may cost at most this long when Argo CD does not answer.
+NUDGE_CONNECT_TIMEOUT_SECONDS = 1.0
+NUDGE_READ_TIMEOUT_SECONDS = 1.0
+
+
+def argocd_client(argocd: ArgoCDConfig, **overrides: float) -> ArgoCDClient:
+    """A client with the token from Secrets Manager (cached by Powertools, so rotation is picked up)."""
+    from tagrelay.adapters.argocd import ArgoCDClient
+    from tagrelay.adapters.secrets import read_secret
+    from tagrelay.errors import MisconfiguredError
+
+    if not argocd.token_secret:
+        raise MisconfiguredError("argocd", "argocd.token_secret is not set; the API needs a bearer token")
+    return ArgoCDClient.from_config(argocd, read_secret(argocd.token_secret), **overrides)
+
+
+def refresh_nudge(cfg: Config) -> Callable[[str, str], None] | None:
+    """``(app, env) -> None``: ask Argo CD to refresh the environment's application right after a
+    commit, so it syncs in seconds instead of at its next poll. None when not configured.
+
+    Never raises and never waits long: a failed nudge only means Argo CD notices at its next poll.
+    """
+    argocd = cfg.argocd
+    if argocd is None or not argocd.refresh_after_commit:
+        return None
+
+    def nudge(app_name: str, env: str) -> None:
+        import logging
+
+        environment = cfg.apps[app_name].environments.get(env)
+        if environment is None or not environment.argocd_app:
+            return
+        try:
+            client = argocd_client(
+                argocd,
+                connect_timeout=NUDGE_CONNECT_TIMEOUT_SECONDS,
+                refresh_timeout=NUDGE_READ_TIMEOUT_SECONDS,
+            )
+            with client:
+                client.refresh(environment.argocd_app, environment.argocd_project)
+        except Exception as error:  # the secret, most likely: the promotion goes on regardless
+            logging.getLogger(__name__).warning(
+                "Argo CD refresh nudge skipped", extra={"env": env, "why": type(error).__name__}
+            )
+
+    return nudge
+
+
+def build_tracker(cfg: Config) -> Tracker:
+    from tagrelay.adapters.store import Ledger
+    from tagrelay.services.track import Tracker, TrackerDependencies
+
+    def argocd() -> ArgoCDClient:
+        assert cfg.argocd is not None  # Tracker.run() asks only when Argo CD is configured
+        return argocd_client(cfg.argocd)
+
+    deps = TrackerDependencies(
+        config=cfg,
+        ledger=Ledger(cfg.ledger.table, ttl_days=cfg.ledger.decision_ttl_days),
+        argocd=argocd,
+    )
+    return Tracker(deps)
+
+
+@cache
+def tracker() -> Tracker:
+    """The Lambda's tracker: built on the first run, reused while the container is warm."""
+    return build_tracker(config())

@@ -74,6 +74,9 @@ class PromoterDependencies:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
+    # (app, env) -> None, called right after a commit: the Argo CD refresh nudge (runtime.refresh_nudge).
+    # It must never raise nor block for long; None when the configuration turns it off.
+    refresh_environment: Callable[[str, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +396,8 @@ class Promoter:
                 gitops_commit=written.sha,
                 gitops_url=written.url,
             )
+            if self.deps.refresh_environment is not None:
+                self.deps.refresh_environment(request.app_name, env)
             return
         raise TransientError(
             "github", f"{repo}:{path} kept changing: {attempts} compare-and-swap attempts lost; retrying the event"
