@@ -6,20 +6,27 @@
 
 Used by the integration tests (one stack per test session) and by ``make demo``. Every server runs
 on a free loopback port and is stopped by its pid when the stack stops.
+
+The Argo CD simulator starts with no application: ``register_argocd_apps`` adds those of a GitOps
+repository at run time (each test has its own). With the manual clock (the default, for tests) its
+time moves only on ``tick``/``settle``, in Argo CD's own orders of magnitude; with the wall clock (the
+demo) a rollout takes about two seconds.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 from ruamel.yaml import YAML
 
+from devstack.argocd_sim import ArgoCDSimControl, SimApp, SimConfig, SimTiming, make_token, start_argocd_sim
 from devstack.github_standin import StandinControl, start_github_standin
 from devstack.moto import aws_env, start_moto
 from devstack.process import RunningServer
@@ -31,6 +38,15 @@ EXAMPLE_CONFIG = REPO_ROOT / "examples" / "mosaic-life.yaml"
 GITHUB_TOKEN = "ghp_localstandintoken0000000000000000"  # only valid against the stand-in
 GITHUB_TOKEN_SECRET = "tagrelay/github-token"
 LEDGER_TABLE = "tagrelay-ledger"
+ARGOCD_TOKEN_SECRET = "tagrelay/argocd-token"
+ARGOCD_PROJECT = "mosaic-life"
+# Manual clock: simulated seconds cost nothing, so use Argo CD's and Kubernetes' own figures (a 180 s
+# poll, a 600 s progress deadline): durations in the ledger then look like production's.
+REALISTIC_TIMING = SimTiming(
+    poll_interval=180, sync_delay=5, sync_duration=20, reconcile_delay=10, rollout_duration=60, progress_deadline=600
+)
+# Wall clock (the demo): the simulator's defaults, one rollout in about two seconds.
+ACCELERATED_TIMING = SimTiming()
 
 
 @dataclass
@@ -39,10 +55,11 @@ class LocalStack:
     registry: RunningServer
     moto: RunningServer
     github: RunningServer
+    argocd: RunningServer
     servers: list[RunningServer] = field(default_factory=list)
 
     @classmethod
-    def start(cls, workdir: Path) -> LocalStack:
+    def start(cls, workdir: Path, *, argocd_manual_clock: bool = True) -> LocalStack:
         workdir.mkdir(parents=True, exist_ok=True)
         started: list[RunningServer] = []
         try:
@@ -52,11 +69,15 @@ class LocalStack:
             started.append(moto)
             github = start_github_standin(workdir, tokens=(GITHUB_TOKEN,))
             started.append(github)
+            timing = REALISTIC_TIMING if argocd_manual_clock else ACCELERATED_TIMING
+            sim_config = SimConfig(token=make_token(), apps=(), timing=timing, manual_clock=argocd_manual_clock)
+            argocd = start_argocd_sim(workdir / "argocd", sim_config)
+            started.append(argocd)
         except BaseException:
             for server in reversed(started):
                 server.stop()
             raise
-        stack = cls(workdir, registry, moto, github, servers=started)
+        stack = cls(workdir, registry, moto, github, argocd, servers=started)
         stack._prepare_aws()
         return stack
 
@@ -90,7 +111,9 @@ class LocalStack:
 
     def _prepare_aws(self) -> None:
         self.aws_client("dynamodb").create_table(**table_definition(LEDGER_TABLE))
-        self.aws_client("secretsmanager").create_secret(Name=GITHUB_TOKEN_SECRET, SecretString=GITHUB_TOKEN)
+        secrets = self.aws_client("secretsmanager")
+        secrets.create_secret(Name=GITHUB_TOKEN_SECRET, SecretString=GITHUB_TOKEN)
+        secrets.create_secret(Name=ARGOCD_TOKEN_SECRET, SecretString=self.argocd.extra["token"])
 
     def reset_ledger(self) -> None:
         """Empty the ledger table (between tests), by deleting and re-creating it."""
@@ -104,6 +127,60 @@ class LocalStack:
     def github_control(self) -> StandinControl:
         return StandinControl(self.github.url)
 
+    # --- Argo CD simulator ---
+
+    @property
+    def argocd_control(self) -> ArgoCDSimControl:
+        return ArgoCDSimControl(self.argocd.url)
+
+    def register_argocd_apps(
+        self,
+        gitops_repo: str,
+        images: Sequence[str],
+        apps: Mapping[str, str],
+        *,
+        registry_host: str | None = None,
+        multi_source: bool = True,
+    ) -> list[SimApp]:
+        """Argo CD applications (``{env: app name}``) that deploy ``environments/<env>/values.yaml`` of a
+        GitOps repository on the GitHub stand-in; each starts synced to the branch head and Healthy.
+
+        ``images`` are repository names; Argo CD lists them with the registry host, as the pods run them.
+        Multi-source by default, like the seed's applications.
+        """
+        host = registry_host or self.registry.url.split("://", 1)[-1]
+        repo_path = str(self.github_control.repo_path(gitops_repo))
+        specs = [
+            SimApp(
+                name=name,
+                repo_path=repo_path,
+                images=tuple(f"{host}/{image}" for image in images),
+                values_file=f"environments/{env}/values.yaml",
+                project=ARGOCD_PROJECT,
+                namespace=name,
+                labels={"env": env},
+                multi_source=multi_source,
+                repo_url=f"https://github.com/{gitops_repo}.git",
+            )
+            for env, name in apps.items()
+        ]
+        control = self.argocd_control
+        try:
+            for spec in specs:
+                control.add_app(spec)
+        finally:
+            control.close()
+        return specs
+
+    def argocd_catch_up(self) -> datetime:
+        """Move the manual clock up to the wall clock if it is behind (it never goes back); returns its time."""
+        control = self.argocd_control
+        try:
+            behind = (datetime.now(UTC) - control.now()).total_seconds()
+            return control.tick(behind) if behind > 0 else control.now()
+        finally:
+            control.close()
+
     # --- configuration ---
 
     def config_data(self, **app_overrides: Any) -> dict[str, Any]:
@@ -115,6 +192,7 @@ class LocalStack:
             app.update(app_overrides)
         data["github"] = {"base_url": self.github.url, "auth": {"token_secret": GITHUB_TOKEN_SECRET}}
         data["ledger"] = {"table": LEDGER_TABLE}
+        data["argocd"] = {"url": self.argocd.url, "token_secret": ARGOCD_TOKEN_SECRET, "refresh_after_commit": True}
         return data
 
     def write_config(

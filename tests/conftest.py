@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
-from devstack.scenario import SeedScenario
-from devstack.stack import LocalStack
+from devstack.argocd_sim import ArgoCDSimControl
+from devstack.scenario import BRANCH_OF_ENV, SeedScenario
+from devstack.stack import ARGOCD_PROJECT, LocalStack
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +33,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def scenario(stack: LocalStack, request: pytest.FixtureRequest) -> SeedScenario:
     stack.reset_ledger()
     stack.github_control.clear_faults()
-    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60] or "test"
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:60].strip("-") or "test"
     return SeedScenario.create(stack, isolate_as=name)
 
 
@@ -54,6 +58,71 @@ def promoter_env(stack: LocalStack, scenario: SeedScenario) -> Iterator[Callable
         context.__exit__(None, None, None)
     runtime.config.cache_clear()
     runtime.promoter.cache_clear()
+
+
+@dataclass
+class TrackerSetup:
+    """What ``tracker_env`` configured: the config file, the Argo CD applications, the simulator."""
+
+    config_path: Path
+    apps: dict[str, str]  # env -> Argo CD application
+    control: ArgoCDSimControl
+
+    def now(self) -> datetime:
+        return self.control.now()
+
+
+@pytest.fixture
+def tracker_env(
+    stack: LocalStack, scenario: SeedScenario, promoter_env: Callable[..., Any]
+) -> Iterator[Callable[..., TrackerSetup]]:
+    """The promoter and the tracker on this stack, with Argo CD applications for this test's GitOps repo.
+
+    Returns ``configure(*, multi_source=True, argocd=None, **app_overrides)``; ``argocd`` overrides keys
+    of the config's ``argocd:`` section. The simulator runs on its manual clock, and so do the promoter
+    and the tracker (their clocks read it), so that commit times, Argo CD's times and the tracker's
+    deadlines are one timeline that only ``tick``/``settle`` move.
+    """
+    from tagrelay import runtime
+
+    control = stack.argocd_control
+    registered: list[str] = []
+
+    def configure(
+        *, multi_source: bool = True, argocd: dict[str, Any] | None = None, **app_overrides: Any
+    ) -> TrackerSetup:
+        name = scenario.gitops_repo.split("/")[0]
+        apps = {env: f"{name}-{env}" for env in BRANCH_OF_ENV}
+        stack.register_argocd_apps(scenario.gitops_repo, scenario.images, apps, multi_source=multi_source)
+        registered.extend(apps.values())
+        environments: dict[str, Any] = {
+            env: {"branch": branch, "argocd_app": apps[env], "argocd_project": ARGOCD_PROJECT}
+            for env, branch in BRANCH_OF_ENV.items()
+        }
+        for env, settings in app_overrides.pop("environments", {}).items():
+            environments[env] = {**environments.get(env, {}), **settings}
+        path: Path = promoter_env(environments=environments, **app_overrides)
+        if argocd:
+            yaml = YAML()
+            data = yaml.load(path.read_text())
+            data["argocd"].update(argocd)
+            with path.open("w") as stream:
+                yaml.dump(data, stream)
+        stack.argocd_catch_up()
+        runtime.config.cache_clear()
+        runtime.promoter.cache_clear()
+        runtime.tracker.cache_clear()
+        runtime.promoter().deps.clock = control.now
+        runtime.tracker().deps.clock = control.now
+        return TrackerSetup(path, apps, control)
+
+    yield configure
+    for app in registered:
+        control.forget_app(app)
+    control.clear_faults()
+    control.clear_marks()
+    control.close()
+    runtime.tracker.cache_clear()
 
 
 @pytest.fixture(autouse=True)
