@@ -9,65 +9,21 @@ fast this machine is.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
-from devstack.argocd_sim import ArgoCDSimControl
-from devstack.lambda_context import lambda_context
-from devstack.scenario import BRANCH_OF_ENV, Release, SeedScenario
+from devstack.scenario import SeedScenario
 from devstack.stack import LEDGER_TABLE, LocalStack
-from tagrelay.adapters.store import Ledger
-from tagrelay.domain.records import DecisionRecord, timestamp
+from tagrelay.domain.records import DecisionRecord
 from tagrelay.errors import MisconfiguredError
+from tests.tracking.support import Configure, deployment, in_flight, moves, promote, track
 
 pytestmark = pytest.mark.stack
 
 
-class TrackerSetup(Protocol):
-    """What the ``tracker_env`` fixture (tests/conftest.py) hands back."""
-
-    config_path: Path
-    apps: dict[str, str]
-    control: ArgoCDSimControl
-
-
-Configure = Callable[..., TrackerSetup]
-
-
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def promote(scenario: SeedScenario, setup: TrackerSetup, env: str = "prod") -> Release:
-    """A new commit on the environment's branch, released by CI and promoted by the promoter handler."""
-    from tagrelay.handlers.promoter import handler
-
-    sha = scenario.commit(BRANCH_OF_ENV[env])
-    release = scenario.release(sha, branch=BRANCH_OF_ENV[env])
-    # A second apart on the simulated timeline, like real pushes: "newer" is decided by commit time.
-    pushed_at = timestamp(setup.control.tick(1))
-    decisions = []
-    for event in release.events:
-        event["time"] = pushed_at  # the push happened "now" on the simulated timeline
-        decisions.append(handler(event, lambda_context("promoter"))["decision"])
-    assert "promote" in decisions, decisions
-    return release
-
-
-def track() -> dict[str, Any]:
-    from tagrelay.handlers.tracker import handler
-
-    result: dict[str, Any] = handler({"id": "run", "detail-type": "Scheduled Event"}, lambda_context("tracker"))
-    return result
-
-
-def deployment(env: str, tag: str) -> DecisionRecord:
-    records = Ledger(LEDGER_TABLE).history("mosaic-life", env, limit=100).records
-    [record] = [r for r in records if r.outcome == "committed" and r.tag == tag]
-    return record
 
 
 def raw_item(stack: LocalStack, record: DecisionRecord) -> dict[str, Any]:
@@ -78,14 +34,6 @@ def raw_item(stack: LocalStack, record: DecisionRecord) -> dict[str, Any]:
     item = stack.aws_client("dynamodb").get_item(TableName=LEDGER_TABLE, Key=key, ConsistentRead=True)["Item"]
     deserializer = TypeDeserializer()
     return {name: deserializer.deserialize(value) for name, value in item.items()}
-
-
-def moves(result: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(t["env"], t["tag"], t["to"]) for t in result["transitions"]]
-
-
-def in_flight() -> list[DecisionRecord]:
-    return Ledger(LEDGER_TABLE).in_flight()
 
 
 # --------------------------------------------------------------------------------------------- outcomes
@@ -125,13 +73,7 @@ def test_a_healthy_rollout_is_recorded_as_syncing_then_succeeded_with_argo_cds_t
 
 def test_a_tag_that_never_becomes_healthy_is_degraded(scenario: SeedScenario, tracker_env: Configure) -> None:
     setup = tracker_env()
-    sha = scenario.commit("main")
-    setup.control.mark(sha[:7], "degraded")
-    release = scenario.release(sha, branch="main")
-    from tagrelay.handlers.promoter import handler
-
-    for event in release.events:
-        handler(event, lambda_context("promoter"))
+    release = promote(scenario, setup, "prod", mark="degraded")
 
     setup.control.settle()
     result = track()
@@ -145,13 +87,7 @@ def test_a_tag_that_never_becomes_healthy_is_degraded(scenario: SeedScenario, tr
 
 def test_a_manifest_that_fails_to_apply_is_sync_failed(scenario: SeedScenario, tracker_env: Configure) -> None:
     setup = tracker_env()
-    sha = scenario.commit("develop")
-    setup.control.mark(sha[:7], "sync_failed")
-    release = scenario.release(sha, branch="develop")
-    from tagrelay.handlers.promoter import handler
-
-    for event in release.events:
-        handler(event, lambda_context("promoter"))
+    release = promote(scenario, setup, "staging", mark="sync_failed")
 
     setup.control.settle()
     result = track()
@@ -163,13 +99,7 @@ def test_a_manifest_that_fails_to_apply_is_sync_failed(scenario: SeedScenario, t
 
 def test_a_manifest_argo_cd_cannot_render_is_sync_failed(scenario: SeedScenario, tracker_env: Configure) -> None:
     setup = tracker_env(multi_source=False)
-    sha = scenario.commit("main")
-    setup.control.mark(sha[:7], "comparison_error")
-    release = scenario.release(sha, branch="main")
-    from tagrelay.handlers.promoter import handler
-
-    for event in release.events:
-        handler(event, lambda_context("promoter"))
+    release = promote(scenario, setup, "prod", mark="comparison_error")
 
     setup.control.tick(200)  # the next reconcile after the commit reports the error
     result = track()
@@ -183,13 +113,7 @@ def test_no_outcome_within_the_environments_timeout_is_timed_out(
 ) -> None:
     # Kubernetes waits 600 s before calling a bad rollout Degraded; prod's tracking window is 1 minute.
     setup = tracker_env(environments={"prod": {"timeout_minutes": 1}})
-    sha = scenario.commit("main")
-    setup.control.mark(sha[:7], "degraded")
-    release = scenario.release(sha, branch="main")
-    from tagrelay.handlers.promoter import handler
-
-    for event in release.events:
-        handler(event, lambda_context("promoter"))
+    release = promote(scenario, setup, "prod", mark="degraded")
 
     setup.control.tick(59)
     assert [t["to"] for t in track()["transitions"]] == ["SYNCING"]
@@ -367,7 +291,6 @@ def test_metrics_carry_exactly_the_dimensions_the_stacks_alarms_select_on(
     scenario: SeedScenario, tracker_env: Configure, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from infra import pipeline_metrics
-    from tagrelay.handlers.promoter import handler
 
     def tracker_output() -> list[str]:
         capsys.readouterr()  # leave out what the promoter printed
@@ -379,10 +302,7 @@ def test_metrics_carry_exactly_the_dimensions_the_stacks_alarms_select_on(
     setup.control.settle()
     # Tracked before the staging commit moves the shared GitOps branch (see the xfail test above).
     lines = tracker_output()
-    sha = scenario.commit("develop")
-    setup.control.mark(sha[:7], "degraded")
-    for event in scenario.release(sha, branch="develop").events:
-        handler(event, lambda_context("promoter"))
+    promote(scenario, setup, "staging", mark="degraded")
     setup.control.settle()
     lines += tracker_output()
 
