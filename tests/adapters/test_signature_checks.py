@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from devstack.images import simple_signing_payload
 from tagrelay.adapters.registry import Registry
-from tagrelay.adapters.signatures import Candidate, CosignVerifier, PolicyResult, Unusable
+from tagrelay.adapters.signatures import Candidate, CosignVerifier, PolicyResult, ReleaseContext, Unusable
 from tagrelay.adapters.signatures.checks import (
     SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING_MEDIA_TYPE,
@@ -113,7 +113,7 @@ def test_claims_that_do_not_name_this_digest_are_refused(payload: bytes, expecte
 
 
 def test_unknown_payload_type_is_refused() -> None:
-    problem = check_claims("application/vnd.in-toto+json", ECR_PAYLOAD, DIGEST)
+    problem = check_claims("application/vnd.example.unknown+json", ECR_PAYLOAD, DIGEST)
     assert problem is not None and "not supported" in problem
 
 
@@ -211,7 +211,7 @@ class RecordingPolicy:
     def describe(self) -> str:
         return "the test key"
 
-    def check(self, candidate: Candidate) -> PolicyResult:
+    def check(self, candidate: Candidate, release: ReleaseContext | None = None) -> PolicyResult:
         self.checked.append(candidate.origin)
         if self.accept:
             return PolicyResult(accepted=True, signer="the test key", reason="")
@@ -258,7 +258,9 @@ def test_public_key_policy_names_the_signer(private_key: ec.EllipticCurvePrivate
         payload_digest=sha256(ECR_PAYLOAD),
         signature=sign(private_key, ECR_PAYLOAD),
     )
-    assert PublicKeyPolicy.of(key).check(signed) == PolicyResult(accepted=True, signer="key sha256:test", reason="")
+    accepted = PublicKeyPolicy.of(key).check(signed)
+    assert (accepted.accepted, accepted.signer, accepted.reason) == (True, "key sha256:test", "")
+    assert [(c.name, c.status) for c in accepted.checks] == [("signature", "pass")]
     forged = Candidate(
         origin="layer",
         payload_type=SIMPLE_SIGNING_MEDIA_TYPE,

@@ -1,7 +1,8 @@
 """OCI distribution API client: what tagrelay reads from ECR (or the local registry).
 
-Three reads, one HTTP request each, so that the requests per event stay bounded and countable:
-``resolve_tag`` (HEAD a manifest), ``get_manifest`` (GET a manifest) and ``get_blob`` (GET a blob).
+Four reads, one HTTP request each, so that the requests per event stay bounded and countable:
+``resolve_tag`` (HEAD a manifest), ``get_manifest`` (GET a manifest), ``get_blob`` (GET a blob) and
+``list_referrers`` (GET the OCI 1.1 referrers of a manifest, for cosign v3 signatures).
 Nothing here lists tags: the design forbids it (design.md §4, "bounded number of registry requests").
 
 Errors follow tagrelay.errors: network failures, timeouts, 429 and 5xx are retried twice inside
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import requests
 import urllib3
@@ -231,6 +232,35 @@ class Registry:
         if actual != digest:
             raise RegistryError(f"{what} does not match its digest: the body hashes to {actual}")
         return body
+
+    def list_referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The descriptors of the manifests whose ``subject`` is ``digest`` (one GET of the OCI 1.1
+        referrers API), or None when the registry does not offer the API (404).
+
+        ``artifact_type`` asks the registry to filter; registries may ignore that, so the caller filters
+        too. Only the first page is read: a signature is among the first referrers of an image unless
+        the registry lists hundreds. Registries without the API (distribution 2.8) are read through the
+        referrers tag schema instead: ``get_manifest(repository, "sha256-<hex>")``.
+        """
+        if not is_digest(digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        what = f"referrers of {repository}@{digest}"
+        response = self._send("GET", repository, f"referrers/{digest}{query}", what=what, stream=True)
+        with response:
+            if response.status_code == 404:
+                return None
+            raw = _read_limited(response, MAX_MANIFEST_BYTES, what=what)
+        try:
+            document = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RegistryError(f"{what}: the answer is not JSON") from None
+        manifests = document.get("manifests") if isinstance(document, dict) else None
+        if not isinstance(manifests, list):
+            raise RegistryError(f"{what}: the answer is not an image index with a 'manifests' list")
+        return [descriptor for descriptor in manifests if isinstance(descriptor, dict)]
 
     def _send(self, method: str, repository: str, path: str, *, what: str, stream: bool = False) -> requests.Response:
         if not _REPOSITORY.match(repository):

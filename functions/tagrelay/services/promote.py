@@ -35,7 +35,7 @@ from tagrelay.adapters.github import (
     WriteConflict,
 )
 from tagrelay.adapters.registry import Registry
-from tagrelay.adapters.signatures import SignatureVerifier
+from tagrelay.adapters.signatures import ReleaseContext, SignatureVerifier
 from tagrelay.adapters.store import Ledger
 from tagrelay.config import App, Config
 from tagrelay.domain import decision as rules
@@ -219,7 +219,10 @@ class Promoter:
         self, app: App, digests: dict[str, str], registry: Registry, evaluation: Evaluation, envs: list[str]
     ) -> bool:
         verifier = self.deps.verifier_for(app)
-        verdicts = {image: verifier.verify(registry, image, digest) for image, digest in digests.items()}
+        release = ReleaseContext.for_release(app, evaluation.sha, envs)
+        verdicts = {
+            image: verifier.verify(registry, image, digest, release=release) for image, digest in digests.items()
+        }
         invalid = {image: v for image, v in verdicts.items() if v.status == "invalid"}
         missing = {image: v for image, v in verdicts.items() if v.status == "missing"}
         if invalid:

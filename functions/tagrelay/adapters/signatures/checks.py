@@ -26,6 +26,9 @@ from tagrelay.domain.tags import is_digest
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+IN_TOTO_STATEMENT_TYPES = frozenset({"https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"})
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 # A simple-signing payload is ~250 bytes (more with -a annotations); refuse to download anything
 # that claims to be much bigger.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -118,10 +121,42 @@ def check_simple_signing_claims(payload: bytes, digest: str) -> str | None:
     return None
 
 
-# What each payload type must claim, by the layer's media type. cosign v3 bundles (an in-toto
-# statement in a DSSE envelope) will add their check here.
+def check_in_toto_claims(payload: bytes, digest: str) -> str | None:
+    """cosign's IntotoSubjectClaimVerifier for v3 image signatures: a statement with cosign's signing
+    predicate type whose subject names this digest."""
+    try:
+        document = json.loads(payload, object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKey as exc:
+        return f"the statement is ambiguous: key {exc.args[0]!r} appears twice"
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "the statement is not JSON"
+    if not isinstance(document, dict):
+        return "the statement is not a JSON object"
+    statement_type = document.get("_type")
+    if statement_type not in IN_TOTO_STATEMENT_TYPES:
+        return f"the statement type is {statement_type!r}, not an in-toto statement"
+    predicate_type = document.get("predicateType")
+    if predicate_type != COSIGN_SIGN_PREDICATE:
+        return f"the predicate type is {predicate_type!r}, not cosign's image signature {COSIGN_SIGN_PREDICATE!r}"
+    subjects = document.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        return "the statement has no subject"
+    algorithm, _, hex_digest = digest.partition(":")
+    named = [
+        f"{algorithm}:{entry['digest'][algorithm]}"
+        for entry in subjects
+        if isinstance(entry, dict) and isinstance(entry.get("digest"), dict) and algorithm in entry["digest"]
+    ]
+    if f"{algorithm}:{hex_digest}" not in named:
+        return f"the statement's subject is {', '.join(named) or 'no sha256 digest'}, not {digest}"
+    return None
+
+
+# What each signed payload type must claim: the simple-signing payload of the legacy layout, and
+# the in-toto statement a cosign v3 bundle's DSSE envelope carries.
 CLAIM_CHECKS: Mapping[str, Callable[[bytes, str], str | None]] = {
     SIMPLE_SIGNING_MEDIA_TYPE: check_simple_signing_claims,
+    IN_TOTO_PAYLOAD_TYPE: check_in_toto_claims,
 }
 
 

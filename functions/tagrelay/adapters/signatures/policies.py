@@ -1,8 +1,7 @@
 """Signer policies: who may have signed a candidate signature.
 
-Today: one cosign key pair (ECDSA P-256), from configuration or AWS KMS. A keyless policy (Fulcio
-certificate chain, SAN and OIDC issuer, Rekor inclusion) will be another class with the same two
-methods, reading the certificate from ``Candidate.annotations``.
+Here: one cosign key pair (ECDSA P-256), from configuration or AWS KMS. The keyless policy (Fulcio
+certificate, Rekor, identity and commit binding) is ``keyless.KeylessPolicy``, with the same two methods.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from collections.abc import Callable
 
 from tagrelay.adapters.signatures.checks import check_ecdsa_p256_signature
 from tagrelay.adapters.signatures.keys import VerificationKey
-from tagrelay.adapters.signatures.model import Candidate, PolicyResult
+from tagrelay.adapters.signatures.model import Candidate, Check, PolicyResult, ReleaseContext
 
 
 class PublicKeyPolicy:
@@ -32,9 +31,11 @@ class PublicKeyPolicy:
     def describe(self) -> str:
         return self._label
 
-    def check(self, candidate: Candidate) -> PolicyResult:
+    def check(self, candidate: Candidate, release: ReleaseContext | None = None) -> PolicyResult:
         key = self._key()
         problem = check_ecdsa_p256_signature(key.public_key, candidate.signature, candidate.payload)
         if problem is not None:
-            return PolicyResult(accepted=False, signer=None, reason=f"{problem} (checked with {key.label})")
-        return PolicyResult(accepted=True, signer=key.label, reason="")
+            why = f"{problem} (checked with {key.label})"
+            return PolicyResult(accepted=False, signer=None, reason=why, checks=(Check("signature", "fail", why),))
+        checks = (Check("signature", "pass", f"verifies with {key.label}"),)
+        return PolicyResult(accepted=True, signer=key.label, reason="", checks=checks)

@@ -1,20 +1,21 @@
 """Signature sources: where the signatures of an image digest are stored.
 
-Today cosign's legacy layout (wire-formats.md §2.2), which cosign v1/v2 write by default and v3
-writes with ``--new-bundle-format=false``. OCI 1.1 referrers (cosign v2 experimental, cosign v3
-bundles, wire-formats.md §2.5/§2.6) will be further sources; a composite source can then try the
-referrers first and fall back to the tag, as ``cosign verify`` does.
+* ``LegacyTagSource``: cosign's legacy layout (wire-formats.md §2.2), which cosign v1/v2 write by
+  default and v3 writes with ``--new-bundle-format=false``;
+* ``ReferrersSource``: cosign v3 Sigstore bundles stored as OCI 1.1 referrers (§2.6), found through
+  the referrers API, or through the referrers tag schema on registries without it;
+* ``AnySource``: several sources in turn, as ``cosign verify`` looks for bundles and then for the tag.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tagrelay.adapters.registry import RegistryError
 from tagrelay.adapters.signatures.checks import MAX_PAYLOAD_BYTES, parse_signature_layer
-from tagrelay.adapters.signatures.model import Candidate, Unusable
-from tagrelay.domain.tags import signature_tag
+from tagrelay.adapters.signatures.model import Candidate, SignatureSource, Unusable
+from tagrelay.domain.tags import is_digest, signature_tag
 
 if TYPE_CHECKING:
     from tagrelay.adapters.registry import Manifest, Registry
@@ -67,3 +68,130 @@ class LegacyTagSource:
                 signature=layer.signature,
                 annotations=layer.annotations,
             )
+
+
+BUNDLE_ARTIFACT_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+BUNDLE_LAYER_TYPES = frozenset({BUNDLE_ARTIFACT_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3"})
+# A keyless bundle is 5-10 KiB (certificate, log entry, envelope); RFC 3161 timestamps add a few more.
+MAX_BUNDLE_BYTES = 256 * 1024
+# Each referrer costs two requests; an image has one per signing run, so more than this is noise.
+MAX_BUNDLES = 16
+
+
+class ReferrersSource:
+    """cosign v3 bundles: OCI 1.1 referrer manifests whose ``subject`` is the image (wire-formats.md §2.6).
+
+    Costs one request to list them (the referrers API; where it is missing, one more for the referrers
+    tag ``sha256-<hex>``), then two per bundle examined (its manifest and its bundle blob).
+    """
+
+    def location(self, digest: str) -> str:
+        return f"the OCI referrers of {digest} (API, or tag {digest.replace(':', '-')})"
+
+    def find(self, registry: Registry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
+        fallback_tag = digest.replace(":", "-")
+        try:
+            descriptors = registry.list_referrers(repository, digest, artifact_type=BUNDLE_ARTIFACT_TYPE)
+            via = "referrers API"
+            if descriptors is None:
+                # Referrers tag schema (distribution-spec 1.1): an image index under the digest's tag.
+                index = registry.get_manifest(repository, fallback_tag)
+                if index is None:
+                    return None
+                listed = index.document().get("manifests")
+                descriptors = [d for d in listed if isinstance(d, dict)] if isinstance(listed, list) else []
+                via = f"referrers tag {fallback_tag}"
+        except RegistryError as exc:
+            return iter([Unusable(origin=f"referrers of {digest}", problem=f"the referrers are unreadable: {exc}")])
+        bundles = [d for d in descriptors if d.get("artifactType") == BUNDLE_ARTIFACT_TYPE]
+        if not bundles:
+            return None
+        return self._candidates(registry, repository, digest, bundles, via)
+
+    @staticmethod
+    def _candidates(
+        registry: Registry, repository: str, digest: str, bundles: Sequence[dict[str, Any]], via: str
+    ) -> Iterator[Candidate | Unusable]:
+        for number, descriptor in enumerate(bundles, start=1):
+            reference = descriptor.get("digest")
+            origin = f"bundle {number}/{len(bundles)} ({via}, {reference})"
+            if number > MAX_BUNDLES:
+                yield Unusable(origin=origin, problem=f"not examined: only the first {MAX_BUNDLES} bundles are")
+                continue
+            if not isinstance(reference, str) or not is_digest(reference):
+                yield Unusable(origin=origin, problem="the referrer's digest is not a sha256 digest")
+                continue
+            try:
+                manifest = registry.get_manifest(repository, reference)
+                if manifest is None:
+                    yield Unusable(origin=origin, problem="the referrer is listed, but its manifest does not exist")
+                    continue
+                layer = _bundle_layer(manifest.document(), digest)
+                if isinstance(layer, str):
+                    yield Unusable(origin=origin, problem=layer)
+                    continue
+                payload = registry.get_blob(repository, layer["digest"], max_bytes=MAX_BUNDLE_BYTES)
+            except RegistryError as exc:
+                yield Unusable(origin=origin, problem=f"the bundle cannot be read: {exc}")
+                continue
+            yield Candidate(
+                origin=origin,
+                payload_type=layer["mediaType"],
+                payload=payload,
+                payload_digest=layer["digest"],
+                signature=b"",
+            )
+
+
+def _bundle_layer(document: dict[str, Any], digest: str) -> dict[str, Any] | str:
+    """The bundle layer of a referrer manifest, or why the manifest is not a bundle of this image."""
+    subject = document.get("subject")
+    subject_digest = subject.get("digest") if isinstance(subject, dict) else None
+    if subject_digest != digest:
+        # A tag-schema index can list anything; only the manifest's own subject binds it to the image.
+        return f"the referrer's subject is {subject_digest}, not this image"
+    layers = document.get("layers")
+    if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
+        return "the referrer has not exactly one layer, so it is not a cosign bundle"
+    layer = layers[0]
+    size, layer_digest = layer.get("size"), layer.get("digest")
+    if layer.get("mediaType") not in BUNDLE_LAYER_TYPES:
+        return f"the referrer's layer is {layer.get('mediaType')!r}, not a Sigstore bundle v0.3"
+    if not isinstance(layer_digest, str) or not is_digest(layer_digest):
+        return "the bundle layer's digest is not a sha256 digest"
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BUNDLE_BYTES:
+        return f"the bundle layer's size {size!r} is not between 1 and {MAX_BUNDLE_BYTES} bytes"
+    return layer
+
+
+class AnySource:
+    """Several sources, examined in order; a signature is missing only when every source has none.
+
+    Each source is asked only when the ones before it are exhausted, so a digest whose first source
+    verifies costs no request to the others.
+    """
+
+    def __init__(self, sources: Sequence[SignatureSource]) -> None:
+        self.sources = tuple(sources)
+
+    def location(self, digest: str) -> str:
+        return " or ".join(source.location(digest) for source in self.sources)
+
+    def find(self, registry: Registry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
+        for index, source in enumerate(self.sources):
+            found = source.find(registry, repository, digest)
+            if found is not None:
+                return self._chain(found, self.sources[index + 1 :], registry, repository, digest)
+        return None
+
+    @staticmethod
+    def _chain(
+        first: Iterator[Candidate | Unusable],
+        rest: Sequence[SignatureSource],
+        registry: Registry,
+        repository: str,
+        digest: str,
+    ) -> Iterator[Candidate | Unusable]:
+        yield from first
+        for source in rest:
+            yield from source.find(registry, repository, digest) or ()

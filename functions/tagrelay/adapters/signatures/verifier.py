@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tagrelay.adapters.signatures.checks import check_claims, check_payload_digest
+from tagrelay.adapters.signatures.identity import IdentityRule
+from tagrelay.adapters.signatures.keyless import KeylessPolicy
 from tagrelay.adapters.signatures.keys import KMS_KEYS, KmsKeys, key_from_file, key_from_pem
 from tagrelay.adapters.signatures.model import (
     Candidate,
+    Check,
+    Examined,
     PolicyResult,
+    ReleaseContext,
     SignatureSource,
     SignatureVerdict,
     SignatureVerifier,
@@ -16,40 +22,51 @@ from tagrelay.adapters.signatures.model import (
     Unusable,
 )
 from tagrelay.adapters.signatures.policies import PublicKeyPolicy
-from tagrelay.adapters.signatures.sources import LegacyTagSource
+from tagrelay.adapters.signatures.sources import AnySource, LegacyTagSource, ReferrersSource
+from tagrelay.adapters.signatures.trust import trusted_root_for
 from tagrelay.domain.tags import is_digest
 
 if TYPE_CHECKING:
     from tagrelay.adapters.registry import Registry
-    from tagrelay.config import App, KeySignature
+    from tagrelay.config import App, KeylessSignature, KeySignature
 
 NOT_REQUIRED_SIGNER = "none (signature: none)"
 
 
-def examine(candidate: Candidate, digest: str, policy: SignerPolicy) -> PolicyResult:
+def examine(
+    candidate: Candidate, digest: str, policy: SignerPolicy, release: ReleaseContext | None = None
+) -> PolicyResult:
     """One candidate against one policy: the payload is the announced blob, the policy accepts the
-    signer, and the payload claims this digest. Checked in cosign's order, so the reason given is
-    the first rule that fails."""
+    signer, and the signed payload claims this digest. Checked in cosign's order, so the reason given
+    is the first rule that fails; ``checks`` lists every rule applied up to it."""
     problem = check_payload_digest(candidate.payload, candidate.payload_digest)
     if problem is not None:
-        return PolicyResult(accepted=False, signer=None, reason=problem)
-    result = policy.check(candidate)
+        return PolicyResult(accepted=False, signer=None, reason=problem, checks=(Check("download", "fail", problem),))
+    downloaded = Check("download", "pass", f"the layer hashes to its digest {candidate.payload_digest}")
+    result = policy.check(candidate, release)
+    checks = (downloaded, *result.checks)
     if not result.accepted:
-        return result
-    problem = check_claims(candidate.payload_type, candidate.payload, digest)
+        return replace(result, checks=checks)
+    signed_type = result.signed.payload_type if result.signed else candidate.payload_type
+    signed = result.signed.payload if result.signed else candidate.payload
+    problem = check_claims(signed_type, signed, digest)
     if problem is not None:
-        return PolicyResult(accepted=False, signer=None, reason=f"validly signed, but {problem}")
-    return result
+        why = f"validly signed, but {problem}"
+        return PolicyResult(accepted=False, signer=None, reason=why, checks=(*checks, Check("claims", "fail", problem)))
+    return replace(result, checks=(*checks, Check("claims", "pass", f"the signed payload names {digest}")))
 
 
 class CosignVerifier:
     """Verified when any one signature from ``source`` passes ``policy`` and names the digest."""
 
-    def __init__(self, source: SignatureSource, policy: SignerPolicy) -> None:
+    def __init__(self, source: SignatureSource, policy: SignerPolicy, *, config_field: str = "signature.key") -> None:
         self.source = source
         self.policy = policy
+        self.config_field = config_field
 
-    def verify(self, registry: Registry, repository: str, digest: str) -> SignatureVerdict:
+    def verify(
+        self, registry: Registry, repository: str, digest: str, *, release: ReleaseContext | None = None
+    ) -> SignatureVerdict:
         if not is_digest(digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
         location = self.source.location(digest)
@@ -66,14 +83,24 @@ class CosignVerifier:
                 details=(f"{location}: not found",),
             )
         rejections: list[tuple[str, str]] = []  # (origin, why), in the order examined
+        examined: list[Examined] = []
         for item in found:
             if isinstance(item, Unusable):
                 rejections.append((item.origin, item.problem))
+                examined.append(Examined(item.origin, False, item.problem, (Check("layout", "fail", item.problem),)))
                 continue
-            result = examine(item, digest, self.policy)
+            result = examine(item, digest, self.policy, release)
+            examined.append(Examined(item.origin, result.accepted, result.reason, result.checks))
             if result.accepted:
                 details = (*_rejection_lines(rejections), f"{item.origin}: verified: signed by {result.signer}")
-                return SignatureVerdict(status="verified", signer=result.signer, reason=None, details=details)
+                return SignatureVerdict(
+                    status="verified",
+                    signer=result.signer,
+                    reason=None,
+                    details=details,
+                    identity=result.identity,
+                    examined=tuple(examined),
+                )
             rejections.append((item.origin, result.reason))
         first = rejections[0][1] if rejections else "there are no signatures"
         more = f" (and {len(rejections) - 1} more, see details)" if len(rejections) > 1 else ""
@@ -83,9 +110,10 @@ class CosignVerifier:
             reason=(
                 f"{repository}@{digest}: none of the {len(rejections)} signature(s) under {location} is "
                 f"acceptable; {first}{more}. Re-sign the digest with {self.policy.describe()}, or correct "
-                "signature.key in the configuration."
+                f"{self.config_field} in the configuration."
             ),
             details=_rejection_lines(rejections),
+            examined=tuple(examined),
         )
 
 
@@ -96,30 +124,14 @@ def _rejection_lines(rejections: list[tuple[str, str]]) -> tuple[str, ...]:
 class NotRequiredVerifier:
     """``signature: none``: no check and no request; the verdict says so, to be recorded."""
 
-    def verify(self, registry: Registry, repository: str, digest: str) -> SignatureVerdict:
+    def verify(
+        self, registry: Registry, repository: str, digest: str, *, release: ReleaseContext | None = None
+    ) -> SignatureVerdict:
         return SignatureVerdict(
             status="not_required",
             signer=NOT_REQUIRED_SIGNER,
             reason=None,
             details=("signature verification is turned off for this app (signature: none)",),
-        )
-
-
-class UnsupportedPolicyVerifier:
-    """A configured policy this version cannot check: fail closed, with a reason, and no request."""
-
-    def __init__(self, policy: str) -> None:
-        self.policy = policy
-
-    def verify(self, registry: Registry, repository: str, digest: str) -> SignatureVerdict:
-        return SignatureVerdict(
-            status="invalid",
-            signer=None,
-            reason=(
-                f"{repository}@{digest} was not checked: {self.policy} signature verification is not "
-                "supported by this tagrelay version. Use signature.key, or upgrade tagrelay."
-            ),
-            details=(f"{self.policy} policy: not supported yet",),
         )
 
 
@@ -136,6 +148,20 @@ def key_policy(key: KeySignature, *, kms_keys: KmsKeys = KMS_KEYS) -> PublicKeyP
     raise ValueError("signature.key gives no key")  # the configuration schema rules this out
 
 
+def keyless_policy(keyless: KeylessSignature) -> KeylessPolicy:
+    """The trusted root is read now (cached per file), so that a bad file fails the cold start."""
+    rule = IdentityRule(
+        issuer=keyless.issuer,
+        identity=keyless.identity,
+        identity_regexp=keyless.identity_regexp,
+        repository=keyless.repository,
+        ref=keyless.ref,
+        trigger=keyless.trigger,
+        workflow=keyless.workflow,
+    )
+    return KeylessPolicy(rule, trusted_root_for(keyless.trusted_root), verify_sct=keyless.verify_sct)
+
+
 def verifier_for(app: App, *, kms_keys: KmsKeys = KMS_KEYS) -> SignatureVerifier:
     """The verifier an app's ``signature`` configuration asks for."""
     policy = app.signature
@@ -143,4 +169,9 @@ def verifier_for(app: App, *, kms_keys: KmsKeys = KMS_KEYS) -> SignatureVerifier
         return NotRequiredVerifier()
     if policy.key is not None:
         return CosignVerifier(LegacyTagSource(), key_policy(policy.key, kms_keys=kms_keys))
-    return UnsupportedPolicyVerifier("keyless")
+    if policy.keyless is not None:
+        # The legacy tag first: it is what cosign v1/v2 write (the seed), and a verified legacy
+        # signature then costs no referrers request. cosign v3 bundles are found next.
+        source = AnySource([LegacyTagSource(), ReferrersSource()])
+        return CosignVerifier(source, keyless_policy(policy.keyless), config_field="signature.keyless")
+    raise ValueError("signature gives no policy")  # the configuration schema rules this out
