@@ -28,8 +28,8 @@ typecheck: bootstrap ## mypy --strict
 test: lint typecheck ## lint, type-check, then the whole test suite against the local stack
 	$(BIN)/pytest
 
-test-fast: bootstrap ## the tests only, stopping at the first failure
-	$(BIN)/pytest -x -q
+test-fast: bootstrap ## the tests without the slow ones (minutes), stopping at the first failure
+	$(BIN)/pytest -x -q -m "not slow"
 
 demo: bootstrap ## end-to-end demo on the local stack
 	$(BIN)/python -m devstack.demo

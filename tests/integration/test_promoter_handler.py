@@ -40,7 +40,11 @@ def deliver(events: list[dict[str, Any]]) -> dict[str, Any]:
     deciding = [r for r in results if r["decision"] not in ("wait", "noop")]
     assert len({(r["decision"], r["reason"]) for r in deciding}) <= 1, [(r["decision"], r["reason"]) for r in results]
     assert [r["decision"] for r in deciding].count("promote") <= 1
-    return deciding[-1] if deciding else results[-1]
+    decided = deciding[-1] if deciding else results[-1]
+    if decided["decision"] == "reject":
+        recorded = {(r.outcome, r.reason) for env in ("prod", "staging", "unresolved") for r in history(env)}
+        assert ("rejected", decided["reason"]) in recorded, recorded
+    return decided
 
 
 def ledger() -> Ledger:
@@ -358,3 +362,43 @@ def test_a_release_still_unsigned_after_the_grace_window_is_rejected(
     assert (evaluation.verdict.value, evaluation.headline.reason) == ("reject", "signature_missing")
     assert "still unsigned" in evaluation.headline.message
     assert deploy_commits(scenario) == []
+
+
+def test_a_github_rate_limit_raises_so_the_event_is_retried(
+    stack: LocalStack, scenario: SeedScenario, promoter_env: Callable[..., Any]
+) -> None:
+    from tagrelay.errors import TransientError
+
+    promoter_env()
+    sha = scenario.commit("main")
+    release = scenario.release(sha)
+    stack.github_control.inject(method="GET", path_regex="/contents/", kind="secondary_rate_limit", count=50)
+    with pytest.raises(TransientError, match="github"):
+        invoke(release.events[0])
+    stack.github_control.clear_faults()
+    assert deploy_commits(scenario) == []
+
+
+def test_secrets_never_reach_logs_records_or_results(
+    stack: LocalStack,
+    scenario: SeedScenario,
+    promoter_env: Callable[..., Any],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from devstack.stack import GITHUB_TOKEN, LEDGER_TABLE
+
+    promoter_env()
+    sha = scenario.commit("main")
+    results = [invoke(event) for event in scenario.release(sha).events]
+    stack.github_control.inject(method="GET", path_regex="/commits/", status=401, count=1)
+    bad = scenario.release(scenario.commit("main"))
+    with pytest.raises(Exception) as refused:
+        invoke(bad.events[0])
+    stack.github_control.clear_faults()
+
+    items = stack.aws_client("dynamodb").scan(TableName=LEDGER_TABLE)["Items"]  # a test may scan
+    seen = "\n".join([capsys.readouterr().out, caplog.text, repr(results), repr(items), str(refused.value)])
+    assert "committed" in seen and items
+    assert GITHUB_TOKEN not in seen
+    assert scenario.signer.public_key_pem.splitlines()[1] not in repr(items)  # key material stays out too

@@ -50,6 +50,7 @@ def valid_orders(images: tuple[str, str]) -> list[tuple[Piece, ...]]:
     return orders
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_every_arrival_order_gives_one_commit_made_by_the_last_deciding_piece(
     scenario: SeedScenario, promoter_env: Callable[..., Any]
