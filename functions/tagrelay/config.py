@@ -103,11 +103,16 @@ class KeySignature(_Model):
 
 
 class KeylessSignature(_Model):
-    """Sigstore keyless (Fulcio certificate) identity policy. Placeholders: {branch}, {env}."""
+    """Sigstore keyless (Fulcio certificate) identity policy. Placeholders: {branch}, {env}.
+
+    Independent of these fields, the certificate's commit must start with the release tag's SHA.
+    """
 
     issuer: str = Field(description="OIDC issuer, matched exactly")
     identity: str | None = Field(default=None, description="Certificate SAN, matched exactly")
-    identity_regexp: str | None = Field(default=None, description="Certificate SAN as a regular expression")
+    identity_regexp: str | None = Field(
+        default=None, description="Certificate SAN as a regular expression that must match all of it"
+    )
     repository: str | None = Field(default=None, description="GitHub repository claim (owner/name)")
     ref: str | None = Field(default=None, description="GitHub ref claim, e.g. refs/heads/{branch}")
     trigger: str | None = Field(default=None, description="GitHub workflow trigger claim, e.g. push")
@@ -115,12 +120,21 @@ class KeylessSignature(_Model):
     trusted_root: str | None = Field(
         default=None, description="Path to a Sigstore trusted_root.json; default: the pinned public-good root"
     )
-    verify_sct: bool = Field(default=True, description="Verify the certificate's embedded SCT")
+    verify_sct: bool = Field(
+        default=True, description="Require the certificate's embedded SCT (legacy layout; bundles always do)"
+    )
 
     @model_validator(mode="after")
     def _one_identity(self) -> KeylessSignature:
         if (self.identity is None) == (self.identity_regexp is None):
             raise ValueError("give exactly one of identity or identity_regexp")
+        for name in ("issuer", "identity", "identity_regexp", "repository", "ref", "trigger", "workflow"):
+            value = getattr(self, name)
+            unknown = set(re.findall(r"\{([^{}]*)\}", value or "")) - {"branch", "env"}
+            # identity_regexp may use {m,n} repetitions; only names are placeholders.
+            unknown = {u for u in unknown if not re.fullmatch(r"\d*(,\d*)?", u)}
+            if unknown:
+                raise ValueError(f"{name} uses unknown placeholder(s) {sorted(unknown)}; only {{branch}} and {{env}}")
         if self.identity_regexp is not None:
             try:
                 re.compile(self.identity_regexp.replace("{branch}", "b").replace("{env}", "e"))
