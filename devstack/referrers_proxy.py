@@ -123,8 +123,8 @@ def make_handler(backend: str, store: ReferrersStore) -> type[BaseHTTPRequestHan
                     self.send_header(name, value.replace(backend, f"http://{self.headers.get('Host')}"))
             content = answer.content if self.command != "HEAD" else b""
             # A HEAD answer announces the length a GET would have, without a body.
-            length = answer.headers.get("Content-Length", "0") if self.command == "HEAD" else str(len(content))
-            self.send_header("Content-Length", length)
+            announced = str(answer.headers.get("Content-Length", "0")) if self.command == "HEAD" else str(len(content))
+            self.send_header("Content-Length", announced)
             self.end_headers()
             if content:
                 self.wfile.write(content)

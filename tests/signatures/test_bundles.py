@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,7 +151,7 @@ def test_bundle_identity_is_checked_like_a_legacy_signature(
     sigstore: TestSigstore,
     identity: GitHubIdentity,
     trusted_root: Path,
-    change: dict[str, str],
+    change: dict[str, Any],
     check: str,
     reason: str,
 ) -> None:
