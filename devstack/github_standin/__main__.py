@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from devstack.github_standin.config import StandinConfig, normalise_prefix
 from devstack.github_standin.server import build_server
@@ -21,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     prefix = normalise_prefix(args.prefix)
     server = build_server(args.port, args.data_dir, prefix, config)
     print(f"GitHub stand-in on http://127.0.0.1:{args.port}{prefix} serving {args.data_dir}", flush=True)
+    # RunningServer.stop() sends SIGTERM: leave serve_forever so server_close() ends the git children.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -28,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ import base64
 import binascii
 import json
 import math
+import os
 import re
+import stat
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +45,9 @@ DOCS_GIT_COMMITS = "https://docs.github.com/rest/git/commits#create-a-commit"
 DEFAULT_BOT = Identity("github-standin[bot]", "github-standin[bot]@users.noreply.github.com")
 CONCURRENT_WRITER = Identity("concurrent-writer", "concurrent-writer@users.noreply.github.com")
 COMPARE_PAGE_SIZE = 250
+OPEN_REPOS = 64  # repositories whose cat-file processes and caches are kept; the least recent are closed
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_HEXISH = re.compile(r"^[0-9a-fA-F]+$")
 _TREE_TYPES = {"100644": "blob", "100755": "blob", "120000": "blob", "040000": "tree", "160000": "commit"}
 
 
@@ -142,6 +148,18 @@ class GitHubApi:
     def __init__(self, data_dir: Path, credentials: Credentials) -> None:
         self.data_dir = data_dir
         self.credentials = credentials
+        # One persistent BareRepo per repository, keyed by path and checked against the objects
+        # directory's identity, so a repository deleted and created again is opened afresh.
+        self._open: OrderedDict[Path, tuple[tuple[int, int], BareRepo]] = OrderedDict()
+        self._open_lock = threading.Lock()
+
+    def close(self) -> None:
+        """End every repository's cat-file processes (the server is stopping)."""
+        with self._open_lock:
+            repos = [repo for _identity, repo in self._open.values()]
+            self._open.clear()
+        for repo in repos:
+            repo.close()
 
     def handle(self, request: Request, *, api: str, web: str) -> Outcome:
         route, params = _match(request.method, request.path)
@@ -170,9 +188,28 @@ class GitHubApi:
         return self.data_dir / owner / f"{name}.git"
 
     def repository(self, owner: str, name: str) -> BareRepo:
-        repo = BareRepo(self.repo_path(owner, name))
-        if not repo.exists():
+        path = self.repo_path(owner, name)
+        try:
+            objects = os.stat(path / "objects")
+        except OSError:
+            objects = None
+        if objects is None or not stat.S_ISDIR(objects.st_mode) or not (path / "HEAD").is_file():
             raise ApiError(404, "Not Found")
+        identity = (objects.st_dev, objects.st_ino)
+        stale: list[BareRepo] = []
+        with self._open_lock:
+            known = self._open.get(path)
+            if known is not None and known[0] == identity:
+                self._open.move_to_end(path)
+                return known[1]
+            if known is not None:
+                stale.append(known[1])
+            repo = BareRepo(path, persistent=True)
+            self._open[path] = (identity, repo)
+            while len(self._open) > OPEN_REPOS:
+                stale.append(self._open.popitem(last=False)[1][1])
+        for old in stale:
+            old.close()  # a request still holding it falls back to one git process per question
         return repo
 
     def _repo(self, call: Call) -> BareRepo:
@@ -196,9 +233,7 @@ class GitHubApi:
     def get_contents(self, call: Call) -> Reply:
         repo = self._repo(call)
         ref = call.request.query.get("ref") or repo.default_branch()
-        if repo.is_empty():
-            raise ApiError(404, "This repository is empty.")
-        commit_sha = _resolve_or(repo, ref, 404, "Not Found")
+        commit_sha = _resolve_unless_empty(repo, ref, 404, "This repository is empty.")
         try:
             path = normalise_path(call.params.get("path", ""))
         except ValueError as error:
@@ -275,10 +310,8 @@ class GitHubApi:
 
     def list_commits(self, call: Call) -> Reply:
         repo = self._repo(call)
-        if repo.is_empty():
-            raise ApiError(409, "Git Repository is empty.")
         ref = call.request.query.get("sha") or repo.default_branch()
-        head = _resolve_or(repo, ref, 404, "Not Found")
+        head = _resolve_unless_empty(repo, ref, 409, "Git Repository is empty.")
         path = call.request.query.get("path") or None
         if path is not None:
             try:
@@ -303,11 +336,11 @@ class GitHubApi:
             raise ApiError(404, "Not Found")
         base = _resolve_or(repo, base_name, 404, "Not Found")
         head = _resolve_or(repo, head_name, 404, "Not Found")
-        merge_base = repo.merge_base(base, head)
+        comparison = repo.compare(base, head)
+        merge_base = comparison.merge_base
         if merge_base is None:
             raise ApiError(404, f"No common ancestor between {base_name} and {head_name}.")
-        ahead = repo.git("rev-list", "--reverse", f"{base}..{head}").stdout.decode().split()
-        behind_by = repo.count([f"{head}..{base}"])
+        ahead, behind_by = list(comparison.ahead), comparison.behind_by
         status = _compare_status(base == head, len(ahead), behind_by)
         per_page = call.int_query("per_page", COMPARE_PAGE_SIZE, 1000)
         page = call.int_query("page", 1, 1_000_000)
@@ -583,6 +616,23 @@ def _resolve_or(repo: BareRepo, ref: str, status: int, message: str) -> str:
         return repo.resolve_commit(ref)
     except LookupError as error:
         raise ApiError(status, message) from error
+
+
+def _resolve_unless_empty(repo: BareRepo, ref: str, empty_status: int, empty_message: str) -> str:
+    """``ref`` resolved, but first GitHub's answer for a repository without refs (then 404 Not Found).
+
+    Asking whether the repository is empty costs a git process, so it is skipped when ``ref`` resolved
+    as a branch or tag: then a ref exists. A SHA can name a commit in a repository without refs.
+    """
+    try:
+        sha: str | None = repo.resolve_commit(ref)
+    except LookupError:
+        sha = None
+    if (sha is None or _HEXISH.match(ref)) and repo.is_empty():
+        raise ApiError(empty_status, empty_message)
+    if sha is None:
+        raise ApiError(404, "Not Found")
+    return sha
 
 
 def _full_ref(ref: str) -> str | None:

@@ -75,6 +75,10 @@ class StandinServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), StandinHandler)
         self.state = state
 
+    def server_close(self) -> None:
+        super().server_close()
+        self.state.api.close()  # the repositories' cat-file processes
+
 
 class StandinHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as PyGithub's requests session expects
