@@ -3,10 +3,12 @@
 ``python bench/github_standin_latency.py [--iterations 50] [--runs 3]``
 
 Timing runs against the stand-in as the tests start it (its own process, ``start_github_standin``),
-through PyGithub as the promoter configures it. Each run seeds a fresh repository and repeats, per
-iteration: ``get_commit(short_sha)`` (reading ``.commit`` so the lazy object is fetched),
-``compare(a, b).status``, ``get_contents(path, ref="main")`` and ``update_file`` with the blob SHA
-just read. It prints p50/p95 per call and run, then the median over runs.
+through PyGithub as the promoter configures it. Each run seeds fresh repositories, an application's
+and a GitOps one, and repeats per iteration what a promotion asks: ``get_commit(short_sha)`` (reading
+``.commit`` so the lazy object is fetched) and ``compare(a, "main").status`` on the application
+repository, ``get_contents(path, ref="main")`` and ``update_file`` with the blob SHA just read on the
+GitOps one. ``compare_new`` compares against the GitOps ``main``, which every ``update_file`` moves: a
+pair of commits never compared before. It prints p50/p95 per call and run, then the median over runs.
 
 Spawns are counted separately on a server built in this process (``build_server`` on a thread) with
 ``subprocess.Popen`` wrapped: the first request per call (which may start long-lived helpers) and the
@@ -39,14 +41,16 @@ from devstack.process import free_port
 
 TOKEN = "bench-token"
 VALUES = "environments/prod/values.yaml"
-CALLS = ("get_commit", "compare", "get_contents", "update_file")
+CALLS = ("get_commit", "compare", "get_contents", "update_file", "compare_new")
 
 
 @dataclass
 class Seeded:
-    repo: Repository
+    app: Repository
+    gitops: Repository
     short_sha: str  # a commit on develop, as an ECR tag names it
     base_sha: str  # an older commit on main, for compare
+    gitops_root: str  # the GitOps repository's first commit
 
 
 def client(url: str) -> Github:
@@ -60,32 +64,40 @@ def client(url: str) -> Github:
     )
 
 
-def seed(url: str, workdir: Path, full_name: str) -> Seeded:
-    """A GitOps-like repository: a few values files, some history on main, develop ahead of it."""
-    bare = StandinControl(url).create_repo(full_name)
-    workspace = GitWorkspace.create(bare, workdir / "clones" / full_name)
+def seed(url: str, workdir: Path, name: str) -> Seeded:
+    """An application repository (history on main, develop ahead of it) and a GitOps one (values files)."""
+    control = StandinControl(url)
+    app = GitWorkspace.create(control.create_repo(f"bench/{name}-app"), workdir / "clones" / f"{name}-app")
+    base = app.commit_files({"src/app.py": "print('hello')\n", "README.md": "app\n"}, "feat: app")
+    for number in range(1, 20):
+        app.commit_files({"README.md": f"app {number}\n"}, f"docs {number}")
+    app.create_branch("develop", "main")
+    feature = app.commit_files({"src/app.py": "print('hello, world')\n"}, "feat: greet the world", branch="develop")
+    gitops = GitWorkspace.create(control.create_repo(f"bench/{name}-gitops"), workdir / "clones" / f"{name}-gitops")
     files = {f"environments/{env}/values.yaml": f'global:\n  imageTag: "{env}-0"\n' for env in ("dev", "staging")}
     files.update({VALUES: 'global:\n  imageTag: "prod-0"\n', "README.md": "gitops\n"})
-    base = workspace.commit_files(files, "seed: values files")
-    for number in range(1, 20):
-        workspace.commit_files({"README.md": f"gitops {number}\n"}, f"docs {number}")
-    workspace.create_branch("develop", "main")
-    feature = workspace.commit_files({"src/app.py": "print('hello')\n"}, "feat: app", branch="develop")
-    return Seeded(client(url).get_repo(full_name), feature[:7], base)
+    root = gitops.commit_files(files, "seed: values files")
+    github = client(url)
+    return Seeded(
+        github.get_repo(f"bench/{name}-app"), github.get_repo(f"bench/{name}-gitops"), feature[:7], base, root
+    )
 
 
 def one_iteration(seeded: Seeded, number: int, timed: Callable[[str, Callable[[], Any]], Any]) -> None:
-    repo = seeded.repo
-    timed("get_commit", lambda: repo.get_commit(seeded.short_sha).commit)
-    timed("compare", lambda: repo.compare(seeded.base_sha, "main").status)
-    content = timed("get_contents", lambda: repo.get_contents(VALUES, ref="main"))
+    app, gitops = seeded.app, seeded.gitops
+    timed("get_commit", lambda: app.get_commit(seeded.short_sha).commit)
+    timed("compare", lambda: app.compare(seeded.base_sha, "main").status)
+    content = timed("get_contents", lambda: gitops.get_contents(VALUES, ref="main"))
     assert not isinstance(content, list)
     text = f'global:\n  imageTag: "prod-{number}"\n'
-    timed("update_file", lambda: repo.update_file(VALUES, f"deploy(prod): {number}", text, content.sha, branch="main"))
+    timed(
+        "update_file", lambda: gitops.update_file(VALUES, f"deploy(prod): {number}", text, content.sha, branch="main")
+    )
+    timed("compare_new", lambda: gitops.compare(seeded.gitops_root, "main").status)
 
 
 def time_run(url: str, workdir: Path, run: int, iterations: int) -> dict[str, list[float]]:
-    seeded = seed(url, workdir, f"bench/latency-{run}")
+    seeded = seed(url, workdir, f"latency-{run}")
     samples: dict[str, list[float]] = {name: [] for name in CALLS}
 
     def timed(name: str, call: Callable[[], Any]) -> Any:
@@ -149,7 +161,7 @@ def count_spawns(workdir: Path, iterations: int = 5) -> dict[str, tuple[int, int
     counter = _SpawnCounter()
     per_call: dict[str, list[tuple[int, list[str]]]] = {name: [] for name in CALLS}
     try:
-        seeded = seed(url, workdir, "bench/spawns")
+        seeded = seed(url, workdir, "spawns")
 
         def counted(name: str, call: Callable[[], Any]) -> Any:
             counter.take()
