@@ -583,6 +583,15 @@ def sign_image_keyless(
     )
 
 
+def push_legacy_signature(
+    registry_url: str, repository: str, digest: str, payload: bytes, signature: bytes, annotations: dict[str, str]
+) -> str:
+    """Push a keyless signature made elsewhere (e.g. by sigstore-js) in cosign's legacy layout."""
+    return images.sign_image(
+        registry_url, repository, digest, _FixedSignature(signature), payload=payload, extra_annotations=annotations
+    )
+
+
 def sign_image_bundle(
     registry_url: str,
     repository: str,
