@@ -18,6 +18,8 @@ from tagrelay.cli.common import CommandError
 COMMAND_MODULES = (
     "tagrelay.cli.explain",
     "tagrelay.cli.set_tag",
+    "tagrelay.cli.history",
+    "tagrelay.cli.status",
     "tagrelay.cli.verify",
     "tagrelay.cli.trust_root",
 )
