@@ -314,14 +314,38 @@ def print_table(records: Sequence[DecisionRecord], query: HistoryQuery, *, more:
         f"{'GITOPS':<8} {'SYNCED':>7} {'HEALTHY':>7}  DETAIL"
     )
     print(header)
-    for record in records:
+    for record, repeats in _collapsed(records):
         times = durations(record)
         when = record.created_at[:19].replace("T", " ")
+        result = result_of(record) + (f" x{repeats}" if repeats > 1 else "")
         print(
             f"{when:<20} {record.app:<14} {record.env:<10} {record.tag or '-':<14} "
-            f"{result_of(record):<{_STATUS_WIDTH}} {(record.gitops_commit or '-')[:7]:<8} "
+            f"{result:<{_STATUS_WIDTH}} {(record.gitops_commit or '-')[:7]:<8} "
             f"{_span(times['to_sync_seconds']):>7} {_span(times['to_healthy_seconds']):>7}  {_clip(detail_of(record))}"
         )
+
+
+def _collapsed(records: Sequence[DecisionRecord]) -> list[tuple[DecisionRecord, int]]:
+    """Consecutive repeats of one decision (level-triggered: every event of a bad release records the
+    same rejection) as one row with a count; deployments are never folded. JSON keeps every record."""
+    rows: list[tuple[DecisionRecord, int]] = []
+    for record in records:
+        if rows and record.outcome != "committed" and _same_decision(rows[-1][0], record):
+            rows[-1] = (rows[-1][0], rows[-1][1] + 1)
+        else:
+            rows.append((record, 1))
+    return rows
+
+
+def _same_decision(a: DecisionRecord, b: DecisionRecord) -> bool:
+    return (a.app, a.env, a.tag, a.outcome, a.reason, a.message) == (
+        b.app,
+        b.env,
+        b.tag,
+        b.outcome,
+        b.reason,
+        b.message,
+    )
 
 
 def _span(seconds: float | None) -> str:
