@@ -13,6 +13,7 @@ from tagrelay.domain.events import (
     BranchTagPushed,
     Ignored,
     MalformedEvent,
+    ReferrerPushed,
     ReleaseTagPushed,
     SignaturePushed,
     classify,
@@ -44,6 +45,17 @@ def test_a_cosign_signature_tag_names_the_signed_digest() -> None:
     assert intake.push.digest == signature_manifest
 
 
+def test_cosign_v3_bundle_pushes_are_signature_events() -> None:
+    # Without the referrers API, cosign v3 keeps bundles in an index tagged sha256-<hex> (no suffix).
+    fallback = classify(ecr_push_event(tag=f"sha256-{HEX64}", digest=digest_of("index")), CONFIG)
+    assert isinstance(fallback, SignaturePushed)
+    assert fallback.signed_digest == f"sha256:{HEX64}"
+    # With it, the bundle is pushed by digest only, typed by its artifact media type.
+    untagged = ecr_push_event(tag=None, digest=digest_of("bundle"))
+    untagged["detail"]["artifact-media-type"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert isinstance(classify(untagged, CONFIG), ReferrerPushed)
+
+
 def test_env_prefixed_grammar_works_by_configuration_alone() -> None:
     prefixed = config(tag_pattern=ENV_PREFIXED_PATTERN)
     intake = classify(ecr_push_event(tag="prod-abc1234"), prefixed)
@@ -72,7 +84,6 @@ def test_env_prefixed_grammar_works_by_configuration_alone() -> None:
         ({"detail": {"image-tag": "feature-abc1234"}}, "tag_outside_grammar"),
         ({"detail": {"image-tag": f"sha256-{HEX64}.att"}}, "tag_outside_grammar"),
         ({"detail": {"image-tag": f"sha256-{HEX64}.sbom"}}, "tag_outside_grammar"),
-        ({"detail": {"image-tag": f"sha256-{HEX64}"}}, "tag_outside_grammar"),  # referrers fallback index
         ({"detail": {"image-tag": "abc1234" + "0" * 33}}, "tag_outside_grammar"),  # 40-char SHA
         ({"detail": {"image-tag": "abc12345"}}, "tag_outside_grammar"),  # 8 chars
         ({"detail": {"image-tag": "ABC1234"}}, "tag_outside_grammar"),  # upper case

@@ -7,7 +7,9 @@ design.md §4). Intake turns the event into one of:
 - ``Ignored``: not ours or not interesting (a DELETE, ``latest``, an attestation, another repo...);
 - ``ReleaseTagPushed``: a tag of the app's grammar (``abc1234`` / ``prod-abc1234``) names a release;
 - ``BranchTagPushed`` / ``SignaturePushed``: a branch tag or a cosign signature was pushed, so the
-  release(s) of that digest must be re-evaluated.
+  release(s) of that digest must be re-evaluated;
+- ``ReferrerPushed``: an untagged cosign v3 signature (a Sigstore bundle pushed as an OCI 1.1
+  referrer); its subject digest is read from the registry, then as for a signature.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from tagrelay.config import App, Config
-from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag, signed_digest
+from tagrelay.domain.tags import SIGSTORE_BUNDLE_TYPES, ReleaseTag, is_digest, parse_release_tag, signed_digest
 
 ECR_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"
@@ -47,6 +49,7 @@ class EcrPush:
     tag: str | None
     action: str
     result: str
+    artifact_media_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,13 @@ class SignaturePushed:
     signed_digest: str
 
 
-Trigger = ReleaseTagPushed | BranchTagPushed | SignaturePushed
+@dataclass(frozen=True)
+class ReferrerPushed:
+    push: EcrPush
+    app_name: str
+
+
+Trigger = ReleaseTagPushed | BranchTagPushed | SignaturePushed | ReferrerPushed
 Intake = Trigger | Ignored
 
 
@@ -116,6 +125,8 @@ def classify(event: Any, config: Config) -> Intake:
 def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
     tag = push.tag
     if not tag:
+        if push.artifact_media_type in SIGSTORE_BUNDLE_TYPES:
+            return ReferrerPushed(push, app_name)
         return Ignored("untagged_push", "the push has no tag (pushed by digest)", push.event_id)
     release = parse_release_tag(tag, app.tag_regex)
     if release is not None:
@@ -134,7 +145,7 @@ def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
     return Ignored(
         "tag_outside_grammar",
         f"tag {tag!r} is neither a release tag ({app.tag_pattern}), a branch tag of an environment, "
-        "nor a cosign signature",
+        "nor a cosign signature (sha256-<digest>.sig, or the sha256-<digest> referrers index)",
         push.event_id,
     )
 
@@ -152,6 +163,11 @@ def _parse_image_action(event: dict[str, Any], event_id: str) -> EcrPush:
     tag = detail.get("image-tag")
     if tag is not None and not isinstance(tag, str):
         raise MalformedEvent("bad_field_type", f"detail.image-tag must be a string, got {type(tag).__name__}")
+    artifact_type = detail.get("artifact-media-type")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise MalformedEvent(
+            "bad_field_type", f"detail.artifact-media-type must be a string, got {type(artifact_type).__name__}"
+        )
     return EcrPush(
         event_id=event_id,
         time=_optional_time(event),
@@ -162,6 +178,7 @@ def _parse_image_action(event: dict[str, Any], event_id: str) -> EcrPush:
         tag=tag or None,
         action=_required_string(detail, "action-type", "detail"),
         result=_required_string(detail, "result", "detail"),
+        artifact_media_type=artifact_type,
     )
 
 

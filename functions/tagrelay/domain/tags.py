@@ -7,8 +7,13 @@ from dataclasses import dataclass
 
 # OCI distribution-spec tag grammar: what any registry accepts as a tag.
 _OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-# cosign legacy layout: the signature of digest sha256:<hex> lives under tag sha256-<hex>.sig.
-_COSIGN_SIGNATURE_TAG = re.compile(r"^sha256-(?P<hex>[0-9a-f]{64})\.sig$")
+# cosign legacy layout: the signature of digest sha256:<hex> lives under tag sha256-<hex>.sig. A registry
+# without the OCI 1.1 referrers API keeps cosign v3's bundle referrers in an index tagged sha256-<hex>.
+_COSIGN_SIGNATURE_TAG = re.compile(r"^sha256-(?P<hex>[0-9a-f]{64})(?:\.sig)?$")
+# Artifact types of cosign v3 signature referrers (Sigstore bundles), as ECR reports them in events.
+SIGSTORE_BUNDLE_TYPES = frozenset(
+    {"application/vnd.dev.sigstore.bundle.v0.3+json", "application/vnd.dev.sigstore.bundle+json;version=0.3"}
+)
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -39,7 +44,8 @@ def parse_release_tag(tag: str, pattern: re.Pattern[str]) -> ReleaseTag | None:
 
 
 def signed_digest(tag: str) -> str | None:
-    """The image digest a cosign legacy signature tag (sha256-<hex>.sig) refers to, else None."""
+    """The image digest a cosign signature tag refers to (legacy ``sha256-<hex>.sig``, or the referrers
+    fallback index ``sha256-<hex>`` that holds cosign v3 bundles), else None."""
     match = _COSIGN_SIGNATURE_TAG.match(tag)
     return f"sha256:{match['hex']}" if match else None
 

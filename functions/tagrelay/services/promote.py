@@ -46,12 +46,16 @@ from tagrelay.domain.events import (
     EcrPush,
     Ignored,
     MalformedEvent,
+    ReferrerPushed,
     ReleaseTagPushed,
     SignaturePushed,
     classify,
 )
+from tagrelay.domain.events import (
+    Trigger as AcceptedEvent,
+)
 from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
-from tagrelay.domain.tags import ReleaseTag, parse_release_tag
+from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
 from tagrelay.domain.values_patch import InvalidEditRequest, ValuesEdit, ValuesFileError, set_value
 from tagrelay.errors import TransientError
 
@@ -123,7 +127,7 @@ class Promoter:
             return [evaluation]
         return self.evaluate_trigger(intake)
 
-    def evaluate_trigger(self, trigger: ReleaseTagPushed | BranchTagPushed | SignaturePushed) -> list[Evaluation]:
+    def evaluate_trigger(self, trigger: AcceptedEvent) -> list[Evaluation]:
         """An accepted event: find the release tag(s) of its digest and evaluate each."""
         push = trigger.push
         app = self.config.apps[trigger.app_name]
@@ -134,12 +138,23 @@ class Promoter:
                 self.deps.ledger.record_sighting(push.repository, push.digest, trigger.release.tag, self.deps.clock())
             releases = [trigger.release]
         else:
-            digest = push.digest if isinstance(trigger, BranchTagPushed) else trigger.signed_digest
+            digest = self._digest_to_evaluate(trigger, app)
+            if digest is None:
+                evaluation = Evaluation(event_id=push.event_id, app=trigger.app_name, trigger="signature")
+                message = f"referrer {push.repository}@{push.digest} names no subject image"
+                evaluation.check("referrer", "skip", message)
+                evaluation.decide(None, Verdict.IGNORE, "referrer_without_subject", message)
+                return [evaluation]
             tags = self.deps.ledger.release_tags_for(push.repository, digest)
             releases = [r for t in tags if (r := parse_release_tag(t, app.tag_regex)) is not None]
             if not releases:
                 return [self._release_tag_not_seen(trigger, digest)]
-        kind = {ReleaseTagPushed: "release_tag", BranchTagPushed: "branch_tag", SignaturePushed: "signature"}
+        kind = {
+            ReleaseTagPushed: "release_tag",
+            BranchTagPushed: "branch_tag",
+            SignaturePushed: "signature",
+            ReferrerPushed: "signature",
+        }
         evaluations = []
         for release in releases:
             request = ReleaseRequest(trigger.app_name, release, "push", push.event_id, push)
@@ -147,6 +162,18 @@ class Promoter:
             evaluation.trigger = kind[type(trigger)]
             evaluations.append(evaluation)
         return evaluations
+
+    def _digest_to_evaluate(self, trigger: BranchTagPushed | SignaturePushed | ReferrerPushed, app: App) -> str | None:
+        """The image digest whose release(s) an event asks to re-evaluate."""
+        if isinstance(trigger, BranchTagPushed):
+            return trigger.push.digest
+        if isinstance(trigger, SignaturePushed):
+            return trigger.signed_digest
+        # A cosign v3 bundle pushed by digest: its manifest's subject is the signed image (one request).
+        manifest = self.deps.registry_for(app).get_manifest(trigger.push.repository, trigger.push.digest)
+        subject = manifest.document().get("subject") if manifest else None
+        digest = subject.get("digest") if isinstance(subject, dict) else None
+        return digest if isinstance(digest, str) and is_digest(digest) else None
 
     def evaluate_release(self, request: ReleaseRequest) -> Evaluation:
         """Evaluate one release from current facts, decide, and record every decision."""
@@ -458,7 +485,9 @@ class Promoter:
         evaluation.check(f"{env}: values file", "skip", message)
         evaluation.decide(env, Verdict.NOOP, "already_deployed", message)
 
-    def _release_tag_not_seen(self, trigger: BranchTagPushed | SignaturePushed, digest: str) -> Evaluation:
+    def _release_tag_not_seen(
+        self, trigger: BranchTagPushed | SignaturePushed | ReferrerPushed, digest: str
+    ) -> Evaluation:
         push = trigger.push
         app = self.config.apps[trigger.app_name]
         env = app.env_for_branch(trigger.branch) if isinstance(trigger, BranchTagPushed) else None
