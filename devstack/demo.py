@@ -158,9 +158,6 @@ def _track(stack: LocalStack) -> None:
             detail(
                 f"run {run}: {t['env']:<8} {t['tag']}  {t['from']} -> {colour}{t['to']}{RESET}: {_short(t['reason'], 90)}"
             )
-            if t["to"] == "SUPERSEDED" and "Argo CD moved to" in t["reason"]:
-                # docs/tracking.md, known gaps: both environments share one GitOps branch.
-                detail(f"{DIM}  (known gap: the other environment's commit moved the shared GitOps branch){RESET}")
         still = result["in_flight"] - sum(1 for t in moved if t["to"] not in ("COMMITTED", "SYNCING"))
         if not moved:
             detail(f"run {run}: {result['in_flight']} in flight, no change (nothing written)")

@@ -153,7 +153,8 @@ class SimulatedApp:
         if self.rollout is not None:
             return True
         head = branch_head(self.spec.repo_path, self.spec.branch)
-        return head is not None and head not in {self.deployed_commit, self.failed_commit, self.broken_commit}
+        settled = {self.deployed_commit, self.compared_commit, self.failed_commit, self.broken_commit}
+        return head is not None and head not in settled
 
     def _next_change(self) -> tuple[float, Callable[[float, str | None], None]]:
         poll = (self.last_poll + self.timing.poll_interval, self._poll)
@@ -190,8 +191,7 @@ class SimulatedApp:
             self._comparison_error(t, None, f"unable to resolve '{self.spec.branch}' to a commit SHA")
             return
         if head in (target, self.failed_commit):  # auto-sync never retries a revision that failed
-            if rollout is None and self.deployed_tag and self.mark_of(self.deployed_tag) == "degraded":
-                self._set_health("Degraded", t, self._degraded_message())
+            self._reassess_health(t)
             return
         rendered = tag_at(self.spec.repo_path, head, self.spec.values_file, self.spec.key)
         error: str | None
@@ -204,8 +204,27 @@ class SimulatedApp:
             return
         self.conditions = [c for c in self.conditions if c.type not in ("ComparisonError", "SyncError")]
         self.broken_commit = None
+        running_tag = rollout.tag if rollout is not None else self.deployed_tag
+        if rendered.tag == running_tag and self.failed_commit is None:
+            # The branch moved with a commit that does not change this app (another environment's values):
+            # Argo CD compares the new revision, finds nothing to apply, and runs no operation.
+            self.compared_commit = head
+            if rollout is None:
+                self.sync_status = "Synced"
+                self._reassess_health(t)
+            self._changed()
+            return
         self.sync_status, self.compared_commit = "OutOfSync", head
         self.rollout = Rollout(head, rendered.tag, Phase.DETECTED, t, self.images, self.health)
+
+    def _reassess_health(self, t: float) -> None:
+        """Health is assessed on every reconcile: the running tag's mark decides it (no rollout under way)."""
+        if self.rollout is not None or not self.deployed_tag:
+            return
+        if self.mark_of(self.deployed_tag) == "degraded":
+            self._set_health("Degraded", t, self._degraded_message())
+        elif self.health == "Degraded":
+            self._set_health("Healthy", t)
 
     def _start_operation(self, t: float, head: str | None) -> None:
         rollout = self._current()

@@ -164,6 +164,24 @@ def test_synced_healthy_with_our_images_succeeds_with_history_timestamps() -> No
     assert decision.durations.to_healthy == timedelta(seconds=90)
 
 
+def test_a_later_commit_for_another_environment_leaves_our_sync_running() -> None:
+    # Prod and staging share the GitOps branch: Argo CD now compares staging's newer commit for the prod
+    # app, finds nothing to change, runs no operation. Our operation and history entry are still newest.
+    decision = decide(synced_healthy(revision=NEWER))
+
+    assert isinstance(decision, Transition) and decision.state is DeploymentState.SUCCEEDED
+
+
+def test_a_later_revision_with_a_newer_history_entry_is_not_ours() -> None:
+    moved_on = synced_healthy(
+        revision=NEWER,
+        history=[history_entry(OURS, 10, 40, 42), history_entry(NEWER, 50, 60, 43)],
+    )
+    decision = decide(moved_on)
+
+    assert not (isinstance(decision, Transition) and decision.state is DeploymentState.SUCCEEDED)
+
+
 def test_health_that_never_changed_counts_from_the_end_of_our_sync() -> None:
     # A ConfigMap-only change never leaves Healthy: lastTransitionTime predates the commit.
     decision = decide(synced_healthy(health_changed=-3000))

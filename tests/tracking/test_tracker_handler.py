@@ -265,12 +265,6 @@ def test_a_concurrent_writer_is_never_overwritten(scenario: SeedScenario, tracke
     assert deployment("prod", release.tag).status == "SUCCEEDED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/tracking.md): a commit for another environment moves the shared GitOps branch, "
-    "so Argo CD reports a revision other than ours for an unchanged app; the state machine cannot tell "
-    "that revision from a replacement without knowing it leaves our values file unchanged",
-)
 def test_a_staging_commit_during_a_prod_rollout_leaves_the_prod_outcome_alone(
     scenario: SeedScenario, tracker_env: Configure
 ) -> None:
@@ -300,7 +294,7 @@ def test_metrics_carry_exactly_the_dimensions_the_stacks_alarms_select_on(
     setup = tracker_env()
     promote(scenario, setup, "prod")
     setup.control.settle()
-    # Tracked before the staging commit moves the shared GitOps branch (see the xfail test above).
+    # Prod is tracked before and after the staging commit moves the shared GitOps branch.
     lines = tracker_output()
     promote(scenario, setup, "staging", mark="degraded")
     setup.control.settle()

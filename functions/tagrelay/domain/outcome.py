@@ -32,6 +32,7 @@ PHASE_RUNNING = "Running"
 PHASE_TERMINATING = "Terminating"
 PHASE_SUCCEEDED = "Succeeded"
 FAILED_PHASES = frozenset({"Failed", "Error"})
+SUCCEEDED_PHASE = "Succeeded"
 IN_PROGRESS_PHASES = frozenset({PHASE_RUNNING, PHASE_TERMINATING})
 # Conditions that mean Argo CD cannot render or apply the desired state at all (Kargo treats them as
 # unhealthy); warnings such as OrphanedResourceWarning say nothing about our commit.
@@ -438,7 +439,21 @@ def _ours_synced(app: ApplicationObservation, sha: str) -> bool:
     its own (a no-op change, a manual apply); a failed operation for our commit was decided before.
     """
     op = app.operation
-    return app.sync_status == SYNCED and sha in app.sync_revisions and (op is None or op.completed)
+    if app.sync_status != SYNCED or (op is not None and not op.completed):
+        return False
+    if sha in app.sync_revisions:
+        return True
+    # Environments share the GitOps branch: a later commit for another environment moves the revision
+    # Argo CD compares against, but changes nothing in this app, so no operation runs. Our sync is still
+    # what runs when the last operation and the newest history entry are ours.
+    newest = max(app.history, key=lambda e: (e.id is not None, e.id or 0)) if app.history else None
+    return (
+        op is not None
+        and sha in op.revisions
+        and op.phase == SUCCEEDED_PHASE
+        and newest is not None
+        and sha in newest.revisions
+    )
 
 
 def _health_is_fresh(app: ApplicationObservation) -> bool:
