@@ -31,6 +31,7 @@ from typing import Any
 
 from devstack.images import CosignKeySigner
 from devstack.scenario import Release, SeedScenario
+from devstack.sigstore_testing import demo_sigstore
 from devstack.stack import LEDGER_TABLE, LocalStack
 
 _TTY = sys.stdout.isatty()
@@ -78,7 +79,9 @@ def _demo(workdir: Path, log_path: Path) -> None:
             detail(f"{server.name:<16} {server.url}  (pid {server.pid})")
 
         step(2, "creating the seed's repositories")
-        scenario = SeedScenario.create(stack)
+        # The seed signs keyless from GitHub Actions; the demo runs its own Sigstore (Fulcio CA, Rekor
+        # log, CT log) and trusts it, with the seed's workflow identity bound to each release's commit.
+        scenario = SeedScenario.create(stack, sigstore=demo_sigstore(workdir))
         prod_sha = scenario.commit("main", "feat(web): faster story timeline")
         staging_sha = scenario.commit("develop", "feat(api): story export endpoint")
         detail(f"{scenario.source_repo}: main at {prod_sha[:7]}, develop at {staging_sha[:7]}")
@@ -98,12 +101,13 @@ def _demo(workdir: Path, log_path: Path) -> None:
         with stack.environment(config_path), _lambda_logs(log_path):
             from tagrelay.handlers.promoter import handler
 
-            step(3, "CI pushes and signs two releases (short-SHA tag + branch tag, cosign signature)")
+            step(3, "CI pushes and signs two releases (short-SHA tag + branch tag, keyless cosign signatures)")
             prod = scenario.release(prod_sha, branch="main")
             staging = scenario.release(staging_sha, branch="develop")
-            for release in (prod, staging):
+            for release, branch in ((prod, "main"), (staging, "develop")):
                 for image, digest in release.digests.items():
-                    detail(f"{image}:{release.tag}  {digest[:19]}…  signed")
+                    layout = "cosign v3 bundle" if image == scenario.images[-1] else "cosign .sig"
+                    detail(f"{image}:{release.tag}  {digest[:19]}…  signed keyless ({layout}), refs/heads/{branch}")
 
             step(4, "delivering the ECR events to the promoter handler, shuffled, with a duplicate")
             events = [*prod.events, *staging.events, prod.events[0]]
@@ -191,7 +195,7 @@ def _rejections(scenario: SeedScenario, handler: Any) -> None:
 
     forged_sha = scenario.commit("main", "feat: signed with someone else's key")
     forged = scenario.release(forged_sha, branch="main", signer=CosignKeySigner.generate())
-    print(f"  {BOLD}an image signed by an unknown key{RESET} ({forged.tag})")
+    print(f"  {BOLD}an image signed with a key, not by the seed's keyless identity{RESET} ({forged.tag})")
     result = _deliver_all(handler, forged)
     detail(f"-> {_decision(result)}: {_short(result['message'])}")
     value = scenario.values_file("prod").decode().splitlines()[1].strip()
@@ -258,8 +262,8 @@ def _print_ledger() -> None:
 def _event_label(event: dict[str, Any]) -> str:
     detail_ = event["detail"]
     tag = detail_["image-tag"]
-    if tag.endswith(".sig"):
-        tag = tag[:17] + "….sig"
+    if tag.startswith("sha256-"):  # cosign .sig tag, or the referrers index of cosign v3 bundles
+        tag = tag[:17] + ("….sig" if tag.endswith(".sig") else "… (bundle index)")
     return f"{detail_['repository-name']}:{tag}"
 
 

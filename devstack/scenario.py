@@ -22,6 +22,14 @@ from typing import Any
 from devstack.events import ecr_push_event
 from devstack.gitrepo import GitWorkspace
 from devstack.images import CosignKeySigner, push_image, sign_image, tag_image
+from devstack.sigstore_testing import (
+    GitHubIdentity,
+    KeylessSigner,
+    TestSigstore,
+    keyless_signature_config,
+    sign_image_bundle,
+    sign_image_keyless,
+)
 from devstack.stack import LocalStack
 from tagrelay.domain.tags import signature_tag
 
@@ -61,12 +69,17 @@ class SeedScenario:
     source_repo: str = SOURCE_REPO
     gitops_repo: str = GITOPS_REPO
     images: tuple[str, ...] = IMAGES
+    # Keyless signing (the seed's way): a private Sigstore and its trusted_root.json. None: a cosign key.
+    sigstore: tuple[TestSigstore, Path] | None = None
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     @classmethod
-    def create(cls, stack: LocalStack, *, isolate_as: str | None = None) -> SeedScenario:
+    def create(
+        cls, stack: LocalStack, *, isolate_as: str | None = None, sigstore: tuple[TestSigstore, Path] | None = None
+    ) -> SeedScenario:
         """The seed's repositories and images. ``isolate_as`` renames them (``<name>/mosaic-life``,
-        ``<name>/gitops``, ``<name>/web``...) so that tests sharing one stack do not meet."""
+        ``<name>/gitops``, ``<name>/web``...) so that tests sharing one stack do not meet. With
+        ``sigstore``, releases are signed keyless, as the seed's GitHub Actions workflow signs them."""
         source_repo, gitops_repo, images = SOURCE_REPO, GITOPS_REPO, IMAGES
         if isolate_as:
             source_repo, gitops_repo = f"{isolate_as}/mosaic-life", f"{isolate_as}/gitops"
@@ -90,10 +103,13 @@ class SeedScenario:
             source_repo=source_repo,
             gitops_repo=gitops_repo,
             images=images,
+            sigstore=sigstore,
         )
 
     @property
     def signature_config(self) -> dict[str, Any]:
+        if self.sigstore is not None:
+            return keyless_signature_config(self.sigstore[1])
         return {"key": {"public_key_pem": self.signer.public_key_pem}}
 
     def write_config(
@@ -149,9 +165,25 @@ class SeedScenario:
                 tag_image(registry, image, digest, branch)
                 release.events.append(ecr_push_event(image, branch, digest))
             if sign:
-                signature_digest = sign_image(registry, image, digest, signer or self.signer)
-                release.events.append(ecr_push_event(image, signature_tag(digest), signature_digest))
+                release.events.append(self._sign(image, digest, sha, branch, signer))
         return release
+
+    def _sign(
+        self, image: str, digest: str, sha: str, branch: str | None, signer: CosignKeySigner | None
+    ) -> dict[str, Any]:
+        """Sign like CI and return the ECR event of the signature push."""
+        registry = self.stack.registry.url
+        if self.sigstore is None or signer is not None:
+            signature_digest = sign_image(registry, image, digest, signer or self.signer)
+            return ecr_push_event(image, signature_tag(digest), signature_digest)
+        keyless = KeylessSigner(self.sigstore[0], GitHubIdentity().for_commit(sha, branch=branch or "main"))
+        if image == self.images[-1]:
+            # cosign v3: a Sigstore bundle referrer; this registry has no referrers API, so cosign also
+            # updates the sha256-<hex> index tag, and that push is the event.
+            referrer = sign_image_bundle(registry, image, digest, keyless, tag_fallback=True)
+            return ecr_push_event(image, digest.replace(":", "-"), referrer)
+        signature_digest = sign_image_keyless(registry, image, digest, keyless)  # cosign v2: the .sig tag
+        return ecr_push_event(image, signature_tag(digest), signature_digest)
 
     def values_file(self, env: str) -> bytes:
         return self.gitops.read_file(f"environments/{env}/values.yaml", branch="main")
@@ -161,6 +193,6 @@ def _kind(event: dict[str, Any], release_tag: str) -> str:
     tag = event["detail"].get("image-tag", "")
     if tag == release_tag:
         return "release"
-    if tag.endswith(".sig"):
+    if tag.startswith("sha256-"):
         return "signature"
     return "branch"

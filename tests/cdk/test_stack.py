@@ -44,6 +44,7 @@ WILDCARD_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken", "xray:PutTraceSegments
 WILDCARD_RESOURCE_ACTIONS_IN_VPC = WILDCARD_RESOURCE_ACTIONS | set(VPC_ENI_ACTIONS)
 GITHUB_APP_KEY_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:tagrelay/github-app-key-AbC123"
 SIGNING_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SIGNING_KEY_ALIAS = "alias/mosaic-life-cosign"
 OPERATOR_ROLE = "arn:aws:iam::111122223333:role/platform-oncall"
 
 
@@ -112,7 +113,7 @@ def _everything_else(data: dict[str, Any]) -> None:
     data["ledger"]["table"] = "ops-ledger"
     data["github"]["auth"] = {"app": {"app_id": 123456, "private_key_secret": GITHUB_APP_KEY_ARN}}
     data["argocd"]["refresh_after_commit"] = False
-    data["apps"]["mosaic-life"]["signature"]["key"]["kms_key_id"] = SIGNING_KEY_ARN
+    data["apps"]["mosaic-life"]["signature"] = {"key": {"kms_key_id": SIGNING_KEY_ARN}}
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +130,14 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 @pytest.fixture(scope="module")
 def without_argocd(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """No Argo CD, and key-pair signatures from a KMS key named by its alias."""
+
+    def change(data: dict[str, Any]) -> None:
+        data.pop("argocd")
+        data["apps"]["mosaic-life"]["signature"] = {"key": {"kms_key_id": SIGNING_KEY_ALIAS}}
+
     folder = tmp_path_factory.mktemp("no-argocd")
-    return synthesize(write_config(folder, lambda data: data.pop("argocd")), folder / "out")
+    return synthesize(write_config(folder, change), folder / "out")
 
 
 @pytest.fixture(params=["default", "variant"])
@@ -274,8 +281,14 @@ def test_no_policy_anywhere_allows_a_wildcard_action(any_stack: Synthesized) -> 
                 assert "*" not in action, statement
 
 
-def test_wildcard_resources_only_where_aws_offers_nothing_narrower(default: Synthesized, variant: Synthesized) -> None:
-    for synthesized, allowed in ((default, WILDCARD_RESOURCE_ACTIONS), (variant, WILDCARD_RESOURCE_ACTIONS_IN_VPC)):
+def test_wildcard_resources_only_where_aws_offers_nothing_narrower(
+    default: Synthesized, variant: Synthesized, without_argocd: Synthesized
+) -> None:
+    for synthesized, allowed in (
+        (default, WILDCARD_RESOURCE_ACTIONS),
+        (variant, WILDCARD_RESOURCE_ACTIONS_IN_VPC),
+        (without_argocd, WILDCARD_RESOURCE_ACTIONS),
+    ):
         for service in ("promoter", "tracker"):
             for statement in synthesized.statements_of(service):
                 resources = [render_reference(r) for r in as_list(statement["Resource"])]
@@ -285,7 +298,7 @@ def test_wildcard_resources_only_where_aws_offers_nothing_narrower(default: Synt
                     # Only a KMS alias: any key of the account, narrowed to the alias's key by a condition.
                     assert statement["Action"] == "kms:GetPublicKey"
                     assert statement["Condition"] == {
-                        "ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/mosaic-life-cosign"]}
+                        "ForAnyValue:StringEquals": {"kms:ResourceAliases": [SIGNING_KEY_ALIAS]}
                     }
 
 
@@ -339,11 +352,14 @@ def test_secrets_are_read_by_arn_only(default: Synthesized, variant: Synthesized
         assert synthesized.of_type("AWS::SecretsManager::Secret") == {}
 
 
-def test_signing_keys_allow_get_public_key_only(default: Synthesized, variant: Synthesized) -> None:
+def test_signing_keys_allow_get_public_key_only(
+    default: Synthesized, variant: Synthesized, without_argocd: Synthesized
+) -> None:
     def kms(synthesized: Synthesized) -> list[dict[str, Any]]:
         return [s for s in synthesized.statements_of("promoter") if str(s["Action"]).startswith("kms:")]
 
-    assert [(s["Action"], render_reference(s["Resource"])) for s in kms(default)] == [
+    assert kms(default) == []  # the example signs keyless: no KMS key to read
+    assert [(s["Action"], render_reference(s["Resource"])) for s in kms(without_argocd)] == [
         ("kms:GetPublicKey", "arn:aws:kms:us-east-1:<AWS::AccountId>:key/*")
     ]
     assert kms(variant) == [
