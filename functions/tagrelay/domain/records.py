@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 # Outcomes that are transient: kept for ledger.decision_ttl_days, then expired by DynamoDB TTL.
 TRANSIENT_OUTCOMES = frozenset({"waiting", "noop", "ignored"})
@@ -61,6 +62,15 @@ class DecisionRecord:
     finished_at: str | None = None
     source_committed_at: str | None = None
     pushed_at: str | None = None
+    # Written by the tracker on each transition (services/track.py, tracking_attributes).
+    deploy_started_at: str | None = None  # Argo CD history entry of our revision
+    deployed_at: str | None = None
+    tracked_at: str | None = None
+    superseded_by: str | None = None  # the newer deployment's decision id
+    time_to_sync_seconds: Decimal | None = None
+    sync_seconds: Decimal | None = None
+    time_to_healthy_seconds: Decimal | None = None
+    lead_time_seconds: Decimal | None = None  # image push -> healthy (SUCCEEDED only)
 
     @property
     def transient(self) -> bool:
