@@ -19,8 +19,30 @@ import pytest
 from ruamel.yaml import YAML
 
 from devstack.argocd_sim import ArgoCDSimControl
+from devstack.moto import aws_env, start_moto
+from devstack.process import RunningServer
+from devstack.registry import start_registry
 from devstack.scenario import BRANCH_OF_ENV, SeedScenario
 from devstack.stack import ARGOCD_PROJECT, LocalStack
+
+
+@pytest.fixture(scope="module")
+def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A registry of the module's own, for adapter tests that count requests or layers on fixed names."""
+    server = start_registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A moto server of the module's own, with boto3 pointed at it for the module's tests."""
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in aws_env(server).items():
+            patch.setenv(name, value)
+        yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

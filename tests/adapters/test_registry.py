@@ -21,9 +21,7 @@ import boto3
 import pytest
 
 from devstack import images
-from devstack.moto import aws_env, start_moto
 from devstack.process import RunningServer, free_port
-from devstack.registry import start_registry
 from tagrelay.adapters.registry import MANIFEST_ACCEPT, EcrAuth, Registry, RegistryError, registry_for
 from tagrelay.config import App
 from tagrelay.errors import MisconfiguredError, TransientError
@@ -34,23 +32,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.stack
 
 REPOSITORY = "demo/web"
-
-
-@pytest.fixture(scope="module")
-def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_registry(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_moto(tmp_path_factory.mktemp("moto"))
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in aws_env(server).items():
-            patch.setenv(name, value)
-        yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from devstack import images
-from devstack.moto import aws_env, start_moto
 from devstack.process import RunningServer
-from devstack.registry import start_registry
 from tagrelay.adapters.registry import Registry
 from tagrelay.adapters.signatures import NOT_REQUIRED_SIGNER, SignatureVerdict, verifier_for
 from tagrelay.adapters.signatures.checks import key_fingerprint
@@ -30,23 +27,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.stack
 
 REPOSITORY = "demo/core-api"
-
-
-@pytest.fixture(scope="module")
-def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_registry(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_moto(tmp_path_factory.mktemp("moto"))
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in aws_env(server).items():
-            patch.setenv(name, value)
-        yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -3,24 +3,15 @@ second one (not trusted), each generated once per module."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devstack import images
 from devstack.process import RunningServer
-from devstack.registry import start_registry
 from devstack.sigstore_testing import GitHubIdentity, KeylessSigner, TestSigstore
 from tagrelay.adapters.registry import Registry
 from tests.signatures.support import FULL_SHA, REPOSITORY
-
-
-@pytest.fixture(scope="module")
-def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_registry(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
