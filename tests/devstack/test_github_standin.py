@@ -32,7 +32,7 @@ from github.Repository import Repository
 
 from devstack.github_standin import GitHubAppSpec, StandinControl, generate_app_keypair, start_github_standin
 from devstack.github_standin.gitstore import git_env
-from devstack.gitrepo import GitWorkspace, make_ambiguous_short_sha
+from devstack.gitrepo import COLLISIONS_REF, GitWorkspace, make_ambiguous_short_sha
 from devstack.process import RunningServer
 
 pytestmark = pytest.mark.stack
@@ -337,6 +337,87 @@ def test_get_commit_of_an_ambiguous_short_sha_is_422(control: StandinControl, gh
     assert repo.get_commit(unique[:7]).raw_data["sha"] == unique
 
 
+def test_a_short_sha_that_becomes_ambiguous_later_is_refused_then(
+    control: StandinControl, gh: Github, workdir: Path
+) -> None:
+    # The colliding pair is learnt in a scratch repository, then written here one commit at a time.
+    scratch = workdir / "scratch-collisions.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(scratch)], env=git_env(), check=True)
+    prefix = make_ambiguous_short_sha(scratch)
+    first, second = git(scratch, "rev-parse", f"{COLLISIONS_REF}^1", f"{COLLISIONS_REF}^2").split()
+    bare = control.create_repo("org/late-collision")
+    GitWorkspace.create(bare, workdir / "clones" / "late-collision").commit_files({"a.txt": "a\n"}, "one commit")
+    repo = gh.get_repo("org/late-collision")
+
+    def write(sha: str) -> None:
+        body = git(scratch, "cat-file", "commit", sha).encode()
+        written = subprocess.run(
+            ["git", f"--git-dir={bare}", "hash-object", "-t", "commit", "-w", "--stdin"],
+            input=body,
+            capture_output=True,
+            env=git_env(),
+            check=True,
+        )
+        assert written.stdout.decode().strip() == sha
+
+    write(first)
+    assert repo.get_commit(prefix).raw_data["sha"] == first
+    write(second)
+    with pytest.raises(GithubException) as ambiguous:
+        repo.get_commit(prefix).commit  # noqa: B018 - the attribute access sends the request
+    assert ambiguous.value.status == 422
+
+
+def test_commit_files_carry_the_patch_git_diff_shows_for_each_path(seeded: Seeded) -> None:
+    seeded.workspace.commit_files({"bin.dat": b"\x00\x01\x02", "README.md": "gitops\nmore\n"}, "binary and text")
+    workdir = seeded.workspace.workdir
+    (workdir / "README.md").unlink()
+    (workdir / "README.md").symlink_to("environments")  # a typechange: shown as removal and addition
+    (workdir / "bin.dat").unlink()
+    (workdir / "bin.dat").mkdir()
+    (workdir / "bin.dat" / "inside.txt").write_text("a file where a file was\n")  # a file becomes a directory
+    (workdir / VALUES).write_text(PROD_VALUES.replace("abc1234", "fff0000"))
+    identity = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    for args in (["add", "-A"], ["commit", "-q", "-m", "many kinds of change"], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", *args], cwd=workdir, env=git_env(identity), check=True, capture_output=True)
+    sha = seeded.workspace.head("main")
+
+    files = seeded.repo.get_commit(sha).files
+
+    bare = seeded.workspace.bare_path
+    assert sorted(changed.filename for changed in files) == sorted(
+        git(bare, "diff-tree", "-r", "--no-renames", "--name-only", f"{sha}^", sha).split()
+    )
+    for changed in files:
+        diff = git(bare, "diff", "--no-color", f"{sha}^", sha, "--", changed.filename)
+        hunk = diff.find("\n@@")
+        assert changed.patch == (diff[hunk + 1 :].rstrip("\n") if hunk >= 0 else None), changed.filename
+
+
+def test_writes_from_outside_are_seen_packed_or_loose(seeded: Seeded) -> None:
+    assert seeded.repo.get_commit("main").raw_data["sha"] == seeded.workspace.head("main")  # opened and read
+    bare = seeded.workspace.bare_path
+    many = {f"generated/file-{number}.txt": f"{number}\n" for number in range(150)}  # pushed as a pack
+    pushed = seeded.workspace.commit_files(many, "many files at once")
+    assert list((bare / "objects" / "pack").glob("*.pack"))
+
+    fresh = seeded.repo.get_contents("generated/file-149.txt", ref="main")
+
+    assert not isinstance(fresh, list) and fresh.decoded_content == b"149\n"
+    assert seeded.repo.get_branch("main").commit.sha == pushed
+    git(bare, "pack-refs", "--all")
+    moved = seeded.workspace.commit_files({"generated/file-0.txt": "changed\n"}, "after pack-refs")
+    assert seeded.repo.get_branch("main").commit.sha == moved
+    git(bare, "update-ref", "-d", "refs/heads/develop")
+    with pytest.raises(UnknownObjectException):
+        seeded.repo.get_contents(VALUES, ref="develop")
+
+
 def test_compare_reports_identical_ahead_behind_and_diverged_as_git_counts_them(seeded: Seeded) -> None:
     bare = seeded.workspace.bare_path
     for number in range(3):
@@ -589,3 +670,31 @@ def test_github_enterprise_prefix(tmp_path: Path) -> None:
         assert unprefixed.status_code == 404
     finally:
         server.stop()
+
+
+def test_stopping_the_server_ends_its_git_processes_promptly(tmp_path: Path) -> None:
+    server = start_github_standin(tmp_path)
+    github = client(server.url)  # its keep-alive connection stays open while the server stops
+    try:
+        workspace = GitWorkspace.create(StandinControl(server.url).create_repo("corp/app"), tmp_path / "clone")
+        workspace.commit_files({VALUES: PROD_VALUES}, "seed")
+        github.get_repo("corp/app").get_contents(VALUES)
+    finally:
+        server.stop(timeout=30)
+    assert server.process.returncode == 0  # left serve_forever on SIGTERM and closed down, not killed
+    assert git_processes_under(tmp_path) == []
+    github.close()
+
+
+def git_processes_under(directory: Path) -> list[str]:
+    """Command lines of running git processes that name a path below ``directory``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        text = " ".join(arg.decode(errors="replace") for arg in argv)
+        if argv[0].endswith(b"git") and str(directory) in text:
+            found.append(text)
+    return found
