@@ -12,6 +12,10 @@ evaluated from current facts, in this order, stopping at the first check that is
    pinned (ledger), the values file does not already hold this or a newer commit (GitHub: 1 read,
    1 compare), then a compare-and-swap commit of the one-line edit (GitHub: 1).
 
+Operator requests (services/operate.py: `tagrelay deploy`, `tagrelay rollback`) take the same path
+with the environment named instead of resolved (step 2); a rollback also passes the pin (it pins the
+environment itself) and the no-downgrade guard, each by an explicit field of its ReleaseRequest.
+
 Every decision is written to the ledger, except in a dry run (`tagrelay explain`), which writes nothing.
 """
 
@@ -39,7 +43,7 @@ from tagrelay.adapters.signatures import ReleaseContext, SignatureVerifier
 from tagrelay.adapters.store import Ledger
 from tagrelay.config import App, Config
 from tagrelay.domain import decision as rules
-from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message
+from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message, subject
 from tagrelay.domain.decision import Evaluation, Verdict
 from tagrelay.domain.events import (
     BranchTagPushed,
@@ -101,6 +105,12 @@ class ReleaseRequest:
     event_id: str | None
     push: EcrPush | None = None
     actor: str | None = None  # manual deploys: the operator; pushes: the commit's author
+    # Operator requests (services/operate.py) name the environment instead of resolving it from branch tags.
+    env: str | None = None
+    # A rollback goes back on purpose: the no-downgrade guard does not apply to it.
+    allow_downgrade: bool = False
+    # A rollback pins the environment itself before committing; every other request stops at a pin.
+    respect_pin: bool = True
 
 
 class Promoter:
@@ -185,6 +195,8 @@ class Promoter:
             sha=request.release.sha,
             actor=request.actor,
         )
+        if request.trigger != "push":
+            evaluation.trigger = request.trigger
         envs = self._check_artifacts(app, request, evaluation)
         # Read each environment's values file before asking GitHub about the commit: a duplicate or
         # late event then costs one request (the file already holds the tag) instead of four.
@@ -209,7 +221,7 @@ class Promoter:
         if missing:
             message = f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no tag {release.tag} yet"
             evaluation.check("readiness", "wait", message)
-            evaluation.decide(release.env, Verdict.WAIT, "release_incomplete", message)
+            evaluation.decide(request.env or release.env, Verdict.WAIT, "release_incomplete", message)
             return []
         digests = {image: digest for image, digest in resolved.items() if digest}
         evaluation.digests = digests
@@ -218,7 +230,11 @@ class Promoter:
             evaluation.check(
                 "event digest", "skip", f"{release.tag} moved since the event; evaluating its current digest"
             )
-        envs = self._environments(app, release, digests, registry, evaluation)
+        if request.env is not None:
+            evaluation.check("environment", "pass", f"{request.env} (named by the operator)")
+            envs = [request.env]
+        else:
+            envs = self._environments(app, release, digests, registry, evaluation)
         if envs and self._signatures(app, digests, registry, evaluation, envs):
             return envs
         return []
@@ -361,7 +377,7 @@ class Promoter:
         evaluation.check(f"{env}: branch", "pass", f"{branch} contains {commit.sha[:12]}")
         evaluation.source_branch = branch
 
-        state = self.deps.ledger.environment_state(request.app_name, env)
+        state = self.deps.ledger.environment_state(request.app_name, env) if request.respect_pin else None
         if state and state.pinned:
             message = f"{env} is pinned ({state.pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
             evaluation.check(f"{env}: pin", "skip", message)
@@ -378,7 +394,9 @@ class Promoter:
                     return
                 snapshot = refreshed
             previous = snapshot.edit.previous
-            if self._is_downgrade(app, env, previous, commit, evaluation):
+            if request.allow_downgrade:
+                evaluation.check(f"{env}: order", "skip", "a rollback: the no-downgrade guard does not apply")
+            elif self._is_downgrade(app, env, previous, commit, evaluation):
                 return
             if self.dry_run:
                 evaluation.check(f"{env}: commit", "pass", f"would set {app.gitops.key} to {request.release.tag}")
@@ -470,7 +488,8 @@ class Promoter:
             if state is None or state.current_tag != tag:
                 last = self.deps.github.last_commit_touching(app.gitops.repo, path, app.gitops.branch)
                 subject_line = last.message.splitlines()[0] if last and last.message else ""
-                if last and subject_line.startswith(f"deploy({env}): ") and subject_line.endswith(f" {tag}"):
+                ours = {subject(trigger, env, tag) for trigger in ("push", "manual", "rollback")}
+                if last and subject_line in ours:
                     evaluation.check(f"{env}: values file", "pass", f"already at {tag} by our commit {last.sha[:12]}")
                     evaluation.decide(
                         env,
@@ -509,11 +528,14 @@ class Promoter:
         now = timestamp(self.deps.clock())
         push = request.push if request else None
         for decided in evaluation.decisions:
+            outcome = rules.LEDGER_OUTCOME[decided.verdict]
+            if request and request.trigger != "push" and decided.verdict is Verdict.WAIT:
+                outcome = "rejected"  # no later event re-evaluates an operator's request: kept, not expired
             record = DecisionRecord(
                 decision_id=new_decision_id(),
                 app=evaluation.app or "",
                 env=decided.env or "unresolved",
-                outcome=rules.LEDGER_OUTCOME[decided.verdict],
+                outcome=outcome,
                 reason=decided.reason,
                 message=decided.message,
                 created_at=now,
