@@ -368,6 +368,43 @@ class DeployConfig(_Model):
     )
 
 
+class OperatorsConfig(_Model):
+    """Operator commands (`tagrelay deploy`, `rollback`, `pin`, `unpin`): how the promoter verifies who
+    calls, and who may act on which environment. IAM (lambda:InvokeFunction) is the first gate."""
+
+    sts_endpoint: str | None = Field(
+        default=None, description="STS endpoint that verifies callers; default: the function's regional endpoint"
+    )
+    principals: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Environment (or '*' for all) -> IAM ARNs allowed to act on it; empty: anyone IAM lets invoke",
+    )
+
+    @field_validator("sts_endpoint")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError(f"must be an https URL, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @field_validator("principals")
+    @classmethod
+    def _principals(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for env, arns in value.items():
+            if env != "*" and not _NAME.match(env):
+                raise ValueError(f"{env!r} is neither an environment name nor '*'")
+            for arn in arns:
+                if not (arn.startswith("arn:") or arn == "*"):
+                    raise ValueError(f"{env}: {arn!r} is not an IAM ARN (arn:aws:iam::<account>:role/<name>, ...)")
+        return value
+
+    def allowed(self, env: str) -> list[str] | None:
+        """The principals allowed on ``env``; None when no list is configured (IAM alone decides)."""
+        if not self.principals:
+            return None
+        return [*self.principals.get(env, []), *self.principals.get("*", [])]
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -378,6 +415,7 @@ class Config(_Model):
     promotion: PromotionConfig = PromotionConfig()
     tracking: TrackingConfig = TrackingConfig()
     deploy: DeployConfig = DeployConfig()
+    operators: OperatorsConfig = OperatorsConfig()
 
     @field_validator("apps")
     @classmethod

@@ -350,6 +350,83 @@ class Ledger:
             key[keys.BY_SHA_SORT_KEY] = f"{record.created_at}#{record.decision_id}"
         return _to_dynamo(key)
 
+    # --- operator commands: pins, and deployments by time range (rollback target, DORA figures) ---
+
+    def set_pin(self, app: str, env: str, *, reason: str, pinned_by: str, pinned_at: str) -> None:
+        """Pin an environment: push-triggered promotions to it are skipped until ``clear_pin``."""
+        with self._call("UpdateItem"):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_to_dynamo({keys.PARTITION_KEY: keys.env_partition(app, env), keys.SORT_KEY: keys.STATE_SORT_KEY}),
+                UpdateExpression=(
+                    "SET app = :app, env = :env, pinned = :pinned, pin_reason = :reason,"
+                    " pinned_by = :by, pinned_at = :at"
+                ),
+                ExpressionAttributeValues=_to_dynamo(
+                    {":app": app, ":env": env, ":pinned": True, ":reason": reason, ":by": pinned_by, ":at": pinned_at}
+                ),
+            )
+
+    def clear_pin(self, app: str, env: str) -> None:
+        with self._call("UpdateItem"):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_to_dynamo({keys.PARTITION_KEY: keys.env_partition(app, env), keys.SORT_KEY: keys.STATE_SORT_KEY}),
+                UpdateExpression="SET app = :app, env = :env, pinned = :pinned REMOVE pin_reason, pinned_by, pinned_at",
+                ExpressionAttributeValues=_to_dynamo({":app": app, ":env": env, ":pinned": False}),
+            )
+
+    def restore_pin(self, app: str, env: str, previous: EnvironmentState | None) -> None:
+        """Put an environment's pin back as it was in ``previous`` (a rollback that did not happen)."""
+        if previous is not None and previous.pinned:
+            self.set_pin(
+                app,
+                env,
+                reason=previous.pin_reason or "",
+                pinned_by=previous.pinned_by or "",
+                pinned_at=previous.pinned_at or "",
+            )
+        else:
+            self.clear_pin(app, env)
+
+    def deployments(
+        self,
+        app: str,
+        env: str,
+        *,
+        since: str | None = None,
+        through_key: tuple[str, str] | None = None,
+        newest_first: bool = True,
+        page_size: int = 100,
+    ) -> Iterator[DecisionRecord]:
+        """Committed deployments of one environment, read lazily a page at a time.
+
+        One Query per page on the environment's partition, by sort-key range: from ``since`` (a
+        created_at, inclusive) up to ``through_key`` (``(created_at, decision_id)`` of a decision,
+        inclusive), or to the newest. Other decisions in the range are read but filtered out by DynamoDB.
+        """
+        low = f"{keys.DECISION_PREFIX}{since or ''}"
+        high = keys.decision_sort_key(*through_key) if through_key else f"{keys.DECISION_PREFIX}~"
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+            "FilterExpression": "#outcome = :committed",
+            "ExpressionAttributeNames": {"#pk": keys.PARTITION_KEY, "#sk": keys.SORT_KEY, "#outcome": "outcome"},
+            "ExpressionAttributeValues": _to_dynamo(
+                {":pk": keys.env_partition(app, env), ":low": low, ":high": high, ":committed": "committed"}
+            ),
+            "ScanIndexForward": not newest_first,
+            "Limit": page_size,
+        }
+        while True:
+            with self._call("Query"):
+                response = self.client.query(**query)
+            yield from (_record(item) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+            query["ExclusiveStartKey"] = start
+
 
 class _AlreadyRecorded(Exception):
     """A conditional write found the item already there."""

@@ -1,0 +1,189 @@
+"""Operator requests (`tagrelay deploy`, `rollback`, `pin`, `unpin`): their payload, and the pure rules
+behind them (the release tag of a SHA, the default rollback target, what to tell the operator).
+
+The CLI sends a request as the payload of a promoter Lambda invocation; services/operate.py carries it
+out. Nothing here does I/O: the payload is validated field by field, strictly, because it arrives from
+outside the function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from tagrelay.domain.records import DecisionRecord, EnvironmentState
+from tagrelay.domain.tags import ReleaseTag, parse_release_tag
+
+# The key that marks an invocation payload as an operator request (EventBridge events never carry it).
+OPERATION_KEY = "tagrelay_operation"
+IDENTITY_KEY = "identity"
+
+Operation = Literal["deploy", "rollback", "pin", "unpin"]
+OPERATIONS: tuple[Operation, ...] = get_args(Operation)
+
+SHORT_SHA_LENGTH = 7
+MAX_REASON_LENGTH = 300
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_COMMON = frozenset({OPERATION_KEY, "app", "env", IDENTITY_KEY})
+# Fields each operation accepts beyond the common ones: (required, optional).
+_FIELDS: Mapping[Operation, tuple[frozenset[str], frozenset[str]]] = {
+    "deploy": (frozenset({"sha"}), frozenset()),
+    "rollback": (frozenset(), frozenset({"sha", "pin", "reason"})),
+    "pin": (frozenset({"reason"}), frozenset()),
+    "unpin": (frozenset(), frozenset({"reason"})),
+}
+
+
+class InvalidOperatorRequest(ValueError):
+    """The payload is not a valid operator request; the message names the field and the problem."""
+
+
+@dataclass(frozen=True)
+class OperatorRequest:
+    operation: Operation
+    app: str
+    env: str
+    sha: str | None = None  # deploy: the commit; rollback: --to (None: the last SUCCEEDED deployment)
+    reason: str | None = None
+    pin: bool = True  # rollback only: pin the environment (False with --no-pin)
+    identity: Mapping[str, Any] | None = None  # the signed sts:GetCallerIdentity request (adapters/identity.py)
+
+
+def is_operator_request(event: Any) -> bool:
+    return isinstance(event, dict) and OPERATION_KEY in event
+
+
+def parse_operator_request(event: Mapping[str, Any]) -> OperatorRequest:
+    """Validate an operator payload. Unknown fields are refused, not ignored: a typo must not change
+    what an operator believes they asked for."""
+    operation = event.get(OPERATION_KEY)
+    if operation not in OPERATIONS:
+        raise InvalidOperatorRequest(f"{OPERATION_KEY} must be one of {', '.join(OPERATIONS)}, got {operation!r}")
+    required, optional = _FIELDS[operation]
+    unknown = set(event) - _COMMON - required - optional
+    if unknown:
+        raise InvalidOperatorRequest(f"unknown field(s) for {operation}: {', '.join(sorted(unknown))}")
+    missing = [name for name in ("app", "env", *sorted(required)) if name not in event]
+    if missing:
+        raise InvalidOperatorRequest(f"{operation} needs the field(s) {', '.join(missing)}")
+    app = _name(event, "app")
+    env = _name(event, "env")
+    sha = event.get("sha")
+    if sha is not None and not (isinstance(sha, str) and _SHA.match(sha)):
+        raise InvalidOperatorRequest(f"sha must be 7 to 40 lower-case hexadecimal characters, got {sha!r}")
+    reason = event.get("reason")
+    if reason is not None:
+        reason = validate_reason(reason)
+    pin = event.get("pin", True)
+    if not isinstance(pin, bool):
+        raise InvalidOperatorRequest(f"pin must be true or false, got {pin!r}")
+    identity = event.get(IDENTITY_KEY)
+    if identity is not None and not isinstance(identity, dict):
+        raise InvalidOperatorRequest("identity must be an object (the signed sts:GetCallerIdentity request)")
+    return OperatorRequest(operation, app, env, sha, reason, pin, identity)
+
+
+def request_binding(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of the request without its identity, in canonical JSON.
+
+    The CLI signs it into the identity proof (a signed header STS ignores), so a proof made for one
+    request cannot be replayed with another: pin and deploy, prod and staging differ.
+    """
+    fields = {key: value for key, value in payload.items() if key != IDENTITY_KEY}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def release_tag_for(sha: str, env: str, pattern: re.Pattern[str]) -> ReleaseTag:
+    """The release tag CI pushes for a commit: ``abc1234`` for the bare grammar, ``prod-abc1234`` when
+    the grammar names the environment. Checked against the app's own pattern, so a grammar of another
+    shape is refused instead of guessed at."""
+    short = sha[:SHORT_SHA_LENGTH]
+    candidate = f"{env}-{short}" if "env" in pattern.groupindex else short
+    release = parse_release_tag(candidate, pattern)
+    if release is None or not sha.startswith(release.sha) or release.env not in (None, env):
+        raise ValueError(
+            f"cannot derive the release tag of {short} for {env}: {candidate!r} does not match the app's "
+            f"tag_pattern {pattern.pattern!r}"
+        )
+    return release
+
+
+def rollback_target(deployments: Iterable[DecisionRecord], current: EnvironmentState) -> DecisionRecord | None:
+    """The last deployment that reached SUCCEEDED before the current one, newest first.
+
+    ``deployments`` are one environment's committed records, newest first, from the current one back.
+    Skipped: deployments of the tag running now, and any deployment that a rollback reverted (the one
+    just before a rollback record) — going "back" to a release someone already rolled back would undo
+    their decision.
+    """
+    newer: DecisionRecord | None = None
+    reached_current = current.current_decision_id is None
+    for record in deployments:
+        if not reached_current:
+            reached_current = record.decision_id == current.current_decision_id
+            newer = record
+            continue
+        reverted = newer is not None and newer.trigger == "rollback"
+        newer = record
+        if reverted or record.tag is None or record.tag == current.current_tag:
+            continue
+        if record.status == "SUCCEEDED":
+            return record
+    return None
+
+
+# What the operator can do about each refusal (shown under the message, and in JSON as "hint").
+def hint_for(reason: str, operation: Operation, env: str, sha: str | None) -> str | None:
+    target = sha or "SHA"
+    hints = {
+        "release_incomplete": "the release was never pushed completely (or its images were deleted): "
+        "check CI's image pushes, or choose another SHA",
+        "signature_missing": "the images carry no signature by the configured identity yet: check CI's "
+        "cosign step, or retry once the signatures are uploaded",
+        "signature_invalid": "the images are signed by someone else, or the signature does not match: "
+        "do not deploy this release; investigate it",
+        "commit_not_found": "check the SHA against the source repository (git log)",
+        "commit_ambiguous": "give the full 40-character SHA",
+        "commit_not_on_branch": f"only commits of {env}'s branch deploy to {env}: merge it first",
+        "newer_commit_deployed": f"to go back on purpose, run: tagrelay rollback --env {env} --to {target}",
+        "environment_pinned": f"run 'tagrelay unpin --env {env}' first (the next push then promotes as usual), "
+        f"or 'tagrelay rollback --env {env} --to {target}' to deploy it and keep {env} pinned",
+        "values_file_missing": "create the environment's values file in the GitOps repository first",
+        "values_file_invalid": "fix the values file by hand; tagrelay does not rewrite it",
+        "no_deployment_recorded": f"name the release: tagrelay rollback --env {env} --to SHA",
+        "no_earlier_success": f"name the release: tagrelay rollback --env {env} --to SHA "
+        "(tagrelay history --env ENV lists the earlier deployments)",
+        "identity_missing": "run the tagrelay command, which signs the request with your AWS credentials",
+        "identity_invalid": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
+        "identity_refused": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
+        "not_allowed": f"ask for your role to be listed under operators.principals.{env} in the configuration",
+    }
+    if reason == "newer_commit_deployed" and operation == "rollback":
+        return None
+    return hints.get(reason)
+
+
+def _name(event: Mapping[str, Any], field: str) -> str:
+    value = event.get(field)
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidOperatorRequest(
+            f"{field} must be a configured name (lower-case letters, digits, '-'), got {value!r}"
+        )
+    return value
+
+
+def validate_reason(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidOperatorRequest("reason must be a non-empty string")
+    if len(value) > MAX_REASON_LENGTH:
+        raise InvalidOperatorRequest(f"reason is longer than {MAX_REASON_LENGTH} characters")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise InvalidOperatorRequest("reason must be one line of text, without control characters")
+    return value.strip()
