@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tagrelay.adapters.registry import Registry
     from tagrelay.adapters.signatures import SignatureVerifier
     from tagrelay.config import ArgoCDConfig
+    from tagrelay.services.operate import Operator
     from tagrelay.services.promote import Promoter
     from tagrelay.services.track import Tracker
 
@@ -137,3 +138,30 @@ def build_tracker(cfg: Config) -> Tracker:
 def tracker() -> Tracker:
     """The Lambda's tracker: built on the first run, reused while the container is warm."""
     return build_tracker(config())
+
+
+# --- operator requests (tagrelay deploy / rollback / pin / unpin), served by the promoter function ---
+
+
+def build_operator(cfg: Config, promoter: Promoter) -> Operator:
+    import os
+
+    from tagrelay.adapters.identity import StsIdentityVerifier, default_sts_endpoint
+    from tagrelay.services.operate import Operator, OperatorDependencies
+
+    # The function's own region: the CLI signs its identity proof for the same regional endpoint.
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    verifier = StsIdentityVerifier(cfg.operators.sts_endpoint or default_sts_endpoint(region))
+    deps = OperatorDependencies(
+        config=cfg,
+        ledger=promoter.deps.ledger,
+        promoter=promoter,
+        verify_identity=lambda proof, binding: verifier.verify(proof, binding=binding),
+    )
+    return Operator(deps)
+
+
+@cache
+def operator() -> Operator:
+    """The Lambda's operator service: shares the warm promoter (its clients, its clock)."""
+    return build_operator(config(), promoter())

@@ -1,4 +1,5 @@
-"""Promoter Lambda: an EventBridge ``ECR Image Action`` event in, recorded decisions out.
+"""Promoter Lambda: an EventBridge ``ECR Image Action`` event in, recorded decisions out; or an
+operator request from the `tagrelay` command (deploy, rollback, pin, unpin) in, its outcome out.
 
 Returns normally for every decision (rejections included) so a retry never repeats one; raises only
 for transient or operator-fixable failures, which Lambda retries and then dead-letters.
@@ -15,6 +16,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tagrelay import runtime
+from tagrelay.domain.operator import is_operator_request
 from tagrelay.services.observe import emit_decision_metrics, log_decisions
 from tagrelay.services.report import report
 
@@ -29,6 +31,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def _promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_operator_request(event):  # `tagrelay deploy/rollback/pin/unpin` (services/operate.py)
+        return runtime.operator().handle(event, request_id=context.aws_request_id)
     evaluations = runtime.promoter().process(event)
     log_decisions(evaluations)
     emit_decision_metrics(evaluations)

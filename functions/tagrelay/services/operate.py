@@ -1,0 +1,362 @@
+"""Operator requests, carried out inside the promoter: deploy a SHA, roll back, pin, unpin.
+
+The `tagrelay` command invokes the promoter function with an operator payload (domain/operator.py),
+so the GitHub credentials never leave AWS, the checks are the promoter's own, and the audit record is
+written by the same code as every other decision. Each request, in order:
+
+1. the payload is validated strictly (unknown fields refused);
+2. the caller's identity is verified by STS (adapters/identity.py): the actor is an ARN, not a claim;
+3. the caller may act on the environment (operators.principals, when configured);
+4. the app and environment exist;
+5. the operation:
+   * deploy    the promoter's checks for a push, with the environment named (ReleaseRequest.env),
+               trigger "manual"; a pinned environment refuses it (unpin first, or roll back to it);
+   * rollback  the target (--to, or the last SUCCEEDED deployment before the current one), pinned
+               first so that no push slips in between, then the same checks with trigger "rollback",
+               allow_downgrade and past the pin; the pin is put back as it was if the rollback fails;
+   * pin/unpin the environment state item, and a ledger record of who did it and why.
+
+Every answer is a dict (``OperatorOutcome.to_json``); a refusal is an answer with ``ok: false``, never
+an exception, so that the function reports no error for a decision. Transient failures raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tagrelay.adapters.identity import IdentityError, VerifiedCaller, principal_allowed
+from tagrelay.adapters.store import Ledger
+from tagrelay.config import Config
+from tagrelay.domain.decision import Evaluation, Verdict
+from tagrelay.domain.operator import (
+    InvalidOperatorRequest,
+    OperatorRequest,
+    hint_for,
+    parse_operator_request,
+    release_tag_for,
+    request_binding,
+    rollback_target,
+)
+from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
+from tagrelay.domain.tags import ReleaseTag, parse_release_tag
+from tagrelay.services.promote import Promoter, ReleaseRequest
+
+logger = logging.getLogger(__name__)
+
+# Verdicts that mean the operator got what they asked for.
+_DONE = {Verdict.PROMOTE: "committed", Verdict.NOOP: "noop"}
+
+
+@dataclass
+class OperatorDependencies:
+    config: Config
+    ledger: Ledger
+    promoter: Promoter
+    # (proof, binding) -> the caller, verified; raises IdentityError.
+    verify_identity: Callable[[Mapping[str, Any] | None, str], VerifiedCaller]
+
+    def now(self) -> datetime:
+        # The promoter's clock, so that operator records and the promoter's sort on one timeline.
+        return self.promoter.deps.clock()
+
+
+@dataclass
+class OperatorOutcome:
+    """The answer to one operator request (the Lambda's return value; `tagrelay ... -o json` prints it)."""
+
+    operation: str | None
+    ok: bool
+    outcome: str  # committed | noop | pinned | unpinned | refused
+    reason: str
+    message: str
+    app: str | None = None
+    env: str | None = None
+    actor: str | None = None
+    tag: str | None = None
+    sha: str | None = None
+    previous_tag: str | None = None
+    gitops_commit: str | None = None
+    gitops_url: str | None = None
+    pin: dict[str, Any] | None = None
+    hint: str | None = None
+    checks: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value not in (None, [])}
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Operator:
+    def __init__(self, deps: OperatorDependencies) -> None:
+        self.deps = deps
+        self.config = deps.config
+
+    def handle(self, event: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        operation = event.get("tagrelay_operation")
+        try:
+            request = parse_operator_request(event)
+        except InvalidOperatorRequest as exc:
+            return self._refusal(None, None, "invalid_request", f"invalid operator request: {exc}").to_json()
+        try:
+            caller = self.deps.verify_identity(request.identity, request_binding(event))
+        except IdentityError as exc:
+            logger.warning("operator request refused: identity", extra={"operation": operation, "why": exc.code})
+            message = f"the caller's identity could not be verified: {exc}"
+            return self._refusal(request, None, exc.code, message).to_json()
+        try:
+            outcome = self._authorised(request, caller, request_id)
+        except _Refused as refused:
+            outcome = self._refusal(request, caller, refused.reason, refused.message)
+        logger.info(
+            "operator request",
+            extra={
+                "operation": request.operation,
+                "app": request.app,
+                "env": request.env,
+                "actor": caller.arn,
+                "outcome": outcome.outcome,
+                "reason": outcome.reason,
+            },
+        )
+        return outcome.to_json()
+
+    def _authorised(self, request: OperatorRequest, caller: VerifiedCaller, request_id: str | None) -> OperatorOutcome:
+        allowed = self.config.operators.allowed(request.env)
+        if allowed is not None and not principal_allowed(caller.arn, allowed):
+            raise _Refused("not_allowed", f"{caller.arn} may not act on {request.env} (operators.principals)")
+        app = self.config.apps.get(request.app)
+        if app is None:
+            raise _Refused("unknown_app", f"no app {request.app!r}; configured: {', '.join(self.config.apps)}")
+        if request.env not in app.environments:
+            raise _Refused(
+                "unknown_environment",
+                f"{request.app} has no environment {request.env!r}; configured: {', '.join(app.environments)}",
+            )
+        if request.operation == "deploy":
+            return self._deploy(request, caller, request_id)
+        if request.operation == "rollback":
+            return self._rollback(request, caller, request_id)
+        if request.operation == "pin":
+            return self._pin(request, caller)
+        return self._unpin(request, caller)
+
+    # --- deploy and rollback: the promoter's own evaluation ---
+
+    def _deploy(self, request: OperatorRequest, caller: VerifiedCaller, request_id: str | None) -> OperatorOutcome:
+        assert request.sha is not None  # parse_operator_request requires it
+        release = self._release_tag(request, request.sha)
+        evaluation = self.deps.promoter.evaluate_release(
+            ReleaseRequest(request.app, release, "manual", request_id, actor=caller.arn, env=request.env)
+        )
+        return self._evaluated(request, caller, evaluation)
+
+    def _rollback(self, request: OperatorRequest, caller: VerifiedCaller, request_id: str | None) -> OperatorOutcome:
+        ledger = self.deps.ledger
+        state = ledger.environment_state(request.app, request.env)
+        release = self._release_tag(request, request.sha) if request.sha else self._default_target(request, state)
+        if request.pin:
+            # Pinned before the commit: a push evaluated meanwhile is skipped instead of undoing the rollback.
+            reason = f"rollback to {release.tag} by {caller.arn}" + (f": {request.reason}" if request.reason else "")
+            ledger.set_pin(request.app, request.env, reason=reason, pinned_by=caller.arn, pinned_at=self._now())
+        try:
+            evaluation = self.deps.promoter.evaluate_release(
+                ReleaseRequest(
+                    request.app,
+                    release,
+                    "rollback",
+                    request_id,
+                    actor=caller.arn,
+                    env=request.env,
+                    allow_downgrade=True,
+                    respect_pin=False,
+                )
+            )
+        except BaseException:
+            if request.pin:
+                ledger.restore_pin(request.app, request.env, state)
+            raise
+        outcome = self._evaluated(request, caller, evaluation)
+        if request.pin and outcome.ok:
+            pinned = ledger.environment_state(request.app, request.env)
+            self._record_pin(request, caller, "pinned", pinned, trigger="rollback")
+            outcome.pin = _pin_json(pinned)
+        elif request.pin:
+            ledger.restore_pin(request.app, request.env, state)
+        return outcome
+
+    def _default_target(self, request: OperatorRequest, state: EnvironmentState | None) -> ReleaseTag:
+        if state is None or state.current_decision_id is None or state.committed_at is None:
+            raise _Refused(
+                "no_deployment_recorded",
+                f"no deployment of {request.app}/{request.env} is recorded, so there is no earlier one to go back to",
+            )
+        deployments = self.deps.ledger.deployments(
+            request.app, request.env, through_key=(state.committed_at, state.current_decision_id)
+        )
+        target = rollback_target(deployments, state)
+        if target is None or target.tag is None:
+            raise _Refused(
+                "no_earlier_success",
+                f"no deployment of {request.env} reached SUCCEEDED before the current one ({state.current_tag})",
+            )
+        app = self.config.apps[request.app]
+        release = parse_release_tag(target.tag, app.tag_regex)
+        if release is None:
+            raise _Refused("no_earlier_success", f"{target.tag} no longer matches {request.app}'s tag_pattern")
+        return release
+
+    def _release_tag(self, request: OperatorRequest, sha: str) -> ReleaseTag:
+        try:
+            return release_tag_for(sha, request.env, self.config.apps[request.app].tag_regex)
+        except ValueError as exc:
+            raise _Refused("tag_not_derivable", str(exc)) from None
+
+    def _evaluated(self, request: OperatorRequest, caller: VerifiedCaller, evaluation: Evaluation) -> OperatorOutcome:
+        decided = next((d for d in evaluation.decisions if d.env == request.env), evaluation.headline)
+        done = _DONE.get(decided.verdict)
+        message = decided.message
+        if decided.verdict is Verdict.NOOP:
+            message = f"{request.env} already runs {evaluation.tag}; nothing to commit"
+        return OperatorOutcome(
+            operation=request.operation,
+            ok=done is not None,
+            outcome=done or "refused",
+            reason=decided.reason,
+            message=message,
+            app=request.app,
+            env=request.env,
+            actor=caller.arn,
+            tag=evaluation.tag,
+            sha=evaluation.full_sha or evaluation.sha,
+            previous_tag=decided.previous_tag,
+            gitops_commit=decided.gitops_commit,
+            gitops_url=decided.gitops_url,
+            hint=None if done else hint_for(decided.reason, request.operation, request.env, request.sha),
+            checks=[{"name": c.name, "status": c.status, "detail": c.detail} for c in evaluation.checks],
+        )
+
+    # --- pin and unpin ---
+
+    def _pin(self, request: OperatorRequest, caller: VerifiedCaller) -> OperatorOutcome:
+        assert request.reason is not None  # parse_operator_request requires it
+        self.deps.ledger.set_pin(
+            request.app, request.env, reason=request.reason, pinned_by=caller.arn, pinned_at=self._now()
+        )
+        state = self.deps.ledger.environment_state(request.app, request.env)
+        self._record_pin(request, caller, "pinned", state, trigger="manual")
+        return OperatorOutcome(
+            operation="pin",
+            ok=True,
+            outcome="pinned",
+            reason="environment_pinned",
+            message=f"{request.env} is pinned at {_current(state)}: pushes are recorded as skipped until "
+            f"'tagrelay unpin --env {request.env}'",
+            app=request.app,
+            env=request.env,
+            actor=caller.arn,
+            tag=state.current_tag if state else None,
+            pin=_pin_json(state),
+        )
+
+    def _unpin(self, request: OperatorRequest, caller: VerifiedCaller) -> OperatorOutcome:
+        state = self.deps.ledger.environment_state(request.app, request.env)
+        if state is None or not state.pinned:
+            return OperatorOutcome(
+                operation="unpin",
+                ok=True,
+                outcome="noop",
+                reason="not_pinned",
+                message=f"{request.env} was not pinned; nothing to do",
+                app=request.app,
+                env=request.env,
+                actor=caller.arn,
+            )
+        self.deps.ledger.clear_pin(request.app, request.env)
+        self._record_pin(request, caller, "unpinned", state, trigger="manual")
+        return OperatorOutcome(
+            operation="unpin",
+            ok=True,
+            outcome="unpinned",
+            reason="environment_unpinned",
+            message=f"{request.env} is unpinned (it was pinned by {state.pinned_by}: {state.pin_reason}); "
+            "the next push promotes as usual",
+            app=request.app,
+            env=request.env,
+            actor=caller.arn,
+            tag=state.current_tag,
+        )
+
+    def _record_pin(
+        self,
+        request: OperatorRequest,
+        caller: VerifiedCaller,
+        outcome: str,
+        state: EnvironmentState | None,
+        *,
+        trigger: str,
+    ) -> None:
+        """The audit record of a pin or unpin, in the environment's history beside its deployments."""
+        if outcome == "pinned":
+            message = f"pinned at {_current(state)} by {caller.arn}: {state.pin_reason if state else request.reason}"
+        else:
+            message = f"unpinned by {caller.arn}" + (f": {request.reason}" if request.reason else "")
+        self.deps.ledger.record_decision(
+            DecisionRecord(
+                decision_id=new_decision_id(),
+                app=request.app,
+                env=request.env,
+                outcome=outcome,
+                reason=f"environment_{outcome}",
+                message=message,
+                created_at=self._now(),
+                trigger=trigger,
+                tag=state.current_tag if state else None,
+                actor=caller.arn,
+            )
+        )
+
+    # --- helpers ---
+
+    def _now(self) -> str:
+        return timestamp(self.deps.now())
+
+    def _refusal(
+        self, request: OperatorRequest | None, caller: VerifiedCaller | None, reason: str, message: str
+    ) -> OperatorOutcome:
+        return OperatorOutcome(
+            operation=request.operation if request else None,
+            ok=False,
+            outcome="refused",
+            reason=reason,
+            message=message,
+            app=request.app if request else None,
+            env=request.env if request else None,
+            actor=caller.arn if caller else None,
+            sha=request.sha if request else None,
+            hint=hint_for(reason, request.operation, request.env, request.sha) if request else None,
+        )
+
+
+def _current(state: EnvironmentState | None) -> str:
+    return state.current_tag if state and state.current_tag else "its current tag"
+
+
+def _pin_json(state: EnvironmentState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "pinned": state.pinned,
+        "reason": state.pin_reason,
+        "pinned_by": state.pinned_by,
+        "pinned_at": state.pinned_at,
+    }
