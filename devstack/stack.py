@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 
 from devstack.argocd_sim import ArgoCDSimControl, SimApp, SimConfig, SimTiming, make_token, start_argocd_sim
 from devstack.github_standin import StandinControl, start_github_standin
+from devstack.lambda_api import CLOCK_ENV_VAR, LambdaApiControl, start_lambda_api
 from devstack.moto import aws_env, start_moto
 from devstack.process import RunningServer
 from devstack.registry import start_registry
@@ -47,6 +48,9 @@ REALISTIC_TIMING = SimTiming(
 )
 # Wall clock (the demo): the simulator's defaults, one rollout in about two seconds.
 ACCELERATED_TIMING = SimTiming()
+# What the functions' environment holds besides AWS's and the configuration.
+LAMBDA_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "tagrelay"}
+PROMOTER_HANDLER = "tagrelay.handlers.promoter.handler"
 
 
 @dataclass
@@ -56,6 +60,7 @@ class LocalStack:
     moto: RunningServer
     github: RunningServer
     argocd: RunningServer
+    lambda_api: RunningServer
     servers: list[RunningServer] = field(default_factory=list)
 
     @classmethod
@@ -73,11 +78,14 @@ class LocalStack:
             sim_config = SimConfig(token=make_token(), apps=(), timing=timing, manual_clock=argocd_manual_clock)
             argocd = start_argocd_sim(workdir / "argocd", sim_config)
             started.append(argocd)
+            # Functions run with what a Lambda of this stack has; each adds its own (register_promoter).
+            lambda_api = start_lambda_api(workdir, env={**aws_env(moto), **LAMBDA_ENVIRONMENT})
+            started.append(lambda_api)
         except BaseException:
             for server in reversed(started):
                 server.stop()
             raise
-        stack = cls(workdir, registry, moto, github, argocd, servers=started)
+        stack = cls(workdir, registry, moto, github, argocd, lambda_api, servers=started)
         stack._prepare_aws()
         return stack
 
@@ -211,12 +219,7 @@ class LocalStack:
     @contextmanager
     def environment(self, config_path: Path) -> Iterator[None]:
         """Set the process environment a Lambda of this stack would have (restored afterwards)."""
-        wanted = {
-            **self.aws_env,
-            "TAGRELAY_CONFIG": str(config_path),
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "tagrelay",
-        }
+        wanted = {**self.aws_env, "TAGRELAY_CONFIG": str(config_path), **LAMBDA_ENVIRONMENT}
         saved = {key: os.environ.get(key) for key in wanted}
         os.environ.update(wanted)
         try:
@@ -227,3 +230,24 @@ class LocalStack:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+    # --- Lambda API (operator commands invoke the promoter through it) ---
+
+    @property
+    def lambda_control(self) -> LambdaApiControl:
+        return LambdaApiControl(self.lambda_api.url)
+
+    def register_promoter(
+        self, config_path: Path, *, name: str = "tagrelay-promoter", argocd_clock: bool = True
+    ) -> str:
+        """Deploy the promoter function to the local Lambda API with this configuration; returns its name.
+
+        With ``argocd_clock`` it reads the Argo CD simulator's clock, like the in-process promoter of the
+        tests (one timeline for the promoter, the simulator and the tracker). Re-registering a name
+        replaces its process, as a new deployment replaces a function's execution environments.
+        """
+        environment = {"TAGRELAY_CONFIG": str(config_path)}
+        if argocd_clock:
+            environment[CLOCK_ENV_VAR] = self.argocd.url
+        self.lambda_control.register(name, PROMOTER_HANDLER, environment)
+        return name
