@@ -1,0 +1,197 @@
+"""What `tagrelay deploy`, `rollback`, `pin` and `unpin` share: they invoke the promoter function.
+
+The command does not touch GitHub or the ledger itself. It builds the operator request
+(domain/operator.py), signs an sts:GetCallerIdentity request with the caller's AWS credentials as
+proof of who asks (adapters/identity.py), and invokes the promoter function synchronously with boto3
+(lambda:InvokeFunction, so IAM decides who may call at all). The function checks, acts, records, and
+answers with an outcome, which is printed here.
+
+Endpoints: the function is ``--function`` (default ``<deploy.stack_name>-promoter``) in the AWS region
+of the environment (or ``deploy.region``); ``--lambda-endpoint`` / ``$TAGRELAY_LAMBDA_ENDPOINT`` sends
+the invocation elsewhere, e.g. to the local stack's Lambda API (devstack/lambda_api.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+from tagrelay.cli.common import CommandError, add_config_option, add_output_option, print_json
+from tagrelay.config import App, Config
+from tagrelay.domain.operator import OPERATION_KEY, request_binding
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
+LAMBDA_ENDPOINT_ENV_VAR = "TAGRELAY_LAMBDA_ENDPOINT"
+FUNCTION_ENV_VAR = "TAGRELAY_PROMOTER_FUNCTION"
+# Longer than the promoter's own timeout (2 minutes, infra/promoter.py): the answer is worth waiting for.
+READ_TIMEOUT_SECONDS = 180
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+
+BACKENDS = f"""\
+How it acts: the command invokes the promoter Lambda function (lambda:InvokeFunction) with the
+request and a signed sts:GetCallerIdentity request as proof of your identity; the function verifies
+it with STS, checks, commits through its own GitHub credentials, and records the actor (your AWS
+ARN) in the ledger. Against the local stack, point it at the local Lambda API with --lambda-endpoint
+or ${LAMBDA_ENDPOINT_ENV_VAR}.
+"""
+
+
+def add_invoke_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--function",
+        metavar="NAME",
+        help=f"promoter function name or ARN (default: ${FUNCTION_ENV_VAR}, else <deploy.stack_name>-promoter)",
+    )
+    parser.add_argument(
+        "--lambda-endpoint",
+        metavar="URL",
+        help=f"Lambda API endpoint (default: ${LAMBDA_ENDPOINT_ENV_VAR}, else AWS's)",
+    )
+    add_config_option(parser)
+    add_output_option(parser)
+
+
+def resolve_target(config: Config, app_name: str | None, env: str) -> tuple[str, App]:
+    """The app (the only configured one when --app is not given) and a check that it has ``env``."""
+    if app_name is None:
+        if len(config.apps) != 1:
+            raise CommandError(f"several apps are configured; name one with --app ({', '.join(config.apps)})", 2)
+        app_name = next(iter(config.apps))
+    app = config.apps.get(app_name)
+    if app is None:
+        raise CommandError(f"no app {app_name!r} in the configuration; configured: {', '.join(config.apps)}", 2)
+    if env not in app.environments:
+        raise CommandError(f"{app_name} has no environment {env!r}; configured: {', '.join(app.environments)}", 2)
+    return app_name, app
+
+
+def check_sha(value: str) -> str:
+    sha = value.lower()
+    if not _SHA.match(sha):
+        raise CommandError(f"SHA must be 7 to 40 hexadecimal characters, got {value!r}", 2)
+    return sha
+
+
+def check_reason(value: str) -> str:
+    """The promoter refuses what it would not record; say so before signing anything."""
+    from tagrelay.domain.operator import InvalidOperatorRequest, validate_reason
+
+    try:
+        return validate_reason(value)
+    except InvalidOperatorRequest as exc:
+        raise CommandError(f"--reason: {exc}", 2) from None
+
+
+def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Sign the caller's identity into the request, invoke the promoter, and return its answer."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from tagrelay.adapters.identity import default_sts_endpoint, sign_caller_identity
+
+    session = boto3.Session(region_name=config.deploy.region) if config.deploy.region else boto3.Session()
+    region = session.region_name
+    if not region:
+        raise CommandError("no AWS region: set AWS_REGION (or deploy.region in the configuration)")
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise CommandError("no AWS credentials: the promoter needs to know who you are (aws sts get-caller-identity)")
+    payload = {OPERATION_KEY: operation, **fields}
+    try:
+        identity = sign_caller_identity(
+            credentials.get_frozen_credentials(),
+            endpoint=config.operators.sts_endpoint or default_sts_endpoint(region),
+            region=region,
+            binding=request_binding(payload),
+        )
+    except (BotoCoreError, NoCredentialsError) as exc:
+        raise CommandError(f"could not sign the identity proof: {exc}") from None
+    function = args.function or os.environ.get(FUNCTION_ENV_VAR) or f"{config.deploy.stack_name}-promoter"
+    endpoint = args.lambda_endpoint or os.environ.get(LAMBDA_ENDPOINT_ENV_VAR) or None
+    client: LambdaClient = session.client(
+        "lambda",
+        endpoint_url=endpoint,
+        # One attempt: a timed-out invocation may still be running, and repeating it is not the caller's call.
+        config=BotoConfig(read_timeout=READ_TIMEOUT_SECONDS, retries={"total_max_attempts": 1}),
+    )
+    where = endpoint or f"AWS Lambda in {region}"
+    try:
+        response = client.invoke(
+            FunctionName=function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps({**payload, "identity": identity}).encode(),
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise CommandError(
+                f"no function {function!r} at {where}: pass --function, or for the local stack "
+                f"--lambda-endpoint (${LAMBDA_ENDPOINT_ENV_VAR})"
+            ) from None
+        if code in ("AccessDeniedException", "AccessDenied"):
+            raise CommandError(
+                f"not allowed to invoke {function!r} ({code}): your role needs lambda:InvokeFunction on it "
+                "(deploy.operators_role_arns)"
+            ) from None
+        raise CommandError(f"invoking {function!r} at {where} failed: {code or exc}") from None
+    except BotoCoreError as exc:
+        raise CommandError(f"invoking {function!r} at {where} failed: {exc}") from None
+    body = response["Payload"].read()
+    try:
+        answer = json.loads(body) if body else None
+    except ValueError:
+        answer = None
+    if response.get("FunctionError"):
+        detail = answer if isinstance(answer, dict) else {}
+        raise CommandError(
+            f"the promoter failed ({detail.get('errorType', response['FunctionError'])}: "
+            f"{detail.get('errorMessage', 'no message')}); nothing was decided, run the command again "
+            "(its logs say more)"
+        )
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise CommandError(f"{function!r} did not answer like tagrelay's promoter; is it the right function?")
+    return answer
+
+
+def report(answer: dict[str, Any], output: str, *, describe: str) -> int:
+    """Print the promoter's answer; a refusal exits 1 with its message (and hint) on stderr."""
+    if output == "json":
+        print_json(answer)
+    if not answer.get("ok"):
+        message = f"tagrelay: {describe} refused ({answer.get('reason')}): {answer.get('message')}"
+        if answer.get("hint"):
+            message += f"\n  what to do: {answer['hint']}"
+        if output != "json":
+            failed = [c for c in answer.get("checks", []) if c.get("status") in ("fail", "wait")]
+            message += "".join(f"\n  {c['name']}: {c['status']}: {c['detail']}" for c in failed)
+        print(message, file=sys.stderr)
+        return 1
+    if output != "json":
+        print(summary(answer))
+    return 0
+
+
+def summary(answer: dict[str, Any]) -> str:
+    who = f" by {answer['actor']}" if answer.get("actor") else ""
+    where = f"{answer.get('app')}/{answer.get('env')}"
+    outcome = answer.get("outcome")
+    lines: list[str]
+    if outcome == "committed":
+        was = f" (was {answer['previous_tag']})" if answer.get("previous_tag") else ""
+        lines = [
+            f"{where}: {answer.get('tag')}{was} committed as {str(answer.get('gitops_commit'))[:12]}{who}",
+            *([f"  {answer['gitops_url']}"] if answer.get("gitops_url") else []),
+        ]
+    else:
+        lines = [f"{where}: {answer.get('message')}"]
+    pin = answer.get("pin")
+    if pin and pin.get("pinned") and outcome != "pinned":
+        lines.append(f"  pinned: {pin.get('reason')} (undo: tagrelay unpin --env {answer.get('env')})")
+    return "\n".join(lines)
