@@ -147,6 +147,44 @@ def tracker_env(
     runtime.tracker.cache_clear()
 
 
+@dataclass
+class OperatorSetup(TrackerSetup):
+    """What ``operator_env`` configured: ``tracker_env``'s, and the promoter function on the Lambda API."""
+
+    function: str = "tagrelay-promoter"
+    lambda_endpoint: str = ""
+
+
+@pytest.fixture
+def operator_env(
+    stack: LocalStack, tracker_env: Callable[..., TrackerSetup], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., OperatorSetup]]:
+    """``tracker_env``, plus the promoter deployed to the local Lambda API with the same configuration
+    and the `tagrelay` command pointed at it ($TAGRELAY_LAMBDA_ENDPOINT): the operator commands' path.
+
+    Returns ``configure(*, operators=None, **tracker_env_options)``; ``operators`` is the config's
+    ``operators:`` section. The function reads the simulator's clock, like the in-process promoter.
+    """
+    from tagrelay import runtime
+
+    names: list[str] = []
+
+    def configure(*, operators: dict[str, Any] | None = None, **options: Any) -> OperatorSetup:
+        if operators is not None:
+            options["extra"] = {"operators": operators}
+        setup = tracker_env(**options)
+        name = stack.register_promoter(setup.config_path)
+        names.append(name)
+        monkeypatch.setenv("TAGRELAY_LAMBDA_ENDPOINT", stack.lambda_api.url)
+        runtime.operator.cache_clear()
+        return OperatorSetup(setup.config_path, setup.apps, setup.control, name, stack.lambda_api.url)
+
+    yield configure
+    for name in names:
+        stack.lambda_control.unregister(name)
+    runtime.operator.cache_clear()
+
+
 @pytest.fixture(autouse=True)
 def _quiet_servers() -> None:
     # werkzeug (moto) logs every request when it shares the process; keep test output readable.

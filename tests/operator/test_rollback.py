@@ -1,0 +1,155 @@
+"""`tagrelay rollback` and `tagrelay pin`/`unpin` end to end, with outcomes recorded by the tracker.
+
+Releases are promoted by pushes through the promoter handler, Argo CD (simulated) syncs them, and the
+tracker records SUCCEEDED or DEGRADED; the rollback then goes through the command, the Lambda API and
+the promoter function, like in production.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.scenario import SeedScenario
+from tests.operator.support import (
+    Configure,
+    deployed,
+    gitops_tag,
+    pushed,
+    records,
+    run,
+    run_json,
+    settle_and_track,
+    state,
+    subjects,
+)
+from tests.tracking.support import deliver, deployment
+
+pytestmark = pytest.mark.stack
+
+MOTO_CALLER = "arn:aws:sts::123456789012:user/moto"
+
+
+def test_rollback_returns_to_the_last_succeeded_release_pins_and_a_push_is_then_skipped(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = operator_env()
+    good = deployed(scenario, setup, "prod")
+    bad = deployed(scenario, setup, "prod", mark="degraded")
+    assert deployment("prod", bad.tag).status == "DEGRADED"
+
+    code, out, err = run(capsys, "rollback", "--env", "prod", "--reason", "checkout errors")
+
+    assert (code, err) == (0, "")
+    assert f"mosaic-life/prod: {good.tag} (was {bad.tag}) committed as" in out
+    assert f"pinned: rollback to {good.tag} by {MOTO_CALLER}: checkout errors" in out
+    assert subjects(scenario)[0] == f"rollback(prod): revert to {good.tag}"
+    assert gitops_tag(scenario, "prod") == good.tag
+    # The pin's record and the deployment's (same instant on the simulator's manual clock).
+    [pinned] = [r for r in records("prod") if r.trigger == "rollback" and r.outcome == "pinned"]
+    [rollback] = [r for r in records("prod") if r.trigger == "rollback" and r.outcome == "committed"]
+    assert (pinned.outcome, pinned.actor, pinned.tag) == ("pinned", MOTO_CALLER, good.tag)
+    assert (rollback.outcome, rollback.actor, rollback.tag, rollback.previous_tag) == (
+        "committed",
+        MOTO_CALLER,
+        good.tag,
+        bad.tag,
+    )
+    pin = state("prod")
+    assert pin is not None and pin.pinned and pin.pinned_by == MOTO_CALLER
+    assert pin.pin_reason == f"rollback to {good.tag} by {MOTO_CALLER}: checkout errors"
+
+    # The next push to main is recorded as skipped (pinned), through the promoter handler: not committed.
+    newer = pushed(scenario, "prod")
+    assert "skip" in deliver(newer, setup)
+    skipped = [r for r in records("prod") if r.outcome == "skipped"]  # one per event of the release
+    assert {(r.reason, r.tag, r.trigger) for r in skipped} == {("environment_pinned", newer.tag, "push")}
+    assert "prod is pinned (rollback to" in skipped[0].message and "tagrelay unpin --env prod" in skipped[0].message
+    assert gitops_tag(scenario, "prod") == good.tag
+
+    # Unpinned, the next push promotes as usual.
+    code, out, _ = run(capsys, "unpin", "--env", "prod", "--reason", "fix verified on staging")
+    assert code == 0 and "prod is unpinned" in out
+    fix = pushed(scenario, "prod")
+    assert "promote" in deliver(fix, setup)
+    assert gitops_tag(scenario, "prod") == fix.tag
+    assert [r.outcome for r in records("prod") if r.outcome in ("pinned", "unpinned")] == ["unpinned", "pinned"]
+
+
+def test_rollback_skips_the_release_running_now_and_any_release_already_rolled_back(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = operator_env()
+    first = deployed(scenario, setup, "prod")
+    second = deployed(scenario, setup, "prod")
+    third = deployed(scenario, setup, "prod", mark="degraded")
+    assert run(capsys, "rollback", "--env", "prod")[0] == 0
+    assert gitops_tag(scenario, "prod") == second.tag
+    settle_and_track(setup)  # the rollback itself reaches SUCCEEDED
+
+    # Again: not `second` (it runs now), not `third` (rolled back): `first`.
+    code, answer, _ = run_json(capsys, "rollback", "--env", "prod")
+
+    assert code == 0 and answer["tag"] == first.tag, answer
+    assert subjects(scenario)[:2] == [
+        f"rollback(prod): revert to {first.tag}",
+        f"rollback(prod): revert to {second.tag}",
+    ]
+    assert third.tag not in {r.tag for r in records("prod") if r.trigger == "rollback"}
+
+
+def test_rollback_to_a_named_sha_bypasses_the_downgrade_guard_explicitly_and_no_pin_leaves_it_unpinned(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = operator_env()
+    old = deployed(scenario, setup, "prod")
+    deployed(scenario, setup, "prod")
+
+    code, answer, _ = run_json(capsys, "rollback", "--env", "prod", "--to", old.sha[:10], "--no-pin")
+
+    assert code == 0 and answer["outcome"] == "committed" and answer["tag"] == old.tag
+    checks = {c["name"]: (c["status"], c["detail"]) for c in answer["checks"]}
+    assert checks["prod: order"] == ("skip", "a rollback: the no-downgrade guard does not apply")
+    assert "pin" not in answer
+    current = state("prod")
+    assert current is not None and not current.pinned
+    assert not [r for r in records("prod") if r.outcome == "pinned"]
+
+
+def test_a_refused_rollback_puts_the_pin_back_as_it_was(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = operator_env()
+    deployed(scenario, setup, "prod")
+    gone = pushed(scenario, "prod", images=scenario.images[:1])  # one image never pushed (or deleted)
+    assert run(capsys, "pin", "--env", "prod", "--reason", "release freeze")[0] == 0
+
+    code, out, err = run(capsys, "rollback", "--env", "prod", "--to", gone.sha)
+
+    assert code == 1 and out == ""
+    assert "refused (release_incomplete)" in err and f"has no tag {gone.tag}" in err
+    pin = state("prod")
+    assert pin is not None and (pin.pinned, pin.pin_reason) == (True, "release freeze")
+    code, _, err = run(capsys, "unpin", "--env", "prod")
+    code, _, err = run(capsys, "rollback", "--env", "prod", "--to", gone.sha)
+    assert code == 1
+    pin = state("prod")
+    assert pin is not None and not pin.pinned
+
+
+def test_rollback_without_an_earlier_succeeded_deployment_is_refused_and_names_the_alternative(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = operator_env()
+
+    code, answer, err = run_json(capsys, "rollback", "--env", "staging")
+    assert code == 1 and answer["reason"] == "no_deployment_recorded"
+    assert "tagrelay rollback --env staging --to SHA" in err
+
+    only = deployed(scenario, setup, "staging")
+    code, answer, err = run_json(capsys, "rollback", "--env", "staging")
+
+    assert code == 1 and answer["reason"] == "no_earlier_success"
+    assert answer["message"] == f"no deployment of staging reached SUCCEEDED before the current one ({only.tag})"
+    assert gitops_tag(scenario, "staging") == only.tag
+    pin = state("staging")
+    assert pin is not None and not pin.pinned
