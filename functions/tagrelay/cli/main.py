@@ -22,6 +22,10 @@ COMMAND_MODULES = (
     "tagrelay.cli.status",
     "tagrelay.cli.verify",
     "tagrelay.cli.trust_root",
+    "tagrelay.cli.deploy",
+    "tagrelay.cli.rollback",
+    "tagrelay.cli.pin",
+    "tagrelay.cli.dora",
 )
 
 DESCRIPTION = """\
