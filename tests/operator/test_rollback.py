@@ -153,3 +153,36 @@ def test_rollback_without_an_earlier_succeeded_deployment_is_refused_and_names_t
     assert gitops_tag(scenario, "staging") == only.tag
     pin = state("staging")
     assert pin is not None and not pin.pinned
+
+
+def test_pin_skips_pushes_until_unpin_and_each_is_an_audit_record(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = operator_env()
+    running = deployed(scenario, setup, "staging")
+
+    code, out, err = run(capsys, "pin", "--env", "staging", "--reason", "load test until 16:00")
+    assert (code, err) == (0, "")
+    assert out.strip() == (
+        f"mosaic-life/staging: staging is pinned at {running.tag}: pushes are recorded as skipped until "
+        "'tagrelay unpin --env staging'"
+    )
+    code, answer, _ = run_json(capsys, "pin", "--env", "staging", "--reason", "load test until 17:00")
+    assert code == 0 and answer["pin"]["reason"] == "load test until 17:00"  # a second pin replaces the reason
+
+    held = pushed(scenario, "staging")
+    assert set(deliver(held, setup)) == {"skip"}  # every event of the release, through the promoter handler
+    assert gitops_tag(scenario, "staging") == running.tag
+
+    assert run(capsys, "unpin", "--env", "staging")[0] == 0
+    code, answer, _ = run_json(capsys, "unpin", "--env", "staging")
+    assert (code, answer["outcome"], answer["message"]) == (0, "noop", "staging was not pinned; nothing to do")
+    # (One instant on the simulator's manual clock: the records' order among themselves is not asserted.)
+    audit = [(r.outcome, r.message) for r in records("staging") if r.outcome in ("pinned", "unpinned")]
+    assert sorted(audit, reverse=True) == [
+        ("unpinned", f"unpinned by {MOTO_CALLER}"),
+        ("pinned", f"pinned at {running.tag} by {MOTO_CALLER}: load test until 17:00"),
+        ("pinned", f"pinned at {running.tag} by {MOTO_CALLER}: load test until 16:00"),
+    ]
+    code, out, _ = run(capsys, "history", "--env", "staging")
+    assert code == 0 and "pinned" in out and "unpinned" in out
