@@ -123,3 +123,24 @@ def test_hints_say_what_to_do_and_a_rollback_is_never_told_to_roll_back() -> Non
     assert hint_for("newer_commit_deployed", "rollback", "prod", None) is None
     assert "tagrelay unpin --env prod" in (hint_for("environment_pinned", "deploy", "prod", None) or "")
     assert hint_for("committed", "deploy", "prod", None) is None
+
+
+def test_the_operators_section_names_its_errors_and_closes_unlisted_environments() -> None:
+    from ruamel.yaml import YAML
+
+    from devstack.stack import EXAMPLE_CONFIG
+    from tagrelay.config import ConfigError, parse_config
+
+    data = YAML(typ="safe", pure=True).load(EXAMPLE_CONFIG.read_text())
+    oncall, platform = "arn:aws:iam::033691785857:role/oncall", "arn:aws:iam::033691785857:role/platform"
+    operators = parse_config({**data, "operators": {"principals": {"prod": [oncall], "*": [platform]}}}).operators
+
+    assert (operators.allowed("prod"), operators.allowed("staging")) == ([oncall, platform], [platform])
+    assert parse_config(data).operators.allowed("prod") is None  # no list: IAM alone decides
+    for bad, message in (
+        ({"principals": {"Prod": []}}, "operators.principals: 'Prod' is neither an environment name nor '*'"),
+        ({"principals": {"prod": ["oncall"]}}, "operators.principals: prod: 'oncall' is not an IAM ARN"),
+        ({"sts_endpoint": "http://sts.example"}, "operators.sts_endpoint: must be an https URL"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_config({**data, "operators": bad})

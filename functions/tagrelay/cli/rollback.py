@@ -15,7 +15,8 @@ environment's branch: the same checks as any promotion, except the no-downgrade 
 rollback bypasses on purpose.
 
 The environment is pinned first (reason 'rollback to <tag> by <you>'), so the next push does not
-undo the rollback, as Argo CD Image Updater and Flux do; 'tagrelay unpin --env ENV' releases it.
+undo it (Argo CD Image Updater and Flux re-apply the newest tag over a manual rollback);
+'tagrelay unpin --env ENV' releases it.
 --no-pin leaves the pin as it was. If the rollback is refused, the pin is put back as it was.
 
 The GitOps commit reads 'rollback(<env>): revert to <tag>'; the ledger records trigger=rollback and
