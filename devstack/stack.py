@@ -237,15 +237,18 @@ class LocalStack:
     def lambda_control(self) -> LambdaApiControl:
         return LambdaApiControl(self.lambda_api.url)
 
-    def register_promoter(
-        self, config_path: Path, *, name: str = "tagrelay-promoter", argocd_clock: bool = True
-    ) -> str:
-        """Deploy the promoter function to the local Lambda API with this configuration; returns its name.
+    def register_promoter(self, config_path: Path, *, name: str | None = None, argocd_clock: bool = True) -> str:
+        """Deploy the promoter function to the local Lambda API with this configuration; returns its name,
+        by default the deployed stack's (``<deploy.stack_name>-promoter``, what `tagrelay` invokes).
 
         With ``argocd_clock`` it reads the Argo CD simulator's clock, like the in-process promoter of the
         tests (one timeline for the promoter, the simulator and the tracker). Re-registering a name
         replaces its process, as a new deployment replaces a function's execution environments.
         """
+        if name is None:
+            from tagrelay.config import load_config
+
+            name = f"{load_config(config_path).deploy.stack_name}-promoter"
         environment = {"TAGRELAY_CONFIG": str(config_path)}
         if argocd_clock:
             environment[CLOCK_ENV_VAR] = self.argocd.url

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from devstack.scenario import SeedScenario
+from devstack.stack import LocalStack
 from tests.operator.support import (
     Configure,
     deployed,
@@ -186,3 +187,23 @@ def test_pin_skips_pushes_until_unpin_and_each_is_an_audit_record(
     ]
     code, out, _ = run(capsys, "history", "--env", "staging")
     assert code == 0 and "pinned" in out and "unpinned" in out
+
+
+def test_a_rollback_that_fails_on_the_way_leaves_the_pin_as_it_was_and_can_be_run_again(
+    stack: LocalStack, scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = operator_env()
+    old = deployed(scenario, setup, "prod")
+    deployed(scenario, setup, "prod")
+    stack.github_control.inject(method="GET", path_regex="/commits/", status=502, count=20)
+
+    code, out, err = run(capsys, "rollback", "--env", "prod", "--to", old.sha)
+
+    assert code == 1 and out == ""
+    assert err.startswith("tagrelay: the promoter failed (TransientError: github: ")
+    assert "run the command again" in err
+    pin = state("prod")
+    assert pin is not None and not pin.pinned
+    stack.github_control.clear_faults()
+    assert run(capsys, "rollback", "--env", "prod", "--to", old.sha)[0] == 0
+    assert gitops_tag(scenario, "prod") == old.tag

@@ -100,11 +100,13 @@ def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dic
     region = session.region_name
     if not region:
         raise CommandError("no AWS region: set AWS_REGION (or deploy.region in the configuration)")
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise CommandError("no AWS credentials: the promoter needs to know who you are (aws sts get-caller-identity)")
     payload = {OPERATION_KEY: operation, **fields}
     try:
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise CommandError(
+                "no AWS credentials: the promoter needs to know who you are (aws sts get-caller-identity)"
+            )
         identity = sign_caller_identity(
             credentials.get_frozen_credentials(),
             endpoint=config.operators.sts_endpoint or default_sts_endpoint(region),
@@ -152,8 +154,8 @@ def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dic
         detail = answer if isinstance(answer, dict) else {}
         raise CommandError(
             f"the promoter failed ({detail.get('errorType', response['FunctionError'])}: "
-            f"{detail.get('errorMessage', 'no message')}); nothing was decided, run the command again "
-            "(its logs say more)"
+            f"{detail.get('errorMessage', 'no message')}); run the command again: it starts again from what "
+            "is there now (the function's logs say more)"
         )
     if not isinstance(answer, dict) or "ok" not in answer:
         raise CommandError(f"{function!r} did not answer like tagrelay's promoter; is it the right function?")
