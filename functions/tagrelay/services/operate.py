@@ -102,7 +102,6 @@ class Operator:
         self.config = deps.config
 
     def handle(self, event: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
-        operation = event.get("tagrelay_operation")
         try:
             request = parse_operator_request(event)
         except InvalidOperatorRequest as exc:
@@ -110,7 +109,9 @@ class Operator:
         try:
             caller = self.deps.verify_identity(request.identity, request_binding(event))
         except IdentityError as exc:
-            logger.warning("operator request refused: identity", extra={"operation": operation, "why": exc.code})
+            logger.warning(
+                "operator request refused: identity", extra={"operation": request.operation, "why": exc.code}
+            )
             message = f"the caller's identity could not be verified: {exc}"
             return self._refusal(request, None, exc.code, message).to_json()
         try:
