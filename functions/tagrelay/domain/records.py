@@ -34,11 +34,11 @@ class DecisionRecord:
     decision_id: str
     app: str
     env: str
-    outcome: str  # committed | rejected | noop | superseded | skipped | waiting
+    outcome: str  # committed | rejected | noop | superseded | skipped | waiting | pinned | unpinned
     reason: str
     message: str
     created_at: str
-    trigger: str  # push | manual | rollback
+    trigger: str  # push | manual | rollback (pins: manual, or rollback when a rollback pinned)
     tag: str | None = None
     sha: str | None = None
     full_sha: str | None = None
