@@ -36,7 +36,7 @@ from tagrelay.adapters.ledger_schema import table_definition
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO_ROOT / "examples" / "mosaic-life.yaml"
-GITHUB_TOKEN = "ghp_localstandintoken0000000000000000"  # only valid against the stand-in
+GITHUB_TOKEN = "local-standin-token"  # only valid against the GitHub stand-in
 GITHUB_TOKEN_SECRET = "tagrelay/github-token"
 LEDGER_TABLE = "tagrelay-ledger"
 ARGOCD_TOKEN_SECRET = "tagrelay/argocd-token"

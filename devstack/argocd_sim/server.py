@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devstack.argocd_sim.config import Mark, SimApp, SimConfig, app_from_json, check_mark
 from devstack.argocd_sim.model import SimulatedApp
+from devstack.http_server import LoopbackHandler
 
 API_PREFIX = "/api/v1/applications"
 CONTROL_PREFIX = "/_sim/"
@@ -361,27 +361,8 @@ class SimServer(ThreadingHTTPServer):
         self.simulator = simulator
 
 
-class SimHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as a requests Session expects
-    # Headers and body go out in two writes; with Nagle on, a keep-alive client waits ~40 ms for each.
-    disable_nagle_algorithm = True
+class SimHandler(LoopbackHandler):
     server: SimServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line holds no secrets: the token travels in a header, which is never logged.
-        sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

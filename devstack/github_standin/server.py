@@ -7,14 +7,12 @@ it, or for ``concurrent_commit`` letting another writer commit first), then auth
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devstack.github_standin import shapes
@@ -23,6 +21,7 @@ from devstack.github_standin.app_auth import Credentials
 from devstack.github_standin.config import StandinConfig
 from devstack.github_standin.control import CONTROL_PREFIX, ControlContext, handle_control
 from devstack.github_standin.faults import FaultBook, RequestLog
+from devstack.http_server import LoopbackHandler
 
 MAX_BODY = 50 * 1024 * 1024
 
@@ -80,31 +79,8 @@ class StandinServer(ThreadingHTTPServer):
         self.state.api.close()  # the repositories' cat-file processes
 
 
-class StandinHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as PyGithub's requests session expects
-    # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed ACK
-    # of the headers (~40 ms on Linux loopback) on every small response.
-    disable_nagle_algorithm = True
+class StandinHandler(LoopbackHandler):
     server: StandinServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line holds no secrets: tokens travel in headers, which are never logged.
-        sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 
     def _serve(self) -> None:
         started = time.time()
