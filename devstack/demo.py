@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.images import CosignKeySigner
+from devstack.lambda_context import lambda_context
 from devstack.scenario import Release, SeedScenario
 from devstack.sigstore_testing import demo_sigstore
 from devstack.stack import LEDGER_TABLE, LocalStack
@@ -44,15 +45,6 @@ ARGOCD_APPS = {"prod": "mosaic-life-prod", "staging": "mosaic-life-staging"}
 FAILED_STATES = ("DEGRADED", "SYNC_FAILED", "TIMED_OUT")
 TRACKER_INTERVAL_SECONDS = 0.5  # the real schedule is every minute; Argo CD here is ~100x faster
 TRACKING_PATIENCE_SECONDS = 15.0
-
-
-class _Context:
-    """The minimal Lambda context the Powertools decorators read."""
-
-    function_name = "tagrelay-promoter"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:tagrelay-promoter"
-    aws_request_id = "demo"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +147,8 @@ def _track(stack: LocalStack) -> None:
         detail(f"Argo CD {name}: {app['sync_status']}, {app['health']}, runs {app['deployed_tag']}")
     deadline = time.monotonic() + TRACKING_PATIENCE_SECONDS
     for run in itertools.count(1):
-        result = _invoke(tracker, {"id": f"demo-run-{run}", "detail-type": "Scheduled Event", "source": "aws.events"})
+        scheduled = {"id": f"demo-run-{run}", "detail-type": "Scheduled Event", "source": "aws.events"}
+        result = _invoke(tracker, scheduled, "tracker")
         moved = [t for t in result["transitions"] if t["written"]]
         for t in moved:
             colour = GREEN if t["to"] == "SUCCEEDED" else (RED if t["to"] in FAILED_STATES else YELLOW)
@@ -223,8 +216,8 @@ def _deliver_all(handler: Any, release: Release) -> dict[str, Any]:
     return deciding[-1] if deciding else results[-1]
 
 
-def _invoke(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = handler(event, _Context())
+def _invoke(handler: Any, event: dict[str, Any], function: str = "promoter") -> dict[str, Any]:
+    result: dict[str, Any] = handler(event, lambda_context(function))
     return result
 
 
