@@ -37,8 +37,9 @@ demo: bootstrap ## end-to-end demo on the local stack
 bench: bootstrap ## benchmarks: requests per promotion, per-event time, cold start, memory
 	$(BIN)/python -m bench.run
 
-synth: bootstrap ## CDK synth offline to cdk.out/ (Lambda bundled, cdk-nag on); CONFIG=file.yaml picks the config
+synth: bootstrap ## CDK synth offline to cdk.out/ (Lambda bundled, cdk-nag on), then cfn-lint; CONFIG=file.yaml picks the config
 	CDK_DISABLE_CLI_TELEMETRY=true node_modules/.bin/cdk synth --quiet --no-notices $(if $(CONFIG),--context config=$(CONFIG))
+	$(BIN)/python -m infra.template_lint
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis cdk.out build .stack

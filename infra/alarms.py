@@ -1,8 +1,17 @@
-"""Alarms to one SNS topic: undeliverable events, function errors, rejected promotions, failed deployments.
+"""Alarms to one SNS topic: undeliverable events, persistent function errors, rejected promotions, failed
+deployments.
 
-Every alarm fires on the first occurrence in a five-minute period: each of these is something a person
-should look at (a rejection means an image that someone expected to ship did not). Missing data (no
-events, no deployments) is normal and never alarms.
+An alarm pages a person, so each one means something that needs one:
+
+- a **rejection** or a **failed deployment** is an outcome someone expected otherwise: the first one
+  alarms;
+- a function **error** alone does not: Lambda retries the promoter's events (a GitHub 5xx that the
+  retry recovers is not news), and the tracker runs again a minute later. The error alarms fire only when
+  every one of ``ERROR_PERIODS`` consecutive periods had errors (a failure that persists); an event
+  given up on reaches the dead-letter queue, whose alarm fires on the first message.
+
+Each description says what happened, what to do, and links its section of the runbook (docs/alarms.md,
+or ``deploy.runbook_url``). Missing data (no events, no deployments) is normal and never alarms.
 """
 
 from __future__ import annotations
@@ -20,6 +29,19 @@ from infra import pipeline_metrics
 from tagrelay.config import Config
 
 _OUTCOME_WORDS = {"DEGRADED": "Degraded", "SYNC_FAILED": "SyncFailed", "TIMED_OUT": "TimedOut"}
+# Function errors alarm when they persist this many consecutive periods (pipeline_metrics.PERIOD each).
+ERROR_PERIODS = 3
+# Where the runbook is when deploy.runbook_url is not set: this repository's copy.
+DEFAULT_RUNBOOK = "docs/alarms.md in the tagrelay repository"
+MAX_DESCRIPTION = 1024  # CloudWatch's limit on AlarmDescription
+
+
+def runbook_link(config: Config, alarm: str) -> str:
+    """The runbook section of one alarm (docs/alarms.md has a section per alarm, titled by its name)."""
+    anchor = alarm.lower()
+    if config.deploy.runbook_url:
+        return f"{config.deploy.runbook_url}#{anchor}"
+    return f"{DEFAULT_RUNBOOK}, section {alarm} (#{anchor})"
 
 
 class PipelineAlarms(Construct):
@@ -34,6 +56,7 @@ class PipelineAlarms(Construct):
         tracker: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._config = config
         self._prefix = config.deploy.stack_name
         self.topic = sns.Topic(self, "Topic", display_name="tagrelay alarms", enforce_ssl=True)
         # The enforce-SSL topic policy replaces SNS's default one, so allow CloudWatch alarms of this
@@ -50,42 +73,63 @@ class PipelineAlarms(Construct):
         if config.deploy.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.deploy.alarm_email))
 
+        minutes = int(pipeline_metrics.PERIOD.to_minutes()) * ERROR_PERIODS
         self.alarms: list[cloudwatch.Alarm] = [
             self._alarm(
                 "DeadLetterQueueNotEmpty",
                 dead_letter_queue.metric_approximate_number_of_messages_visible(
                     period=pipeline_metrics.PERIOD, statistic=cloudwatch.Stats.MAXIMUM
                 ),
-                "ECR push events could not be delivered to or processed by the promoter. Read the messages in "
-                "the dead-letter queue (docs/deploy.md, 'Dead-letter queue') and send them again once fixed.",
+                meaning="ECR push events were given up on: EventBridge could not deliver them to the promoter, "
+                "or the promoter failed on them after its retries.",
+                action="read the messages in the dead-letter queue (the error is in each), fix the cause, then "
+                "send the events again (safe: promotion is level-triggered).",
             ),
             self._alarm(
                 "PromoterErrors",
                 promoter.metric_errors(period=pipeline_metrics.PERIOD, statistic=cloudwatch.Stats.SUM),
-                "The promoter function failed; Lambda retries, then dead-letters the event. See its log group.",
+                periods=ERROR_PERIODS,
+                meaning=f"The promoter function has been failing for {minutes} minutes (errors in each of "
+                f"{ERROR_PERIODS} consecutive periods): GitHub, the registry or Secrets Manager unavailable, "
+                "a credential refused, or a bug. Events are retried, and dead-lettered when retries run out.",
+                action="read the promoter's log group for the failing system and its error; fix credentials "
+                "or wait for the outage to pass; then re-send dead-lettered events.",
             ),
             self._alarm(
                 "TrackerErrors",
                 tracker.metric_errors(period=pipeline_metrics.PERIOD, statistic=cloudwatch.Stats.SUM),
-                "The tracker function failed; deployment outcomes are not being recorded. See its log group.",
+                periods=ERROR_PERIODS,
+                meaning=f"The tracker function has been failing for {minutes} minutes: deployment outcomes "
+                "are not being recorded (they are caught up once it works again).",
+                action="read the tracker's log group (Argo CD unreachable from its network, its token "
+                "refused, DynamoDB throttled, or a bug) and fix the cause.",
             ),
             self._alarm(
                 "PromotionsRejected",
                 pipeline_metrics.decision_count(pipeline_metrics.REJECT),
-                "tagrelay refused to promote a release (unsigned or wrongly signed image, unknown commit, "
-                "missing image, malformed values file). `tagrelay history` shows the reason.",
+                meaning="tagrelay refused to promote a release: unsigned or wrongly signed image, unknown "
+                "commit or commit not on the branch, missing image, or a malformed values file.",
+                action="run `tagrelay history --all` for the release and its reason; fix the build, the "
+                "signature or the file, then push again. Treat an unexpected signer as a security incident.",
             ),
             *(
                 self._alarm(
                     f"Deployments{_OUTCOME_WORDS[outcome]}",
                     pipeline_metrics.outcome_count(outcome),
-                    f"A deployment ended {outcome} in Argo CD. `tagrelay history` shows which one and why.",
+                    meaning=f"A deployment ended {outcome} in Argo CD: the new release is not running healthy.",
+                    action="run `tagrelay history --env <env>` and `tagrelay status --env <env>`, look at the "
+                    "application in Argo CD, and roll back with `tagrelay rollback --env <env>` if needed.",
                 )
                 for outcome in pipeline_metrics.FAILED_OUTCOMES
             ),
         ]
 
-    def _alarm(self, name: str, metric: cloudwatch.IMetric, description: str) -> cloudwatch.Alarm:
+    def _alarm(
+        self, name: str, metric: cloudwatch.IMetric, *, meaning: str, action: str, periods: int = 1
+    ) -> cloudwatch.Alarm:
+        description = f"{meaning} What to do: {action} Runbook: {runbook_link(self._config, name)}"
+        if len(description) > MAX_DESCRIPTION:
+            raise ValueError(f"alarm {name}: the description is longer than CloudWatch's {MAX_DESCRIPTION}")
         alarm = cloudwatch.Alarm(
             self,
             name,
@@ -94,7 +138,8 @@ class PipelineAlarms(Construct):
             metric=metric,
             threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         alarm.add_alarm_action(actions.SnsAction(self.topic))

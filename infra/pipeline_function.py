@@ -103,7 +103,9 @@ class PipelineFunction(Construct):
             "Logs",
             log_group_name=f"/aws/lambda/{function_name}",
             retention=retention_days(config.deploy.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            # Kept when the stack goes, but removed when the deploy that created it fails and rolls
+            # back, so that the retry can create it again under the same name.
+            removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
         self.log_group.grant_write(self.role)
         environment: Mapping[str, str] = {

@@ -29,6 +29,7 @@ from infra import access, nag, pipeline_metrics
 from infra.ledger_table import LedgerTable
 from infra.pipeline_function import PipelineFunction
 from tagrelay.config import Config
+from tagrelay.domain.events import ECR_SOURCE, PUSH_DETAIL_TYPES
 
 EVENT_RETRY_ATTEMPTS = 10
 EVENT_MAX_AGE = cdk.Duration.hours(6)
@@ -38,14 +39,17 @@ DEAD_LETTER_RETENTION = cdk.Duration.days(14)
 
 
 def ecr_push_pattern(repository_names: list[str]) -> events.EventPattern:
-    """Every successful push to a configured repository: image tags, branch tags and cosign `.sig` tags.
+    """Every successful push to a configured repository: image tags, branch tags, cosign `.sig` tags and
+    cosign v3 bundles (untagged referrers), announced as an image action or as a referrer action.
 
     Signature pushes must reach the promoter (the last signature uploaded is what completes a release),
-    so the pattern does not filter on the tag; the promoter classifies tags itself.
+    so the pattern does not filter on the tag; the promoter classifies tags itself. Which ECR events
+    match and why: docs/deploy.md, "Which ECR events reach the promoter" (tested with an EventBridge
+    implementation in tests/cdk/test_deploy_checks.py).
     """
     return events.EventPattern(
-        source=["aws.ecr"],
-        detail_type=["ECR Image Action"],
+        source=[ECR_SOURCE],
+        detail_type=list(PUSH_DETAIL_TYPES),
         detail={
             "action-type": ["PUSH"],
             "result": ["SUCCESS"],
@@ -93,7 +97,7 @@ class Promoter(Construct):
             # Room for GitHub's compare-and-swap retries (github.commit_attempts x timeout_seconds, 5 x 10 s
             # by default) after the registry and signature checks.
             timeout=cdk.Duration.minutes(2),
-            ledger_table_name=ledger.table.table_name,
+            ledger_table_name=ledger.table_name,
         )
         self.function = self.pipeline_function.function
         self.function.configure_async_invoke(

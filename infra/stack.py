@@ -58,7 +58,7 @@ class TagrelayStack(cdk.Stack):
         outputs = {
             "PromoterFunctionName": (self.promoter.function.function_name, "invoked by `tagrelay deploy`"),
             "TrackerFunctionName": (self.tracker.function.function_name, "runs on the tracking schedule"),
-            "LedgerTableName": (self.ledger.table.table_name, "the deployment ledger"),
+            "LedgerTableName": (self.ledger.table_name, "the deployment ledger"),
             "DeadLetterQueueUrl": (self.promoter.dead_letter_queue.queue_url, "events that could not be promoted"),
             "AlarmTopicArn": (self.alarms.topic.topic_arn, "subscribe on-call tools here"),
         }

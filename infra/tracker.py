@@ -42,7 +42,7 @@ class Tracker(Construct):
             memory_size=512,
             # A run should finish before the next one starts.
             timeout=cdk.Duration.seconds(min(period.to_seconds(), LAMBDA_MAX_TIMEOUT_SECONDS)),
-            ledger_table_name=ledger.table.table_name,
+            ledger_table_name=ledger.table_name,
             vpc_placement=config.deploy.tracker_vpc,
         )
         self.function = self.pipeline_function.function

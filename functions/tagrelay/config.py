@@ -366,6 +366,17 @@ class DeployConfig(_Model):
     operators_role_arns: list[str] = Field(
         default_factory=list, description="IAM roles allowed to invoke the promoter for manual deploys"
     )
+    runbook_url: str | None = Field(
+        default=None,
+        description="URL of the alarm runbook (your copy of docs/alarms.md); alarm descriptions link its sections",
+    )
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _runbook_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
 
 
 class OperatorsConfig(_Model):

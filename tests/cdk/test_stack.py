@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
-from ruamel.yaml import YAML
 
 from infra import pipeline_metrics
 from infra.bundling import BundlingError, bundle_inputs, export_runtime_requirements
@@ -26,15 +24,12 @@ from infra.cdk_app import build_app
 from infra.ledger_table import LEDGER_ACTIONS
 from infra.nag import render_reference
 from infra.pipeline_function import RETENTION_PERIODS, VPC_ENI_ACTIONS, retention_days
-from infra.stack import TagrelayStack
 from tagrelay.adapters import ledger_schema
-from tagrelay.config import Config, load_config
+from tagrelay.config import load_config
+from tests.cdk.support import EXAMPLE, SKIP_BUNDLING, Synthesized, synthesize, write_config
 
 pytestmark = pytest.mark.cdk
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO_ROOT / "examples" / "mosaic-life.yaml"
-SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 REPOSITORY_ARNS = [
     "arn:aws:ecr:us-east-1:033691785857:repository/mosaic-life/core-api",
     "arn:aws:ecr:us-east-1:033691785857:repository/mosaic-life/web",
@@ -46,51 +41,6 @@ GITHUB_APP_KEY_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:tagre
 SIGNING_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SIGNING_KEY_ALIAS = "alias/mosaic-life-cosign"
 OPERATOR_ROLE = "arn:aws:iam::111122223333:role/platform-oncall"
-
-
-@dataclass
-class Synthesized:
-    config: Config
-    stack: TagrelayStack
-    template: Template
-    resources: dict[str, dict[str, Any]]
-    warnings: list[str]
-
-    def logical_id(self, construct: Any) -> str:
-        return self.stack.get_logical_id(construct.node.default_child)
-
-    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
-
-    def function_id(self, service: str) -> str:
-        pipeline = self.stack.promoter if service == "promoter" else self.stack.tracker
-        return self.logical_id(pipeline.function)
-
-    def statements_of(self, service: str) -> list[dict[str, Any]]:
-        """Every statement of the policies attached to a function's role."""
-        role = self.resources[self.function_id(service)]["Properties"]["Role"]["Fn::GetAtt"][0]
-        return [
-            statement
-            for policy in self.of_type("AWS::IAM::Policy").values()
-            if {"Ref": role} in policy["Properties"]["Roles"]
-            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        ]
-
-
-def synthesize(config_file: Path, outdir: Path) -> Synthesized:
-    app, stack = build_app(config_file, outdir=str(outdir), context=SKIP_BUNDLING)
-    artifact = app.synth().get_stack_artifact(stack.artifact_id)
-    template: dict[str, Any] = artifact.template
-    warnings = [str(message.entry.data) for message in artifact.messages if message.level.value == "WARNING"]
-    return Synthesized(load_config(config_file), stack, Template.from_json(template), template["Resources"], warnings)
-
-
-def write_config(folder: Path, change: Any) -> Path:
-    data = YAML(typ="safe").load(EXAMPLE.read_text(encoding="utf-8"))
-    change(data)
-    path = folder / "tagrelay.yaml"
-    path.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
-    return path
 
 
 def _everything_else(data: dict[str, Any]) -> None:
@@ -167,7 +117,7 @@ def test_push_rule_matches_exactly_successful_pushes_to_the_configured_repositor
     rule = default.resources[default.logical_id(default.stack.promoter.rule)]
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.ecr"],
-        "detail-type": ["ECR Image Action"],
+        "detail-type": ["ECR Image Action", "ECR Referrer Action"],
         "detail": {
             "action-type": ["PUSH"],
             "result": ["SUCCESS"],
@@ -313,8 +263,10 @@ def test_ecr_reads_are_scoped_to_the_configured_repositories(any_stack: Synthesi
 
 
 def test_dynamodb_access_is_scoped_to_the_table_and_its_indexes(any_stack: Synthesized) -> None:
-    table = any_stack.logical_id(any_stack.stack.ledger.table)
-    expected = [f"<{table}.Arn>", f"<{table}.Arn>/index/by-sha", f"<{table}.Arn>/index/in-flight"]
+    # By name, not by reference: the table is created last (infra/ledger_table.py).
+    account = render_reference(any_stack.stack.resolve(any_stack.stack.account))
+    table = f"arn:aws:dynamodb:{any_stack.stack.region}:{account}:table/{any_stack.config.ledger.table}"
+    expected = [table, f"{table}/index/by-sha", f"{table}/index/in-flight"]
     for service in ("promoter", "tracker"):
         dynamodb = [
             s for s in any_stack.statements_of(service) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
@@ -414,7 +366,7 @@ def test_ledger_table_has_the_ledger_keys_indexes_ttl_and_protection(default: Sy
 
 
 def test_functions_run_the_bundled_code_with_the_bundled_configuration(any_stack: Synthesized) -> None:
-    table = any_stack.stack.ledger.table
+    table = any_stack.stack.ledger
     for service in ("promoter", "tracker"):
         function = any_stack.resources[any_stack.function_id(service)]["Properties"]
         assert function["Handler"] == f"tagrelay.handlers.{service}.handler"
@@ -426,7 +378,7 @@ def test_functions_run_the_bundled_code_with_the_bundled_configuration(any_stack
         assert variables["TAGRELAY_CONFIG"] == "/var/task/tagrelay.yaml"
         assert variables["POWERTOOLS_SERVICE_NAME"] == service
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "tagrelay"
-        assert variables["TAGRELAY_LEDGER_TABLE"] == any_stack.stack.resolve(table.table_name)
+        assert variables["TAGRELAY_LEDGER_TABLE"] == table.table_name == any_stack.config.ledger.table
 
 
 def test_each_function_logs_to_its_own_group_with_the_configured_retention(
@@ -507,7 +459,7 @@ def alarm(synthesized: Synthesized, name: str) -> dict[str, Any]:
     assert found["AlarmActions"] == [{"Ref": topic}]
     assert found["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert found["Threshold"] == 1
-    assert found["EvaluationPeriods"] == 1
+    assert found["EvaluationPeriods"] == found["DatapointsToAlarm"]
     assert found["TreatMissingData"] == "notBreaching"
     assert found["Period"] == 300
     return found

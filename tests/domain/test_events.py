@@ -54,6 +54,8 @@ def test_cosign_v3_bundle_pushes_are_signature_events() -> None:
     untagged = ecr_push_event(tag=None, digest=digest_of("bundle"))
     untagged["detail"]["artifact-media-type"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
     assert isinstance(classify(untagged, CONFIG), ReferrerPushed)
+    # The same push, should ECR announce it as a referrer action (its schema has the same fields).
+    assert isinstance(classify({**untagged, "detail-type": "ECR Referrer Action"}, CONFIG), ReferrerPushed)
 
 
 def test_env_prefixed_grammar_works_by_configuration_alone() -> None:
@@ -70,7 +72,8 @@ def test_env_prefixed_grammar_works_by_configuration_alone() -> None:
     [
         ({"source": "aws.s3"}, "other_source"),
         ({"detail-type": "ECR Image Scan"}, "other_detail_type"),
-        ({"detail-type": "ECR Referrer Action"}, "other_detail_type"),
+        ({"detail-type": "ECR Artifact Action"}, "other_detail_type"),
+        ({"detail-type": "ECR Referrer Action", "detail": {"action-type": "UPDATE_STORAGE_CLASS"}}, "not_a_push"),
         ({"detail": {"action-type": "DELETE"}}, "not_a_push"),
         ({"detail": {"action-type": "UPDATE_STORAGE_CLASS"}}, "not_a_push"),
         ({"detail": {"result": "FAILED"}}, "push_failed"),

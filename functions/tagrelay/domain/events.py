@@ -24,6 +24,12 @@ from tagrelay.domain.tags import SIGSTORE_BUNDLE_TYPES, ReleaseTag, is_digest, p
 
 ECR_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"
+# AWS's schema for referrer events (an SBOM, a signature or an attestation that names a subject image)
+# has the same detail fields as an image action. AWS publishes a sample of a referrer *restore* only,
+# but a referrer push announced this way is a signature push like any other, so it is taken as one.
+REFERRER_ACTION = "ECR Referrer Action"
+# The detail-types whose pushes reach the promoter; infra/promoter.py's EventBridge rule matches these.
+PUSH_DETAIL_TYPES = (IMAGE_ACTION, REFERRER_ACTION)
 # OCI distribution-spec repository name grammar.
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
@@ -99,8 +105,9 @@ def parse_push(event: Any) -> EcrPush | Ignored:
     detail_type = _required_string(event, "detail-type", "event")
     if source != ECR_SOURCE:
         return Ignored("other_source", f"source is {source!r}, not {ECR_SOURCE!r}", event_id)
-    if detail_type != IMAGE_ACTION:
-        return Ignored("other_detail_type", f"detail-type is {detail_type!r}, not {IMAGE_ACTION!r}", event_id)
+    if detail_type not in PUSH_DETAIL_TYPES:
+        expected = " or ".join(map(repr, PUSH_DETAIL_TYPES))
+        return Ignored("other_detail_type", f"detail-type is {detail_type!r}, not {expected}", event_id)
     return _parse_image_action(event, event_id)
 
 
