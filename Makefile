@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap lint typecheck test test-fast demo bench synth clean
+.PHONY: help bootstrap lint typecheck test test-fast demo stack bench synth clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -33,6 +33,9 @@ test-fast: bootstrap ## the tests without the slow ones (minutes), stopping at t
 
 demo: bootstrap ## end-to-end demo on the local stack
 	$(BIN)/python -m devstack.demo
+
+stack: bootstrap ## the local stack, seeded and kept running to try commands on; prints the env vars; Ctrl-C stops it
+	$(BIN)/python -m devstack up
 
 bench: bootstrap ## benchmarks: requests per promotion, per-event time, cold start, memory
 	$(BIN)/python -m bench.run

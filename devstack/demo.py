@@ -90,7 +90,7 @@ def _demo(workdir: Path, log_path: Path) -> None:
             f"staging's build {staging_sha[:7]} is marked bad (its pods will never become ready)"
         )
 
-        with stack.environment(config_path), _lambda_logs(log_path):
+        with stack.environment(config_path), lambda_logs(log_path):
             from tagrelay.handlers.promoter import handler
 
             step(3, "CI pushes and signs two releases (short-SHA tag + branch tag, keyless cosign signatures)")
@@ -271,7 +271,7 @@ def _colour(word: str) -> str:
 
 
 @contextlib.contextmanager
-def _lambda_logs(log_path: Path) -> Iterator[None]:
+def lambda_logs(log_path: Path) -> Iterator[None]:
     """Send the handler's JSON logs and EMF metrics to a file, so the demo's output stays readable."""
     import logging
 

@@ -30,6 +30,7 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 
 from tagrelay.config import Config
+from tagrelay.deployment import check_packageable, referenced_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_ROOT = REPO_ROOT / "functions"
@@ -102,24 +103,9 @@ def bundle_inputs(config: Config, config_file: Path, python_version: str) -> Bun
 
 def _referenced_files(config: Config, files_root: Path) -> Iterator[str]:
     """Local files named by the configuration; the functions need them at the same relative path."""
-    candidates: list[tuple[str, str | None]] = []
-    for name, app in config.apps.items():
-        if app.signature != "none":
-            if app.signature.key is not None:
-                candidates.append((f"apps.{name}.signature.key.public_key_file", app.signature.key.public_key_file))
-            if app.signature.keyless is not None:
-                candidates.append((f"apps.{name}.signature.keyless.trusted_root", app.signature.keyless.trusted_root))
-    if config.argocd is not None:
-        candidates.append(("argocd.ca_bundle", config.argocd.ca_bundle))
-    for field, value in candidates:
-        if value is None:
-            continue
-        if Path(value).is_absolute() or ".." in Path(value).parts:
-            raise BundlingError(
-                f"{field}: {value!r} cannot be packaged for Lambda; give a path relative to the working directory"
-            )
-        if not (files_root / value).is_file():
-            raise BundlingError(f"{field}: {files_root / value} does not exist, so it cannot be packaged for Lambda")
+    for field, value in referenced_files(config):
+        if problem := check_packageable(field, value, files_root):
+            raise BundlingError(problem)
         yield value
 
 

@@ -17,7 +17,8 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.bundling import REPO_ROOT
 from infra.stack import TagrelayStack
-from tagrelay.config import CONFIG_ENV_VAR, load_config
+from tagrelay.config import CONFIG_ENV_VAR, ConfigError, load_config
+from tagrelay.deployment import check_deployment
 
 DEFAULT_CONFIG = REPO_ROOT / "examples" / "mosaic-life.yaml"
 CONFIG_CONTEXT_KEY = "config"
@@ -46,6 +47,10 @@ def build_app(
         config_file or app.node.try_get_context(CONFIG_CONTEXT_KEY) or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG
     )
     config = load_config(path)
+    # The same checks as `tagrelay config check`, all reported at once.
+    report = check_deployment(config)
+    if not report.ok:
+        raise ConfigError(f"{path}: cannot be deployed:\n" + "\n".join(f"  {error}" for error in report.errors))
     stack = TagrelayStack(
         app,
         config.deploy.stack_name,

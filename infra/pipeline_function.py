@@ -18,6 +18,7 @@ from constructs import Construct
 from infra import nag, pipeline_metrics
 from infra.bundling import CONFIG_FILE_IN_ASSET, LAMBDA_TASK_ROOT
 from tagrelay.config import CONFIG_ENV_VAR, Config, VpcPlacement
+from tagrelay.deployment import check_log_retention
 
 # Pinned, and the asset's wheels are installed for exactly this version (bundling.py; the AwsSolutions-L1
 # acknowledgement below says why it is not "the newest"): move both together, after testing on the new one.
@@ -66,12 +67,9 @@ RETENTION_PERIODS: Mapping[int, logs.RetentionDays] = {
 
 
 def retention_days(days: int) -> logs.RetentionDays:
-    """deploy.log_retention_days as CloudWatch Logs accepts it."""
-    if days not in RETENTION_PERIODS:
-        raise ValueError(
-            f"deploy.log_retention_days: {days} is not a CloudWatch Logs retention period; "
-            f"use one of {sorted(RETENTION_PERIODS)}"
-        )
+    """deploy.log_retention_days as CloudWatch Logs accepts it (tagrelay.deployment lists the periods)."""
+    if problem := check_log_retention(days):
+        raise ValueError(problem)
     return RETENTION_PERIODS[days]
 
 

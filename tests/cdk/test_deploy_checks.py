@@ -420,3 +420,25 @@ def test_a_runbook_url_must_be_a_url(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"deploy.runbook_url: must be an http\(s\) URL"):
         load_config(write_config(tmp_path, change))
+
+
+def test_synth_and_config_check_refuse_a_configuration_for_the_same_reasons(tmp_path: Path) -> None:
+    """One list of deploy-time checks (tagrelay.deployment): `cdk synth` and `tagrelay config check`."""
+    from infra.cdk_app import build_app
+    from infra.pipeline_function import RETENTION_PERIODS
+    from tagrelay.cli.config_check import check
+    from tagrelay.config import ConfigError
+    from tagrelay.deployment import LOG_RETENTION_DAYS
+
+    assert sorted(RETENTION_PERIODS) == list(LOG_RETENTION_DAYS)
+
+    def change(data: dict[str, Any]) -> None:
+        data["deploy"]["log_retention_days"] = 100
+        data["argocd"]["ca_bundle"] = "/etc/ssl/argocd.pem"
+
+    config_file = write_config(tmp_path, change)
+    errors = check(str(config_file))["errors"]
+    assert len(errors) == 2
+    with pytest.raises(ConfigError) as refused:
+        build_app(config_file, outdir=str(tmp_path / "out"))
+    assert all(error in str(refused.value) for error in errors)

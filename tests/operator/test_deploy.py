@@ -176,3 +176,24 @@ def test_an_unknown_function_is_named_with_what_to_pass(
 
     assert code == 1
     assert "no function 'nope' at http://127.0.0.1:" in err and "--lambda-endpoint" in err
+
+
+def test_a_refusal_names_each_digest_once_and_says_it_once(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal was 2.5 KB: each digest four times, and the deciding check repeated the message."""
+    import re
+
+    operator_env()
+    forged = pushed(scenario, "prod", signer=CosignKeySigner.generate())
+    code, out, err = run(capsys, "deploy", forged.sha, "--env", "prod")
+    assert code == 1 and out == ""
+    digests = re.findall(r"[0-9a-f]{64}", err)
+    assert len(digests) == len(set(digests)) == len(scenario.images) + 1  # each image, and the key, once
+    for image, digest in forged.digests.items():
+        assert f"{image}@{digest}" in err
+    assert err.count("none of the 1 signature(s)") == len(scenario.images)
+    assert len(err) < 1500
+    # The JSON answer keeps every detail in full.
+    code, answer, _ = run_json(capsys, "deploy", forged.sha, "--env", "prod")
+    assert code == 1 and all(digest.removeprefix("sha256:") in answer["message"] for digest in forged.digests.values())

@@ -187,6 +187,15 @@ def test_pin_skips_pushes_until_unpin_and_each_is_an_audit_record(
     ]
     code, out, _ = run(capsys, "history", "--env", "staging")
     assert code == 0 and "pinned" in out and "unpinned" in out
+    # Who did it and how, in the table too (the JSON has the whole ARN): the pins were an operator's,
+    # the deployment a push by the commit's author.
+    header, *rows = out.splitlines()
+    assert header.split()[6:8] == ["TRIGGER", "ACTOR"]
+    audit_rows = [row.split() for row in rows if row.split()[5] in ("pinned", "unpinned")]
+    assert len(audit_rows) == 3
+    assert all(row[6:8] == ["manual", "moto"] for row in audit_rows), audit_rows
+    skipped = [row.split() for row in rows if row.split()[5] == "skipped"]
+    assert skipped and skipped[0][7:9] == ["push", "seed"]  # x5: five events of one release, by its author
 
 
 def test_a_rollback_that_fails_on_the_way_leaves_the_pin_as_it_was_and_can_be_run_again(

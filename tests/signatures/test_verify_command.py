@@ -92,6 +92,51 @@ def test_unknown_image_is_a_configuration_error(config_file: Path, capsys: pytes
     assert "no app of the configuration lists the image other/image" in capsys.readouterr().err
 
 
+def test_a_keyless_policy_without_an_environment_is_a_usage_error_not_invalid(
+    registry_server: RunningServer, signer: KeylessSigner, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No branch tag points at the digest and no --env: the {branch} of the policy cannot be filled in."""
+    digest = images.push_image(registry_server.url, REPOSITORY, [SHA])
+    sign_image_keyless(registry_server.url, REPOSITORY, digest, signer)
+    ref = f"{_host(registry_server)}/{REPOSITORY}:{SHA}"
+    assert main(["verify", ref, "--config", str(config_file), "-o", "json"]) == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert error["exit_code"] == 2
+    assert "name one with --env (prod, staging)" in error["message"]
+    assert "name one with --env" in captured.err
+    assert main(["verify", ref, "--config", str(config_file), "--env", "prod"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["verify", "mosaic-life/web:1e07581"], "give the registry too"),
+        (["verify", "127.0.0.1:1/other/image:1e07581"], "no app of the configuration lists the image"),
+        (["verify", "127.0.0.1:1/x/y:t", "--bogus"], "unrecognized arguments: --bogus"),
+        (["verify"], "the following arguments are required: IMAGE_REF"),
+    ],
+)
+def test_usage_and_configuration_errors_exit_2_with_a_json_error_object(
+    argv: list[str], message: str, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--config", str(config_file), "--output", "json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert message in error["message"] and error["exit_code"] == 2
+
+
+def test_an_unreachable_registry_exits_3_not_1(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'Not verified' (1) and 'could not check' are different answers; a closed port is the latter."""
+    from devstack.process import free_port
+
+    document = json.loads(config_file.read_text())
+    document["apps"]["mosaic-life"]["registry"] = f"http://127.0.0.1:{free_port()}"
+    config_file.write_text(json.dumps(document))
+    host = document["apps"]["mosaic-life"]["registry"].split("://")[1]
+    assert main(["verify", f"{host}/{REPOSITORY}:{SHA}", "--config", str(config_file), "--env", "prod"]) == 3
+    assert "try again" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

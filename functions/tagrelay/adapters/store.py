@@ -279,7 +279,8 @@ class Ledger:
                 ) from None
             raise TransientError("dynamodb", f"{operation} failed ({code or 'unknown error'})") from exc
         except BotoCoreError as exc:
-            raise TransientError("dynamodb", f"{operation} failed: {type(exc).__name__}") from exc
+            # botocore's own errors (no endpoint, no region, no credentials) carry no secret: say which.
+            raise TransientError("dynamodb", f"{operation} failed: {type(exc).__name__}: {exc}") from exc
 
     # --- deployment tracking (the tracker) and the CLI's paging ---
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagrelay.config import CONFIG_ENV_VAR, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from tagrelay.adapters.store import Ledger
 
 
 class CommandError(Exception):
@@ -34,9 +39,63 @@ def add_output_option(parser: argparse.ArgumentParser, choices: tuple[str, ...] 
 
 def load_config_or_fail(path: str | None) -> Config:
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         raise CommandError(str(exc), exit_code=2) from None
+    use_deploy_region(config)
+    return config
+
+
+def use_deploy_region(config: Config) -> None:
+    """The AWS region, when neither the environment nor the profile names one: the stack's (deploy.region),
+    where the ledger table and the functions are. AWS_REGION is accepted too (cli/main.py)."""
+    if config.deploy.region and not os.environ.get("AWS_DEFAULT_REGION"):
+        import boto3
+
+        if not boto3.Session().region_name:
+            os.environ["AWS_DEFAULT_REGION"] = config.deploy.region
+
+
+NO_REGION = (
+    "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), give your profile a region (aws configure), "
+    "or set deploy.region in the configuration"
+)
+
+
+def require_aws_region() -> str:
+    """The region boto3 will use; a usage error (exit 2) when there is none, before any client fails on it."""
+    import boto3
+
+    region = boto3.Session().region_name
+    if not region:
+        raise CommandError(NO_REGION, exit_code=2)
+    return region
+
+
+def ledger_for(config: Config) -> Ledger:
+    """The ledger table of the configuration, read with the caller's AWS credentials."""
+    from tagrelay.adapters.store import Ledger
+
+    require_aws_region()
+    return Ledger(config.ledger.table, ttl_days=config.ledger.decision_ttl_days)
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def digests_once(text: str) -> str:
+    """Each 64-hex digest in full where it first appears, then shortened (``42e10760dc43…``): refusals
+    name an image's digest, its signature tag and the key's fingerprint, often for several images."""
+    seen: set[str] = set()
+
+    def shorten(match: re.Match[str]) -> str:
+        digest = match[0]
+        if digest in seen:
+            return f"{digest[:12]}…"
+        seen.add(digest)
+        return digest
+
+    return _HEX_DIGEST.sub(shorten, text)
 
 
 def print_json(data: Any) -> None:

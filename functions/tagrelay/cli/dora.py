@@ -15,6 +15,7 @@ from tagrelay.cli.common import (
     CommandError,
     add_config_option,
     add_output_option,
+    ledger_for,
     load_config_or_fail,
     new_parser,
     print_json,
@@ -82,12 +83,11 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
         known = sorted({env for app in apps for env in config.apps[app].environments})
         raise CommandError(f"no environment {args.env!r}; configured: {', '.join(known)}", exit_code=2)
 
-    from tagrelay.adapters.store import Ledger
     from tagrelay.errors import MisconfiguredError, TransientError
 
     until = now or datetime.now(UTC)
     since = until - timedelta(days=args.days)
-    ledger = Ledger(config.ledger.table, ttl_days=config.ledger.decision_ttl_days)
+    ledger = ledger_for(config)
     try:
         figures = [
             compute(

@@ -21,6 +21,7 @@ from tagrelay.cli.common import (
     CommandError,
     add_config_option,
     add_output_option,
+    ledger_for,
     load_config_or_fail,
     new_parser,
     print_json,
@@ -69,6 +70,7 @@ EXAMPLE = """\
 """
 
 _STATUS_WIDTH = 15
+_ACTOR_WIDTH = 20
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,10 +97,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     config = load_config_or_fail(args.config)
     query = HistoryQuery.from_args(args, config)
-    from tagrelay.adapters.store import Ledger
     from tagrelay.errors import MisconfiguredError, TransientError
 
-    ledger = Ledger(config.ledger.table, ttl_days=config.ledger.decision_ttl_days)
+    ledger = ledger_for(config)
     try:
         records, next_token = query.page(ledger, args.limit, args.next_token)
     except (TransientError, MisconfiguredError) as exc:
@@ -311,7 +312,7 @@ def print_table(records: Sequence[DecisionRecord], query: HistoryQuery, *, more:
         return
     header = (
         f"{'WHEN (UTC)':<20} {'APP':<14} {'ENV':<10} {'TAG':<14} {'RESULT':<{_STATUS_WIDTH}} "
-        f"{'GITOPS':<8} {'SYNCED':>7} {'HEALTHY':>7}  DETAIL"
+        f"{'TRIGGER':<8} {'ACTOR':<{_ACTOR_WIDTH}} {'GITOPS':<8} {'SYNCED':>7} {'HEALTHY':>7}  DETAIL"
     )
     print(header)
     for record, repeats in _collapsed(records):
@@ -320,9 +321,22 @@ def print_table(records: Sequence[DecisionRecord], query: HistoryQuery, *, more:
         result = result_of(record) + (f" x{repeats}" if repeats > 1 else "")
         print(
             f"{when:<20} {record.app:<14} {record.env:<10} {record.tag or '-':<14} "
-            f"{result:<{_STATUS_WIDTH}} {(record.gitops_commit or '-')[:7]:<8} "
+            f"{result:<{_STATUS_WIDTH}} {record.trigger:<8} {_clip(actor_of(record), _ACTOR_WIDTH):<{_ACTOR_WIDTH}} "
+            f"{(record.gitops_commit or '-')[:7]:<8} "
             f"{_span(times['to_sync_seconds']):>7} {_span(times['to_healthy_seconds']):>7}  {_clip(detail_of(record))}"
         )
+
+
+def actor_of(record: DecisionRecord) -> str:
+    """Who: the commit's author for a push, the operator for a manual deploy, rollback or pin. An AWS ARN
+    is shortened to what names the person (``assumed-role/<role>/<session>`` -> ``<role>/<session>``);
+    JSON keeps the whole ARN."""
+    actor = record.actor or "-"
+    if actor.startswith("arn:"):
+        resource = actor.split(":", 5)[-1]
+        kind, _, name = resource.partition("/")
+        return name if kind in ("assumed-role", "user", "role", "federated-user") and name else resource
+    return actor
 
 
 def _collapsed(records: Sequence[DecisionRecord]) -> list[tuple[DecisionRecord, int]]:

@@ -20,7 +20,14 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from tagrelay.cli.common import CommandError, add_config_option, add_output_option, print_json
+from tagrelay.cli.common import (
+    NO_REGION,
+    CommandError,
+    add_config_option,
+    add_output_option,
+    digests_once,
+    print_json,
+)
 from tagrelay.config import App, Config
 from tagrelay.domain.operator import OPERATION_KEY, request_binding
 
@@ -99,7 +106,7 @@ def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dic
     session = boto3.Session(region_name=config.deploy.region) if config.deploy.region else boto3.Session()
     region = session.region_name
     if not region:
-        raise CommandError("no AWS region: set AWS_REGION (or deploy.region in the configuration)")
+        raise CommandError(NO_REGION, 2)
     payload = {OPERATION_KEY: operation, **fields}
     try:
         credentials = session.get_credentials()
@@ -167,13 +174,19 @@ def report(answer: dict[str, Any], output: str, *, describe: str) -> int:
     if output == "json":
         print_json(answer)
     if not answer.get("ok"):
-        message = f"tagrelay: {describe} refused ({answer.get('reason')}): {answer.get('message')}"
+        refusal = str(answer.get("message"))
+        message = f"tagrelay: {describe} refused ({answer.get('reason')}): {refusal}"
         if answer.get("hint"):
             message += f"\n  what to do: {answer['hint']}"
         if output != "json":
-            failed = [c for c in answer.get("checks", []) if c.get("status") in ("fail", "wait")]
+            # The check that decided says what the message says: list only the others.
+            failed = [
+                c
+                for c in answer.get("checks", [])
+                if c.get("status") in ("fail", "wait") and str(c.get("detail")) not in refusal
+            ]
             message += "".join(f"\n  {c['name']}: {c['status']}: {c['detail']}" for c in failed)
-        print(message, file=sys.stderr)
+        print(digests_once(message), file=sys.stderr)
         return 1
     if output != "json":
         print(summary(answer))

@@ -18,6 +18,7 @@ from tagrelay.cli.common import (
     CommandError,
     add_config_option,
     add_output_option,
+    ledger_for,
     load_config_or_fail,
     new_parser,
     print_json,
@@ -205,11 +206,10 @@ def _targets(config: Config, app: str | None, env: str | None) -> list[tuple[str
 def _read(config: Config, targets: Sequence[tuple[str, str]]) -> list[EnvironmentStatus]:
     from tagrelay.adapters.github import GitHub, credentials_from_secrets
     from tagrelay.adapters.secrets import read_secret
-    from tagrelay.adapters.store import Ledger
 
     first_repo = config.apps[targets[0][0]].gitops.repo
     github = GitHub(config.github, credentials_from_secrets(config.github, read_secret, installation_repo=first_repo))
-    ledger = Ledger(config.ledger.table, ttl_days=config.ledger.decision_ttl_days)
+    ledger = ledger_for(config)
     client = _argocd(config) if any(config.apps[a].environments[e].argocd_app for a, e in targets) else None
     try:
         return [assess(_environment(config, app, env, github, ledger, client)) for app, env in targets]

@@ -33,9 +33,15 @@ A keyless signature is bound to the commit its release tag names, so name the im
 without it, for the environment of an env-prefixed tag, else for the environments whose branch tag
 points at the same digest (as the promoter resolves them).
 
-Exit status: 0 verified (or signature: none), 1 not verified (missing or invalid), 2 configuration error.
-Nothing is written; only the registry is contacted.
+Exit status: 0 verified (or signature: none); 1 not verified (no signature, an invalid one, or no such
+image); 2 usage or configuration error (a bad IMAGE_REF, an image no app lists, a keyless policy with
+{branch}/{env} and no environment to fill them in, credentials the registry or KMS refuses); 3 the
+registry or KMS could not be reached (try again). With --output json, errors are printed as
+{"error": {"message": ..., "exit_code": ...}}. Nothing is written; only the registry is contacted.
 """
+EXIT_NOT_VERIFIED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 
 EXAMPLE = """\
   tagrelay verify 033691785857.dkr.ecr.us-east-1.amazonaws.com/mosaic-life/web:1e07581 --config tagrelay.yaml
@@ -64,7 +70,7 @@ def parse_image_ref(text: str) -> ImageRef:
     if "@" in rest:
         rest, digest = rest.split("@", 1)
         if not _DIGEST.match(digest):
-            raise CommandError(f"{text}: {digest!r} is not a sha256 digest", exit_code=2)
+            raise CommandError(f"{text}: {digest!r} is not a sha256 digest", exit_code=EXIT_USAGE)
     host, slash, path = rest.partition("/")
     if not slash or not path or not ("." in host or ":" in host or host == "localhost"):
         raise CommandError(f"{text}: give the registry too, as REGISTRY/REPOSITORY:TAG or @sha256:…", exit_code=2)
@@ -108,14 +114,16 @@ def run(args: argparse.Namespace) -> int:
         registry = registry_for(app)
         digest, release = _release(app, registry, ref, env=args.env, sha=args.sha)
         verdict = verifier_for(app).verify(registry, ref.repository, digest, release=release)
-    except (TransientError, MisconfiguredError) as exc:
-        raise CommandError(f"could not verify {args.image_ref}: {exc}") from None
+    except MisconfiguredError as exc:
+        raise CommandError(f"could not verify {args.image_ref}: {exc}", EXIT_USAGE) from None
+    except TransientError as exc:
+        raise CommandError(f"could not verify {args.image_ref} now: {exc}; try again", EXIT_UNREACHABLE) from None
     result = _result(app_name, ref, digest, release, verdict)
     if args.output == "json":
         print_json(result)
     else:
         _print_text(result)
-    return 0 if verdict.acceptable else 1
+    return 0 if verdict.acceptable else EXIT_NOT_VERIFIED
 
 
 def _app_for(config: Config, ref: ImageRef) -> tuple[str, App]:
@@ -154,8 +162,22 @@ def _release(
         else:
             first = app.images[0]
             envs = [name for name, e in app.environments.items() if registry.resolve_tag(first, e.branch) == digest]
+    if not envs and _policy_needs_environment(app):
+        raise CommandError(
+            f"{ref.registry}/{ref.repository}: the app's keyless identity policy uses {{branch}}/{{env}}, and no "
+            f"environment's branch tag points at this digest; name one with --env ({', '.join(app.environments)})",
+            EXIT_USAGE,
+        )
     sha = sha or (release_tag.sha if release_tag else None)
     return digest, ReleaseContext.for_release(app, sha, envs)
+
+
+def _policy_needs_environment(app: App) -> bool:
+    if app.signature == "none" or app.signature.keyless is None:
+        return False
+    keyless = app.signature.keyless
+    fields = (keyless.issuer, keyless.identity, keyless.identity_regexp, keyless.repository, keyless.ref)
+    return any(value and ("{branch}" in value or "{env}" in value) for value in (*fields, keyless.trigger))
 
 
 def _result(
