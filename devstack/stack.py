@@ -38,6 +38,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO_ROOT / "examples" / "mosaic-life.yaml"
 GITHUB_TOKEN = "local-standin-token"  # only valid against the GitHub stand-in
 GITHUB_TOKEN_SECRET = "tagrelay/github-token"
+# The read commands' own token (github.read_token_secret); the stand-in accepts both.
+GITHUB_READ_TOKEN = "local-standin-read-token"
+GITHUB_READ_TOKEN_SECRET = "tagrelay/github-read-token"
 LEDGER_TABLE = "tagrelay-ledger"
 ARGOCD_TOKEN_SECRET = "tagrelay/argocd-token"
 ARGOCD_PROJECT = "mosaic-life"
@@ -72,7 +75,7 @@ class LocalStack:
             started.append(registry)
             moto = start_moto(workdir)
             started.append(moto)
-            github = start_github_standin(workdir, tokens=(GITHUB_TOKEN,))
+            github = start_github_standin(workdir, tokens=(GITHUB_TOKEN, GITHUB_READ_TOKEN))
             started.append(github)
             timing = REALISTIC_TIMING if argocd_manual_clock else ACCELERATED_TIMING
             sim_config = SimConfig(token=make_token(), apps=(), timing=timing, manual_clock=argocd_manual_clock)
@@ -121,6 +124,7 @@ class LocalStack:
         self.aws_client("dynamodb").create_table(**table_definition(LEDGER_TABLE))
         secrets = self.aws_client("secretsmanager")
         secrets.create_secret(Name=GITHUB_TOKEN_SECRET, SecretString=GITHUB_TOKEN)
+        secrets.create_secret(Name=GITHUB_READ_TOKEN_SECRET, SecretString=GITHUB_READ_TOKEN)
         secrets.create_secret(Name=ARGOCD_TOKEN_SECRET, SecretString=self.argocd.extra["token"])
 
     def reset_ledger(self) -> None:
@@ -198,7 +202,11 @@ class LocalStack:
         for app in data["apps"].values():
             app["registry"] = self.registry.url
             app.update(app_overrides)
-        data["github"] = {"base_url": self.github.url, "auth": {"token_secret": GITHUB_TOKEN_SECRET}}
+        data["github"] = {
+            "base_url": self.github.url,
+            "auth": {"token_secret": GITHUB_TOKEN_SECRET},
+            "read_token_secret": GITHUB_READ_TOKEN_SECRET,
+        }
         data["ledger"] = {"table": LEDGER_TABLE}
         data["argocd"] = {"url": self.argocd.url, "token_secret": ARGOCD_TOKEN_SECRET, "refresh_after_commit": True}
         return data

@@ -31,7 +31,7 @@ from devstack.demo import lambda_logs
 from devstack.lambda_context import lambda_context
 from devstack.scenario import SeedScenario
 from devstack.sigstore_testing import demo_sigstore
-from devstack.stack import GITHUB_TOKEN, LocalStack
+from devstack.stack import GITHUB_READ_TOKEN, LocalStack
 
 ARGOCD_APPS = {"prod": "mosaic-life-prod", "staging": "mosaic-life-staging"}
 TRACKER_INTERVAL_SECONDS = 5.0
@@ -104,7 +104,7 @@ def environment(stack: LocalStack, config_path: Path) -> dict[str, str]:
         **stack.aws_env,
         "TAGRELAY_LAMBDA_ENDPOINT": stack.lambda_api.url,
         "ARGOCD_AUTH_TOKEN": stack.argocd.extra["token"],
-        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "GITHUB_TOKEN": GITHUB_READ_TOKEN,
     }
 
 

@@ -91,11 +91,12 @@ class PipelineDashboard(Construct):
                         width=8,
                     ),
                     cloudwatch.GraphWidget(
-                        title="Dead-letter queue and throttles",
+                        title="Dead-letter queue, throttles, failed refresh nudges",
                         left=[
                             dead_letter_queue.metric_approximate_number_of_messages_visible(
                                 period=period, statistic=cloudwatch.Stats.MAXIMUM, label="dead letters"
                             ),
+                            pipeline_metrics.nudge_failures(),
                             *(
                                 function.metric_throttles(period=period, label=f"{name} throttles")
                                 for name, function in functions

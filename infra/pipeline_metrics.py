@@ -23,6 +23,8 @@ DECISIONS_METRIC = "Decisions"
 DECISION_DIMENSION = "decision"
 DECISIONS = ("promote", "wait", "ignore", "reject", "noop", "superseded", "skip")
 REJECT = "reject"
+# Promoter: one count per Argo CD refresh nudge that failed (the promotion itself went on).
+NUDGE_FAILURES_METRIC = "RefreshNudgeFailures"
 
 # Tracker: one count per deployment that reached a terminal state, plus its DORA timings.
 OUTCOMES_METRIC = "DeploymentOutcomes"
@@ -66,4 +68,15 @@ def tracker_timing(metric_name: str, statistic: str) -> cloudwatch.Metric:
         statistic=statistic,
         period=Duration.hours(1),
         label=f"{metric_name} {statistic}",
+    )
+
+
+def nudge_failures() -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=NUDGE_FAILURES_METRIC,
+        dimensions_map={SERVICE_DIMENSION: PROMOTER_SERVICE},
+        statistic=cloudwatch.Stats.SUM,
+        period=PERIOD,
+        label="Refresh nudges failed",
     )

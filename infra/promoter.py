@@ -98,6 +98,8 @@ class Promoter(Construct):
             # by default) after the registry and signature checks.
             timeout=cdk.Duration.minutes(2),
             ledger_table_name=ledger.table_name,
+            # Only to reach an in-VPC Argo CD with the refresh nudge (docs/deploy.md, "Network placement").
+            vpc_placement=config.deploy.promoter_vpc,
         )
         self.function = self.pipeline_function.function
         self.function.configure_async_invoke(

@@ -274,6 +274,11 @@ class GitHubAuth(_Model):
 class GitHubConfig(_Model):
     base_url: str = Field(default="https://api.github.com", description="API base URL (GitHub Enterprise: /api/v3)")
     auth: GitHubAuth
+    read_token_secret: str | None = Field(
+        default=None,
+        description="Secrets Manager name or ARN of a read-only token for the read commands (status, explain); "
+        "GITHUB_TOKEN or `gh auth token` come first. The functions never read it",
+    )
     commit_attempts: int = Field(default=5, ge=1, le=20, description="Compare-and-swap attempts per commit")
     committer_name: str = "tagrelay[bot]"
     committer_email: str = "tagrelay@users.noreply.github.com"
@@ -363,6 +368,11 @@ class DeployConfig(_Model):
     log_retention_days: int = Field(default=90, ge=1)
     alarm_email: str | None = Field(default=None, description="Subscribed to the alarm topic when given")
     tracker_vpc: VpcPlacement | None = None
+    promoter_vpc: VpcPlacement | None = Field(
+        default=None,
+        description="Subnets for the promoter when its Argo CD refresh nudge must reach an in-VPC Argo CD "
+        "(the subnets then need egress to GitHub, ECR, Secrets Manager, DynamoDB and STS)",
+    )
     operators_role_arns: list[str] = Field(
         default_factory=list, description="IAM roles allowed to invoke the promoter for manual deploys"
     )

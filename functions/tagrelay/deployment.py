@@ -88,6 +88,15 @@ def check_deployment(config: Config, files_root: Path | None = None) -> Deployme
                     f"apps.{name}.registry is in {what} {theirs} but deploy.{what} is {ours}: ECR sends push "
                     "events to its own account and region only, so they will not reach this stack"
                 )
+    argocd = config.argocd
+    nudging = argocd is not None and argocd.refresh_after_commit
+    if nudging and config.deploy.tracker_vpc is not None and config.deploy.promoter_vpc is None:
+        report.warnings.append(
+            "deploy.tracker_vpc is set (Argo CD is reached from a VPC) but deploy.promoter_vpc is not: the "
+            "promoter's refresh nudge (argocd.refresh_after_commit) runs outside the VPC and will fail (each "
+            "failure is logged and counted as RefreshNudgeFailures). Set deploy.promoter_vpc, or "
+            "argocd.refresh_after_commit: false to rely on Argo CD's own polling"
+        )
     for field_name, value in referenced_files(config):
         if problem := check_packageable(field_name, value, root):
             report.errors.append(problem)

@@ -14,6 +14,8 @@ from tagrelay.config import App, Config, load_config
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from github.Auth import Auth
+
     from tagrelay.adapters.argocd import ArgoCDClient
     from tagrelay.adapters.registry import Registry
     from tagrelay.adapters.signatures import SignatureVerifier
@@ -29,7 +31,11 @@ def config() -> Config:
     return load_config()
 
 
-def build_promoter(cfg: Config, *, dry_run: bool = False) -> Promoter:
+def build_promoter(
+    cfg: Config, *, dry_run: bool = False, github_credentials: Callable[[], Auth] | None = None
+) -> Promoter:
+    """The promoter with the real adapters. ``github_credentials`` replaces the configured (write)
+    credential: `tagrelay explain` evaluates with a read-only one."""
     from tagrelay.adapters.github import GitHub, credentials_from_secrets
     from tagrelay.adapters.registry import registry_for
     from tagrelay.adapters.secrets import read_secret
@@ -53,7 +59,9 @@ def build_promoter(cfg: Config, *, dry_run: bool = False) -> Promoter:
         config=cfg,
         ledger=Ledger(cfg.ledger.table, ttl_days=cfg.ledger.decision_ttl_days),
         github=GitHub(
-            cfg.github, credentials_from_secrets(cfg.github, read_secret, installation_repo=first_gitops_repo)
+            cfg.github,
+            github_credentials
+            or credentials_from_secrets(cfg.github, read_secret, installation_repo=first_gitops_repo),
         ),
         registry_for=registry,
         verifier_for=verifier,
@@ -90,15 +98,15 @@ def refresh_nudge(cfg: Config) -> Callable[[str, str], None] | None:
     """``(app, env) -> None``: ask Argo CD to refresh the environment's application right after a
     commit, so it syncs in seconds instead of at its next poll. None when not configured.
 
-    Never raises and never waits long: a failed nudge only means Argo CD notices at its next poll.
+    Never raises and never waits long: a failed nudge only means Argo CD notices at its next poll. It is
+    never silent either: each failure is a WARNING log line (which app, why) and a RefreshNudgeFailures
+    metric, so an Argo CD the promoter cannot reach (an in-VPC one: deploy.promoter_vpc) shows.
     """
     argocd = cfg.argocd
     if argocd is None or not argocd.refresh_after_commit:
         return None
 
     def nudge(app_name: str, env: str) -> None:
-        import logging
-
         environment = cfg.apps[app_name].environments.get(env)
         if environment is None or not environment.argocd_app:
             return
@@ -109,13 +117,25 @@ def refresh_nudge(cfg: Config) -> Callable[[str, str], None] | None:
                 refresh_timeout=NUDGE_READ_TIMEOUT_SECONDS,
             )
             with client:
-                client.refresh(environment.argocd_app, environment.argocd_project)
-        except Exception as error:  # the secret, most likely: the promotion goes on regardless
-            logging.getLogger(__name__).warning(
-                "Argo CD refresh nudge skipped", extra={"env": env, "why": type(error).__name__}
-            )
+                # False: refused or unreachable (the client logs the HTTP status or the error's type).
+                if not client.refresh(environment.argocd_app, environment.argocd_project):
+                    _nudge_failed(env, environment.argocd_app, argocd.url, "refused or unreachable")
+        except Exception as error:  # the token's secret, most likely: the promotion goes on regardless
+            _nudge_failed(env, environment.argocd_app, argocd.url, f"{type(error).__name__}: {str(error)[:300]}")
 
     return nudge
+
+
+def _nudge_failed(env: str, argocd_app: str, argocd_url: str, why: str) -> None:
+    import logging
+
+    from tagrelay.services.observe import emit_nudge_failure
+
+    logging.getLogger(__name__).warning(
+        "Argo CD refresh nudge failed; Argo CD will notice the commit at its next poll",
+        extra={"env": env, "argocd_app": argocd_app, "argocd_url": argocd_url, "why": why},
+    )
+    emit_nudge_failure()
 
 
 def build_tracker(cfg: Config) -> Tracker:

@@ -66,6 +66,11 @@ def everything_on(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
                 "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1"],
                 "security_group_ids": ["sg-0ccccccccccccccc3"],
             },
+            "promoter_vpc": {
+                "vpc_id": "vpc-0123456789abcdef0",
+                "subnet_ids": ["subnet-0ddddddddddddddd4"],
+                "security_group_ids": ["sg-0eeeeeeeeeeeeeee5"],
+            },
             "operators_role_arns": ["arn:aws:iam::111122223333:role/platform-oncall"],
         }
         data["apps"]["mosaic-life"]["signature"] = {"key": {"kms_key_id": "alias/mosaic-life-cosign"}}
@@ -442,3 +447,50 @@ def test_synth_and_config_check_refuse_a_configuration_for_the_same_reasons(tmp_
     with pytest.raises(ConfigError) as refused:
         build_app(config_file, outdir=str(tmp_path / "out"))
     assert all(error in str(refused.value) for error in errors)
+
+
+# --- network placement of the refresh nudge ----------------------------------------------------------------
+
+
+def test_the_promoter_runs_in_the_configured_subnets_to_reach_an_in_vpc_argo_cd(
+    default: Synthesized, everything_on: Synthesized
+) -> None:
+    promoter = everything_on.resources[everything_on.function_id("promoter")]["Properties"]
+    assert promoter["VpcConfig"] == {
+        "SubnetIds": ["subnet-0ddddddddddddddd4"],
+        "SecurityGroupIds": ["sg-0eeeeeeeeeeeeeee5"],
+    }
+    actions = {
+        action
+        for statement in everything_on.statements_of("promoter")
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert "ec2:CreateNetworkInterface" in actions  # Lambda manages the function's network interfaces
+    assert "VpcConfig" not in default.resources[default.function_id("promoter")]["Properties"]
+
+
+def test_a_nudge_that_cannot_reach_an_in_vpc_argo_cd_is_flagged_before_deploying(tmp_path: Path) -> None:
+    from tagrelay.deployment import check_deployment
+
+    vpc = {
+        "vpc_id": "vpc-0123456789abcdef0",
+        "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1"],
+        "security_group_ids": ["sg-0ccccccccccccccc3"],
+    }
+
+    def tracker_only(data: dict[str, Any]) -> None:
+        data["deploy"]["tracker_vpc"] = vpc
+
+    [warning] = check_deployment(load_config(write_config(tmp_path, tracker_only))).warnings
+    assert "deploy.promoter_vpc is not" in warning and "RefreshNudgeFailures" in warning
+
+    def both(data: dict[str, Any]) -> None:
+        data["deploy"]["tracker_vpc"] = data["deploy"]["promoter_vpc"] = vpc
+
+    assert check_deployment(load_config(write_config(tmp_path, both))).warnings == []
+
+    def no_nudge(data: dict[str, Any]) -> None:
+        data["deploy"]["tracker_vpc"] = vpc
+        data["argocd"]["refresh_after_commit"] = False
+
+    assert check_deployment(load_config(write_config(tmp_path, no_nudge))).warnings == []

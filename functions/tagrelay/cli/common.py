@@ -7,11 +7,14 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tagrelay.config import CONFIG_ENV_VAR, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
+    from github.Auth import Auth
+
     from tagrelay.adapters.store import Ledger
 
 
@@ -96,6 +99,65 @@ def digests_once(text: str) -> str:
         return digest
 
     return _HEX_DIGEST.sub(shorten, text)
+
+
+GITHUB_TOKEN_ENV_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+GH_TIMEOUT_SECONDS = 10
+
+
+def github_read_credentials(config: Config, command: str) -> Callable[[], Auth]:
+    """A read-only GitHub credential for the read commands: never tagrelay's write credential (github.auth),
+    which stays with the promoter. In order: $GITHUB_TOKEN (or $GH_TOKEN), `gh auth token` for the
+    configured host, then the Secrets Manager secret github.read_token_secret (read with the caller's AWS
+    credentials). None of them: a usage error that says how to provide one. Resolved when GitHub is first
+    used, so that what needs no GitHub (an ignored event) needs no credential either."""
+
+    def make() -> Auth:
+        from github import Auth
+
+        token = next((os.environ[name] for name in GITHUB_TOKEN_ENV_VARS if os.environ.get(name)), None)
+        token = token or _gh_auth_token(config.github.base_url)
+        if token is not None:
+            return Auth.Token(token)
+        secret = config.github.read_token_secret
+        if secret is None:
+            raise CommandError(
+                f"{command} reads GitHub with a read-only credential, and there is none: set GITHUB_TOKEN (or "
+                "log in with `gh auth login`), or set github.read_token_secret to a Secrets Manager secret "
+                "holding a read-only token (docs/configuration.md). tagrelay's write credential (github.auth) "
+                "is the promoter's only.",
+                exit_code=2,
+            )
+        from tagrelay.adapters.secrets import read_secret
+
+        return Auth.Token(read_secret(secret).strip())
+
+    return make
+
+
+def _gh_auth_token(base_url: str) -> str | None:
+    """The GitHub CLI's token for the API host, when `gh` is installed and logged in."""
+    import shutil
+    import subprocess
+    from urllib.parse import urlparse
+
+    gh = shutil.which("gh")
+    if gh is None:
+        return None
+    host = urlparse(base_url).hostname or "github.com"
+    host = "github.com" if host == "api.github.com" else host
+    try:
+        result = subprocess.run(
+            [gh, "auth", "token", "--hostname", host],
+            capture_output=True,
+            text=True,
+            timeout=GH_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    token = result.stdout.strip()
+    return token if result.returncode == 0 and token else None
 
 
 def print_json(data: Any) -> None:

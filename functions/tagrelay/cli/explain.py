@@ -12,6 +12,7 @@ from tagrelay.cli.common import (
     CommandError,
     add_config_option,
     add_output_option,
+    github_read_credentials,
     load_config_or_fail,
     new_parser,
     print_json,
@@ -27,7 +28,9 @@ may never be promoted as it is, or the event is malformed), noop (already deploy
 environment runs a newer commit), skip (the environment is pinned).
 
 Ignored and malformed events are decided from the event and the configuration alone. Other events
-read the registry, GitHub and the ledger with the credentials the configuration names.
+read the registry and the ledger with your AWS credentials, and GitHub with a read-only credential:
+$GITHUB_TOKEN, `gh auth token`, or the secret github.read_token_secret (never tagrelay's write
+credential, github.auth, which only the promoter uses).
 """
 
 EXAMPLE = """\
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from tagrelay.services.report import report
 
     try:
-        evaluations = build_promoter(config, dry_run=True).process(event)
+        promoter = build_promoter(config, dry_run=True, github_credentials=github_read_credentials(config, "explain"))
+        evaluations = promoter.process(event)
     except (TransientError, MisconfiguredError) as exc:
         raise CommandError(f"could not finish the evaluation: {exc}") from None
     result = report(evaluations)

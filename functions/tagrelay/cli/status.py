@@ -18,6 +18,7 @@ from tagrelay.cli.common import (
     CommandError,
     add_config_option,
     add_output_option,
+    github_read_credentials,
     ledger_for,
     load_config_or_fail,
     new_parser,
@@ -44,8 +45,9 @@ deployment, and whether they all agree. Anything that does not agree is listed w
 "Agree" means: Argo CD is Synced to a revision whose tag is the GitOps tag, and every image of the
 app runs that tag and no other. Health is reported beside it (a Degraded app can agree on tags).
 
-Reads GitHub and the ledger with the credentials the configuration names, and Argo CD with the
-token in ${TOKEN_ENV_VAR} when set, else the secret argocd.token_secret.
+Reads GitHub with a read-only credential ($GITHUB_TOKEN, `gh auth token`, or the secret
+github.read_token_secret; never tagrelay's write credential), the ledger with your AWS credentials,
+and Argo CD with the token in ${TOKEN_ENV_VAR} when set, else the secret argocd.token_secret.
 
 Exit status: 0 when the report is complete (whether or not everything agrees); 1 when Argo CD or
 GitHub could not be read for an environment (the rest is still printed), or refused the credentials;
@@ -204,11 +206,9 @@ def _targets(config: Config, app: str | None, env: str | None) -> list[tuple[str
 
 
 def _read(config: Config, targets: Sequence[tuple[str, str]]) -> list[EnvironmentStatus]:
-    from tagrelay.adapters.github import GitHub, credentials_from_secrets
-    from tagrelay.adapters.secrets import read_secret
+    from tagrelay.adapters.github import GitHub
 
-    first_repo = config.apps[targets[0][0]].gitops.repo
-    github = GitHub(config.github, credentials_from_secrets(config.github, read_secret, installation_repo=first_repo))
+    github = GitHub(config.github, github_read_credentials(config, "status"))
     ledger = ledger_for(config)
     client = _argocd(config) if any(config.apps[a].environments[e].argocd_app for a, e in targets) else None
     try:

@@ -49,3 +49,16 @@ def emit_decision_metrics(evaluations: list[Evaluation]) -> None:
                 metric.add_dimension(name="service", value=SERVICE)
                 metric.add_dimension(name="decision", value=decided.verdict.value)
                 metric.add_dimension(name="reason", value=decided.reason.split(":", 1)[0])
+
+
+NUDGE_FAILURES_METRIC = "RefreshNudgeFailures"
+
+
+def emit_nudge_failure() -> None:
+    """One failed Argo CD refresh nudge (dimension ``service`` only; infra/pipeline_metrics.py)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=NUDGE_FAILURES_METRIC, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+    ) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
