@@ -18,6 +18,7 @@ BENCHMARKS = {
     "signatures": "bench.signature_verify",
     "tracker": "bench.tracker",
     "github-standin": "bench.github_standin_latency",
+    "asset": "bench.asset",
 }
 
 

@@ -38,7 +38,23 @@ PACKAGE = "tagrelay"
 LAMBDA_TASK_ROOT = "/var/task"
 CONFIG_FILE_IN_ASSET = "tagrelay.yaml"
 # Bump when the asset layout changes, so that CDK does not reuse a bundle made the old way.
-BUNDLE_FORMAT = "1"
+BUNDLE_FORMAT = "2"
+# Locked runtime dependencies the functions never import, left out of the asset (the `tagrelay` CLI
+# keeps them): sigstore declares rich for its own command line, and sigstore-rekor-types pydantic's
+# email extra, which only an EmailStr field would load. (sigstore's OIDC package `id` looks CLI-only
+# too, but sigstore.models imports it through the Fulcio client.) tests/cdk/test_asset.py builds the
+# asset and runs the handlers and the verification modules from it alone, and checks that none of
+# these is imported.
+CLI_ONLY_PACKAGES: dict[str, str] = {
+    "rich": "sigstore's command-line output (sigstore/_cli.py, sigstore/oidc.py)",
+    "markdown-it-py": "a dependency of rich",
+    "mdurl": "a dependency of markdown-it-py",
+    "pygments": "a dependency of rich (syntax highlighting)",
+    "email-validator": "pydantic's EmailStr, which no model the functions load uses (extra of sigstore-rekor-types)",
+    "dnspython": "a dependency of email-validator",
+}
+# Inside the tagrelay package: the `tagrelay` command, which no handler imports.
+CLI_ONLY_MODULES = ("cli",)
 
 Architecture = Literal["arm64", "x86_64"]
 # uv's --python-platform names for Lambda's Amazon Linux 2023 (glibc 2.34 >= manylinux2014's 2.17).
@@ -81,7 +97,10 @@ class BundleInputs:
         for name in ("uv.lock", "pyproject.toml"):
             add(name, (REPO_ROOT / name).read_bytes())
         package = FUNCTIONS_ROOT / PACKAGE
+        cli_only = {package / name for name in CLI_ONLY_MODULES}
         for path in sorted(package.rglob("*")):
+            if cli_only & set(path.parents):
+                continue
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 add(path.relative_to(FUNCTIONS_ROOT).as_posix(), path.read_bytes())
         add(CONFIG_FILE_IN_ASSET, self.config_file.read_bytes())
@@ -118,28 +137,48 @@ class LocalUvBundling:
 
     def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **_options: object) -> bool:
         target = Path(output_dir)
-        with tempfile.TemporaryDirectory(prefix="tagrelay-bundle-") as scratch:
-            requirements = Path(scratch) / "requirements.txt"
-            export_runtime_requirements(requirements)
-            # --link-mode copy: uv would otherwise hard-link the files of its cache into cdk.out.
-            _run(
-                [_uv(), "pip", "install", "--quiet", "--target", str(target),
-                 "--python-platform", _UV_PLATFORM[self.inputs.architecture],
-                 "--python-version", self.inputs.python_version,
-                 "--only-binary", ":all:", "--no-deps", "--require-hashes",
-                 "--no-installer-metadata", "--no-compile-bytecode", "--link-mode", "copy",
-                 "--requirement", str(requirements)],
-                step=f"install the dependencies for Lambda ({self.inputs.architecture}, Python {self.inputs.python_version})",
-            )  # fmt: skip
-        # Console scripts carry this machine's interpreter path in their shebang; Lambda never runs them.
-        shutil.rmtree(target / "bin", ignore_errors=True)
-        shutil.copytree(FUNCTIONS_ROOT / PACKAGE, target / PACKAGE, ignore=_COPY_IGNORE, dirs_exist_ok=True)
+        install_dependencies(target, self.inputs.architecture, self.inputs.python_version)
+        copy_package(target)
         shutil.copyfile(self.inputs.config_file, target / CONFIG_FILE_IN_ASSET)
         for relative in self.inputs.referenced_files:
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.inputs.files_root / relative, destination)
         return True
+
+
+def install_dependencies(
+    target: Path, architecture: Architecture, python_version: str, *, cli_only: bool = False
+) -> None:
+    """The runtime dependencies as binary wheels for Lambda's CPU and Python, checked against uv.lock's hashes."""
+    with tempfile.TemporaryDirectory(prefix="tagrelay-bundle-") as scratch:
+        requirements = Path(scratch) / "requirements.txt"
+        export_runtime_requirements(requirements, cli_only=cli_only)
+        # --link-mode copy: uv would otherwise hard-link the files of its cache into cdk.out.
+        _run(
+            [_uv(), "pip", "install", "--quiet", "--target", str(target),
+             "--python-platform", _UV_PLATFORM[architecture],
+             "--python-version", python_version,
+             "--only-binary", ":all:", "--no-deps", "--require-hashes",
+             "--no-installer-metadata", "--no-compile-bytecode", "--link-mode", "copy",
+             "--requirement", str(requirements)],
+            step=f"install the dependencies for Lambda ({architecture}, Python {python_version})",
+        )  # fmt: skip
+    # Console scripts carry this machine's interpreter path in their shebang; Lambda never runs them.
+    shutil.rmtree(target / "bin", ignore_errors=True)
+
+
+def copy_package(target: Path) -> None:
+    """The `tagrelay` package, without its CLI-only modules."""
+    shutil.copytree(FUNCTIONS_ROOT / PACKAGE, target / PACKAGE, ignore=_package_ignore, dirs_exist_ok=True)
+
+
+def _package_ignore(directory: str, names: list[str]) -> set[str]:
+    """The package's files, without its CLI-only modules (only at the package's top level)."""
+    ignored = set(_COPY_IGNORE(directory, names))
+    if Path(directory) == FUNCTIONS_ROOT / PACKAGE:
+        ignored |= {name for name in names if name in CLI_ONLY_MODULES}
+    return ignored
 
 
 def lambda_code(inputs: BundleInputs) -> lambda_.Code:
@@ -157,11 +196,13 @@ def lambda_code(inputs: BundleInputs) -> lambda_.Code:
     )
 
 
-def export_runtime_requirements(output: Path) -> None:
-    """The locked runtime dependencies only (no dev or cdk group), pinned and with their hashes."""
+def export_runtime_requirements(output: Path, *, cli_only: bool = False) -> None:
+    """The locked runtime dependencies the functions use (no dev or cdk group, no CLI-only package),
+    pinned and with their hashes. ``cli_only`` keeps the CLI-only packages (for comparisons)."""
+    excluded = [] if cli_only else [arg for name in sorted(CLI_ONLY_PACKAGES) for arg in ("--no-emit-package", name)]
     _run(
         [_uv(), "export", "--frozen", "--no-dev", "--no-group", "cdk", "--no-emit-project", "--quiet",
-         "--output-file", str(output)],
+         *excluded, "--output-file", str(output)],
         step="export the runtime dependencies from uv.lock",
     )  # fmt: skip
 
