@@ -47,7 +47,15 @@ ARGOCD_PROJECT = "mosaic-life"
 # Manual clock: simulated seconds cost nothing, so use Argo CD's and Kubernetes' own figures (a 180 s
 # poll, a 600 s progress deadline): durations in the ledger then look like production's.
 REALISTIC_TIMING = SimTiming(
-    poll_interval=180, sync_delay=5, sync_duration=20, reconcile_delay=10, rollout_duration=60, progress_deadline=600
+    poll_interval=180,
+    sync_delay=5,
+    sync_duration=20,
+    reconcile_delay=10,
+    rollout_duration=60,
+    progress_deadline=600,
+    retry_backoff=5,
+    retry_backoff_max=180,
+    repo_error_grace=180,
 )
 # Wall clock (the demo): the simulator's defaults, one rollout in about two seconds.
 ACCELERATED_TIMING = SimTiming()

@@ -21,8 +21,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-Mark = Literal["degraded", "sync_failed", "comparison_error"]
-MARKS: tuple[Mark, ...] = ("degraded", "sync_failed", "comparison_error")
+# What happens when a tag is deployed: its pods never become ready (degraded), every apply fails and the
+# automatic retries run out (sync_failed), only the first apply fails and a retry succeeds
+# (sync_fails_once), or its manifests cannot be generated at all (comparison_error).
+Mark = Literal["degraded", "sync_failed", "sync_fails_once", "comparison_error"]
+MARKS: tuple[Mark, ...] = ("degraded", "sync_failed", "sync_fails_once", "comparison_error")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class SimTiming:
     reconcile_delay: float = 0.2  # operation finished → the reconcile that makes health fresh
     rollout_duration: float = 0.5  # fresh reconcile → Healthy
     progress_deadline: float = 1.0  # fresh reconcile → Degraded, for a tag marked degraded (k8s: 600 s)
+    # Automatic sync retries: the n-th retry waits retry_backoff * 2^(n-1), at most retry_backoff_max
+    # (Argo CD: spec.syncPolicy.retry.backoff, 5 s, factor 2, 3 min).
+    retry_backoff: float = 0.05
+    retry_backoff_max: float = 0.5
+    # How long the controller hides repo-server errors before reporting a ComparisonError
+    # (argocd-application-controller --repo-error-grace-period-seconds, default 180 s).
+    repo_error_grace: float = 1.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -56,6 +66,8 @@ class SimApp:
     branch: str = "main"
     project: str = "default"
     namespace: str = "default"  # destination namespace
+    # spec.syncPolicy.automated: without it Argo CD only compares; someone must sync (or roll back) by hand.
+    auto_sync: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
     # Like the seed: sources[0] = chart repository, sources[1] = the GitOps repository with `ref: values`.
     multi_source: bool = False

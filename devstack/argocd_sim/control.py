@@ -115,6 +115,33 @@ class ArgoCDSimControl:
     def restore_app(self, name: str) -> None:
         self._call("POST", f"apps/{name}/restore")
 
+    # what users and the cluster do
+    def set_auto_sync(self, name: str, enabled: bool) -> None:
+        """Turn ``spec.syncPolicy.automated`` on or off: without it Argo CD compares but never syncs by itself."""
+        self._call("POST", f"apps/{name}/auto-sync", {"enabled": enabled})
+
+    def sync(self, name: str, revision: str | None = None, *, username: str = "admin") -> dict[str, Any]:
+        """``argocd app sync NAME [--revision R]`` by ``username`` (the branch head without a revision)."""
+        answer: dict[str, Any] = self._call("POST", f"apps/{name}/sync", {"revision": revision, "username": username})
+        return answer
+
+    def rollback(self, name: str, history_id: int, *, username: str = "admin") -> dict[str, Any]:
+        """``argocd app rollback NAME ID`` by ``username`` (refused while auto-sync is on, as by Argo CD)."""
+        answer: dict[str, Any] = self._call("POST", f"apps/{name}/rollback", {"id": history_id, "username": username})
+        return answer
+
+    def set_chart_error(self, name: str, message: str | None) -> None:
+        """Make the chart (source 1) fail to render whatever the values say; None repairs it."""
+        self._call("POST", f"apps/{name}/chart-error", {"message": message})
+
+    def set_permission(self, name: str, allowed: bool) -> None:
+        """Take away (or give back) the token's ``applications, get`` on one application: 403 from then on."""
+        self._call("POST", "permissions", {"app": name, "allowed": allowed})
+
+    def set_repo_server(self, up: bool) -> None:
+        """Stop (or restart) the repo-server: comparisons fail, reported after the controller's grace period."""
+        self._call("POST", "repo-server", {"up": up})
+
     # request log and faults
     def requests(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = self._call("GET", "requests")["requests"]

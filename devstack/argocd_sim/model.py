@@ -12,8 +12,17 @@ ones a real controller would have written. A rollout goes::
       + rollout_duration  ──► Healthy, summary.images new
         (progress_deadline ► Degraded, for a tag marked "degraded")
 
-A tag marked ``sync_failed`` ends the operation Failed (SyncFailed resource, SyncError condition);
-one marked ``comparison_error`` never gets an operation: sync Unknown, no revision, ComparisonError.
+A failed apply is retried as Argo CD's controller does (controller/appcontroller.go): the phase goes
+back to ``Running`` with ``finishedAt`` set, ``retryCount`` goes up and the message says "Retrying
+attempt #n at <time>."; after the backoff the attempt runs ("Retrying operation. Attempt #n", no
+``finishedAt``, no ``syncResult``). A tag marked ``sync_failed`` fails every attempt, so the operation
+ends ``Failed`` "(retried 5 times)." with a SyncError condition; one marked ``sync_fails_once`` fails
+only the first. A tag marked ``comparison_error`` never gets an operation: sync Unknown, the branch
+name as revision (Argo CD v3.2+), a ComparisonError. A repo-server outage is hidden for the
+controller's grace period, then reported as a ComparisonError the same way.
+
+Without auto-sync (``SimApp.auto_sync``) Argo CD only compares; ``manual_sync`` (``argocd app sync
+--revision``) and ``rollback`` (``argocd app rollback``) run operations initiated by a user.
 """
 
 from __future__ import annotations
@@ -30,13 +39,23 @@ from devstack.argocd_sim.gitops import branch_head, tag_at
 
 HISTORY_LIMIT = 10  # spec.revisionHistoryLimit default
 SYNC_OPTIONS = ["CreateNamespace=true", "PrunePropagationPolicy=foreground", "PruneLast=true"]
-RETRY = {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
+RETRY_LIMIT = 5
+RETRY = {"limit": RETRY_LIMIT, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
+# What the controller reports when it cannot reach the repo-server (grpc-go's status text).
+REPO_SERVER_UNAVAILABLE = (
+    'connection error: desc = "transport: Error while dialing: dial tcp 10.96.140.12:8081: connect: connection refused"'
+)
 MarkLookup = Callable[[str], Mark | None]
+
+
+class SimConflict(ValueError):
+    """An operation cannot start now (Argo CD answers FailedPrecondition)."""
 
 
 class Phase(StrEnum):
     DETECTED = "detected"
     RUNNING = "running"
+    RETRY_WAIT = "retry_wait"  # an attempt failed; the next one starts after the backoff
     SYNCED = "synced"  # operation done; health still from before the sync
     ROLLING_OUT = "rolling_out"
 
@@ -60,6 +79,10 @@ class Operation:
     finished_at: float | None = None
     message: str | None = None
     failed_resource: tuple[str, str] | None = None  # (deployment name, error)
+    retry_count: int = 0
+    has_result: bool = True  # a retry attempt clears syncResult until it has one again
+    initiated_by: str | None = None  # a user's name; None: the controller's auto-sync
+    apply_strategy: bool = False  # rollbacks sync with syncStrategy.apply
 
 
 @dataclass
@@ -68,6 +91,7 @@ class HistoryItem:
     commit: str
     deploy_started_at: float
     deployed_at: float
+    initiated_by: str | None = None
 
 
 @dataclass
@@ -83,7 +107,9 @@ class SimulatedApp:
     timing: SimTiming
     mark_of: MarkLookup
     created_at: float
+    repo_server_up: Callable[[], bool] = lambda: True
     present: bool = True
+    auto_sync: bool = True
     sync_status: str = "Unknown"
     compared_commit: str | None = None
     health: str = "Missing"
@@ -98,20 +124,40 @@ class SimulatedApp:
     deployed_tag: str | None = None
     failed_commit: str | None = None
     broken_commit: str | None = None
+    comparison_failed: bool = False  # the last comparison failed: sync shows the target revision, not a SHA
+    chart_error: str | None = None  # the chart (source 1) fails to render whatever the values say
+    repo_error_since: float | None = None
     rollout: Rollout | None = None
     last_poll: float = 0.0
     resource_version: int = 1
 
     @classmethod
-    def create(cls, spec: SimApp, timing: SimTiming, mark_of: MarkLookup, now: float) -> SimulatedApp:
+    def create(
+        cls,
+        spec: SimApp,
+        timing: SimTiming,
+        mark_of: MarkLookup,
+        now: float,
+        repo_server_up: Callable[[], bool] = lambda: True,
+    ) -> SimulatedApp:
         """An application that has already synced the branch head and is Healthy (or never synced, if none)."""
-        app = cls(spec=spec, timing=timing, mark_of=mark_of, created_at=now - 3600, last_poll=now, reconciled_at=now)
+        app = cls(
+            spec=spec,
+            timing=timing,
+            mark_of=mark_of,
+            created_at=now - 3600,
+            repo_server_up=repo_server_up,
+            auto_sync=spec.auto_sync,
+            last_poll=now,
+            reconciled_at=now,
+        )
         head = branch_head(spec.repo_path, spec.branch)
         rendered = tag_at(spec.repo_path, head, spec.values_file, spec.key) if head else None
         if head is None or rendered is None or rendered.tag is None:
             app._comparison_error(
-                now, head, (rendered.error or "no tag") if rendered else f"unable to resolve '{spec.branch}'"
+                now, (rendered.error or "no tag") if rendered else f"unable to resolve '{spec.branch}'"
             )
+            app.broken_commit = head
             return app
         app.operation = Operation(
             head, rendered.tag, "Succeeded", now - 30, now - 25, "successfully synced (all tasks run)"
@@ -149,10 +195,16 @@ class SimulatedApp:
         return self._next_change()[0]
 
     def has_pending_work(self) -> bool:
-        """A rollout in progress, or a HEAD the controller has not acted on yet."""
+        """A rollout in progress, or a HEAD the controller has not acted on yet (or not reported failing)."""
         if self.rollout is not None:
             return True
+        if not self.repo_server_up():  # until the controller reports it
+            return self.repo_error_since is None or self.last_poll - self.repo_error_since < self.timing.repo_error_grace
+        if self.chart_error is not None:
+            return not self.comparison_failed
         head = branch_head(self.spec.repo_path, self.spec.branch)
+        if self.comparison_failed and head != self.broken_commit:
+            return True  # the cause went away: the next comparison clears the condition
         settled = {self.deployed_commit, self.compared_commit, self.failed_commit, self.broken_commit}
         return head is not None and head not in settled
 
@@ -168,6 +220,8 @@ class SimulatedApp:
                 step = (rollout.since + timing.sync_delay, self._start_operation)
             case Phase.RUNNING:
                 step = (rollout.since + timing.sync_duration, self._finish_operation)
+            case Phase.RETRY_WAIT:
+                step = (rollout.since + self._backoff(), self._retry_operation)
             case Phase.SYNCED:
                 step = (rollout.since + timing.reconcile_delay, self._fresh_reconcile)
             case Phase.ROLLING_OUT:
@@ -179,18 +233,34 @@ class SimulatedApp:
     # ------------------------------------------------------------------------------------ transitions
 
     def _poll(self, t: float, head: str | None) -> None:
-        self.last_poll = self.reconciled_at = t
+        self.last_poll = t
+        if not self.repo_server_up():
+            # The controller ignores repo-server errors for its grace period, writing nothing; then it
+            # reports them (controller/state.go CompareAppState, repoErrorGracePeriod).
+            if self.repo_error_since is None:
+                self.repo_error_since = t
+            if t - self.repo_error_since >= self.timing.repo_error_grace:
+                self.reconciled_at = t
+                self._comparison_error(t, REPO_SERVER_UNAVAILABLE, source=1, code="Unavailable", cached=False)
+            return
+        self.repo_error_since = None
+        self.reconciled_at = t
         self._changed()
         rollout = self.rollout
         if rollout is not None and rollout.phase is Phase.SYNCED:
             self._fresh_reconcile(t, head)  # this poll is the reconcile after the sync
-        if rollout is not None and rollout.phase in (Phase.DETECTED, Phase.RUNNING):
-            return  # auto-sync is busy; a newer HEAD waits for the operation to end
-        target = rollout.commit if rollout is not None else self.deployed_commit
         if head is None:
-            self._comparison_error(t, None, f"unable to resolve '{self.spec.branch}' to a commit SHA")
+            self._comparison_error(t, f"unable to resolve '{self.spec.branch}' to a commit SHA", source=1)
             return
+        if self.chart_error is not None:
+            self._comparison_error(t, self.chart_error, source=1)
+            return
+        if rollout is not None and rollout.phase in (Phase.DETECTED, Phase.RUNNING, Phase.RETRY_WAIT):
+            return  # an operation is in progress; a newer HEAD waits for it to end
+        target = rollout.commit if rollout is not None else self.deployed_commit
         if head in (target, self.failed_commit):  # auto-sync never retries a revision that failed
+            if self.comparison_failed:
+                self._compared(head, "OutOfSync" if head == self.failed_commit or rollout is not None else "Synced")
             self._reassess_health(t)
             return
         rendered = tag_at(self.spec.repo_path, head, self.spec.values_file, self.spec.key)
@@ -200,22 +270,31 @@ class SimulatedApp:
         else:
             error = rendered.error
         if rendered.tag is None or error is not None:
-            self._comparison_error(t, head, error or "no tag")
+            self._comparison_error(t, error or "no tag")
+            self.broken_commit = head
             return
-        self.conditions = [c for c in self.conditions if c.type not in ("ComparisonError", "SyncError")]
-        self.broken_commit = None
         running_tag = rollout.tag if rollout is not None else self.deployed_tag
         if rendered.tag == running_tag and self.failed_commit is None:
             # The branch moved with a commit that does not change this app (another environment's values):
             # Argo CD compares the new revision, finds nothing to apply, and runs no operation.
-            self.compared_commit = head
+            self._compared(head, "Synced" if rollout is None else self.sync_status)
             if rollout is None:
-                self.sync_status = "Synced"
                 self._reassess_health(t)
-            self._changed()
             return
-        self.sync_status, self.compared_commit = "OutOfSync", head
+        self._compared(head, "OutOfSync")
+        if not self.auto_sync:
+            self._reassess_health(t)  # without auto-sync Argo CD only reports the difference
+            return
         self.rollout = Rollout(head, rendered.tag, Phase.DETECTED, t, self.images, self.health)
+
+    def _compared(self, head: str, sync_status: str) -> None:
+        """A comparison that worked: its conditions go, and sync reports the resolved revision."""
+        self.conditions = [c for c in self.conditions if c.type != "ComparisonError"]
+        if head != self.failed_commit:
+            self.conditions = [c for c in self.conditions if c.type != "SyncError"]
+        self.comparison_failed, self.broken_commit = False, None
+        self.sync_status, self.compared_commit = sync_status, head
+        self._changed()
 
     def _reassess_health(self, t: float) -> None:
         """Health is assessed on every reconcile: the running tag's mark decides it (no rollout under way)."""
@@ -235,29 +314,91 @@ class SimulatedApp:
     def _finish_operation(self, t: float, head: str | None) -> None:
         rollout, operation = self._current(), self.operation
         assert operation is not None
-        operation.finished_at = t
-        if self.mark_of(rollout.tag) == "sync_failed":
-            name = self._workloads()[0]
-            error = (
-                f'Deployment.apps "{name}" is invalid: spec.template.spec.containers[0].image: '
-                f'Invalid value: "{self.spec.images[0]}:{rollout.tag}": tag is marked as a manifest error'
-            )
-            operation.phase = "Failed"
-            operation.message = f"one or more objects failed to apply, reason: {error}"
-            operation.failed_resource = (name, error)
-            self.conditions.append(
-                SimCondition("SyncError", f"Failed sync attempt to {rollout.commit}: {operation.message}", t)
-            )
-            self.sync_status, self.failed_commit, self.rollout = "OutOfSync", rollout.commit, None
-            self._set_health(rollout.health_before, t)  # the old pods are still serving
+        operation.finished_at, operation.has_result = t, True
+        mark = self.mark_of(rollout.tag)
+        if mark == "sync_failed" or (mark == "sync_fails_once" and operation.retry_count == 0):
+            self._apply_failed(t, rollout, operation)
             return
         operation.phase, operation.message = "Succeeded", "successfully synced (all tasks run)"
+        operation.failed_resource = None
         next_id = self.history[-1].id + 1 if self.history else 1
-        self.history = [*self.history, HistoryItem(next_id, rollout.commit, operation.started_at, t)][-HISTORY_LIMIT:]
-        self.sync_status, self.compared_commit = "Synced", rollout.commit
+        entry = HistoryItem(next_id, rollout.commit, operation.started_at, t, operation.initiated_by)
+        self.history = [*self.history, entry][-HISTORY_LIMIT:]
         self.deployed_commit, self.deployed_tag, self.failed_commit = rollout.commit, rollout.tag, None
+        if operation.initiated_by is None:
+            self._compared(rollout.commit, "Synced")
+        elif head is not None:
+            # After a user's operation the controller compares with the latest revision at once: after a
+            # rollback, the branch head again (OutOfSync, unless it renders the same tag).
+            rendered = tag_at(self.spec.repo_path, head, self.spec.values_file, self.spec.key)
+            self._compared(head, "Synced" if rendered.tag == rollout.tag else "OutOfSync")
         rollout.phase, rollout.since = Phase.SYNCED, t
         self._changed()
+
+    def _apply_failed(self, t: float, rollout: Rollout, operation: Operation) -> None:
+        """An attempt failed to apply: retry after the backoff while the retry limit allows, else fail."""
+        name = self._workloads()[0]
+        error = (
+            f'Deployment.apps "{name}" is invalid: spec.template.spec.containers[0].image: '
+            f'Invalid value: "{self.spec.images[0]}:{rollout.tag}": tag is marked as a manifest error'
+        )
+        failed = f"one or more objects failed to apply, reason: {error}"
+        operation.failed_resource = (name, error)
+        if operation.initiated_by is None and operation.retry_count < RETRY_LIMIT:
+            operation.retry_count += 1
+            retry_at = t + self._backoff()
+            operation.phase = "Running"
+            operation.message = f"{failed}. Retrying attempt #{operation.retry_count} at {_kitchen(retry_at)}."
+            rollout.phase, rollout.since = Phase.RETRY_WAIT, t
+            self._changed()
+            return
+        operation.phase = "Failed"
+        operation.message = f"{failed} (retried {operation.retry_count} times)." if operation.retry_count else failed
+        revisions = " ".join(self._revision_list(rollout.commit))
+        self._set_condition("SyncError", f"Failed last sync attempt to [{revisions}]: {operation.message}", t)
+        self.sync_status, self.failed_commit, self.rollout = "OutOfSync", rollout.commit, None
+        self._set_health(rollout.health_before, t)  # the old pods are still serving
+
+    def _retry_operation(self, t: float, head: str | None) -> None:
+        rollout, operation = self._current(), self.operation
+        assert operation is not None
+        operation.phase, operation.message = "Running", f"Retrying operation. Attempt #{operation.retry_count}"
+        operation.finished_at, operation.has_result, operation.failed_resource = None, False, None
+        rollout.phase, rollout.since = Phase.RUNNING, t
+        self._changed()
+
+    def _backoff(self) -> float:
+        """Wait before retry n (retryCount n): duration * 2^(n-1), capped (RetryStrategy.NextRetryAt)."""
+        count = self.operation.retry_count if self.operation is not None else 1
+        return float(min(self.timing.retry_backoff * 2 ** max(count - 1, 0), self.timing.retry_backoff_max))
+
+    # ------------------------------------------------------------------------------------ users' operations
+
+    def manual_sync(self, now: float, revision: str | None, username: str, *, rollback: bool = False) -> None:
+        """``argocd app sync [--revision R]`` (or, with ``rollback``, a rollback to R): a user's operation."""
+        self.advance(now)
+        if self.rollout is not None:
+            raise SimConflict("another operation is already in progress")
+        if rollback and self.auto_sync:
+            raise SimConflict("rollback cannot be initiated when auto-sync is enabled")
+        commit = revision or branch_head(self.spec.repo_path, self.spec.branch)
+        if commit is None:
+            raise ValueError(f"unable to resolve '{self.spec.branch}' to a commit SHA")
+        rendered = tag_at(self.spec.repo_path, commit, self.spec.values_file, self.spec.key)
+        if rendered.tag is None:
+            raise ValueError(f"cannot sync {commit[:7]}: {rendered.error}")
+        self.rollout = Rollout(commit, rendered.tag, Phase.RUNNING, now, self.images, self.health)
+        self.operation = Operation(
+            commit, rendered.tag, "Running", started_at=now, initiated_by=username, apply_strategy=rollback
+        )
+        self._set_health("Progressing", now)
+
+    def rollback(self, now: float, history_id: int, username: str) -> None:
+        """``argocd app rollback APP ID``: sync the revision of that history entry (server Rollback)."""
+        entry = next((item for item in self.history if item.id == history_id), None)
+        if entry is None:
+            raise ValueError(f"application {self.spec.name} does not have deployment with id {history_id}")
+        self.manual_sync(now, entry.commit, username, rollback=True)
 
     def _fresh_reconcile(self, t: float, head: str | None) -> None:
         rollout = self._current()
@@ -275,19 +416,27 @@ class SimulatedApp:
             self.images = self._images_for(rollout.tag)
             self._set_health("Healthy", t)
 
-    def _comparison_error(self, t: float, head: str | None, error: str) -> None:
-        # Manifest generation failed: Argo CD reports no revision at all, and sync status Unknown.
-        sources = "2" if self.spec.multi_source else "1"
+    def _comparison_error(
+        self, t: float, error: str, *, source: int | None = None, code: str = "Unknown", cached: bool = True
+    ) -> None:
+        # Manifest generation failed (controller/state.go): sync Unknown, and since Argo CD v3.2 the
+        # revision is the target revision (the branch name), not a commit.
+        sources = 2 if self.spec.multi_source else 1
+        detail = f"Manifest generation error (cached): {error}" if cached else error
         message = (
-            f"Failed to load target state: failed to generate manifest for source {sources} of {sources}: "
-            f"rpc error: code = Unknown desc = Manifest generation error (cached): {error}"
+            f"Failed to load target state: failed to generate manifest for source {source or sources} of {sources}: "
+            f"rpc error: code = {code} desc = {detail}"
         )
-        existing = next((c for c in self.conditions if c.type == "ComparisonError"), None)
-        if existing is None or existing.message != message:
-            self.conditions = [c for c in self.conditions if c.type != "ComparisonError"]
-            self.conditions.append(SimCondition("ComparisonError", message, t))
-        self.sync_status, self.compared_commit, self.broken_commit = "Unknown", None, head
+        self._set_condition("ComparisonError", message, t)
+        self.sync_status, self.compared_commit, self.comparison_failed = "Unknown", None, True
         self._changed()
+
+    def _set_condition(self, kind: str, message: str, t: float) -> None:
+        """ApplicationStatus.SetConditions: the time moves only when the message changes."""
+        existing = next((c for c in self.conditions if c.type == kind), None)
+        if existing is None or existing.message != message:
+            self.conditions = [c for c in self.conditions if c.type != kind]
+            self.conditions.append(SimCondition(kind, message, t))
 
     # ------------------------------------------------------------------------------------ helpers
 
@@ -328,6 +477,8 @@ class SimulatedApp:
         sync: dict[str, Any] = {"status": self.sync_status, "comparedTo": {**self._sources(), **self._destination()}}
         if self.compared_commit:
             sync.update(self._revision(self.compared_commit))
+        elif self.comparison_failed:
+            sync.update(self._revision(self.spec.branch, target=True))
         status["sync"] = sync
         health: dict[str, Any] = {"status": self.health}
         if self.health_changed_at is not None:
@@ -368,7 +519,7 @@ class SimulatedApp:
                 **self._destination(),
                 "project": spec.project,
                 "syncPolicy": {
-                    "automated": {"prune": True, "selfHeal": True},
+                    **({"automated": {"prune": True, "selfHeal": True}} if self.auto_sync else {}),
                     "syncOptions": SYNC_OPTIONS,
                     "retry": RETRY,
                 },
@@ -377,10 +528,14 @@ class SimulatedApp:
             "status": status,
         }
 
-    def _revision(self, commit: str) -> dict[str, Any]:
+    def _revision(self, commit: str, *, target: bool = False) -> dict[str, Any]:
+        """``revision`` (single source) or ``revisions`` (one per source); ``target``: unresolved names."""
         if self.spec.multi_source:
-            return {"revisions": [self.spec.chart_revision, commit]}
+            return {"revisions": [self.spec.branch if target else self.spec.chart_revision, commit]}
         return {"revision": commit}
+
+    def _revision_list(self, commit: str) -> list[str]:
+        return [self.spec.chart_revision, commit] if self.spec.multi_source else [commit]
 
     def _sources(self) -> dict[str, Any]:
         spec = self.spec
@@ -411,7 +566,7 @@ class SimulatedApp:
             "id": item.id,
             **self._source_of_record(),
             "deployStartedAt": _time(item.deploy_started_at),
-            "initiatedBy": {"automated": True},
+            "initiatedBy": _initiator(item.initiated_by),
         }
         return entry
 
@@ -422,30 +577,35 @@ class SimulatedApp:
 
     def _operation_state(self, op: Operation) -> dict[str, Any]:
         sync_request: dict[str, Any] = {**self._revision(op.commit), "prune": True, "syncOptions": SYNC_OPTIONS}
-        # The controller writes syncResult (with its required `revision`) when the sync starts;
-        # multi-source apps leave `revision` empty and fill `revisions`.
-        result: dict[str, Any] = {}
-        resources = self._sync_result_resources(op)
-        if resources:
-            result["resources"] = resources
-        result["revision"] = "" if self.spec.multi_source else op.commit
-        if self.spec.multi_source:
-            result["revisions"] = [self.spec.chart_revision, op.commit]
-        result.update(self._source_of_record())
-        state: dict[str, Any] = {
-            "operation": {"sync": sync_request, "initiatedBy": {"automated": True}, "retry": RETRY},
-            "phase": op.phase,
-        }
+        if op.apply_strategy:
+            sync_request["syncStrategy"] = {"apply": {}}  # server/application/application.go Rollback
+        operation: dict[str, Any] = {"sync": sync_request, "initiatedBy": _initiator(op.initiated_by)}
+        if op.initiated_by is None:
+            operation["retry"] = RETRY  # auto-sync copies spec.syncPolicy.retry; a rollback has none
+        state: dict[str, Any] = {"operation": operation, "phase": op.phase}
         if op.message:
             state["message"] = op.message
-        state["syncResult"] = result
+        if op.has_result:
+            # The controller writes syncResult (with its required `revision`) when the sync starts;
+            # multi-source apps leave `revision` empty and fill `revisions`. A retry attempt clears it.
+            result: dict[str, Any] = {}
+            resources = self._sync_result_resources(op)
+            if resources:
+                result["resources"] = resources
+            result["revision"] = "" if self.spec.multi_source else op.commit
+            if self.spec.multi_source:
+                result["revisions"] = [self.spec.chart_revision, op.commit]
+            result.update(self._source_of_record())
+            state["syncResult"] = result
         state["startedAt"] = _time(op.started_at)
         if op.finished_at is not None:
             state["finishedAt"] = _time(op.finished_at)
+        if op.retry_count:
+            state["retryCount"] = op.retry_count
         return state
 
     def _sync_result_resources(self, op: Operation) -> list[dict[str, Any]]:
-        if op.phase == "Running":
+        if op.phase == "Running" and op.failed_resource is None:
             return []
         namespace = self.spec.namespace
         resources: list[dict[str, Any]] = []
@@ -495,6 +655,15 @@ class SimulatedApp:
                     deployment["health"]["message"] = self.health_message
             resources += [service, deployment]
         return resources
+
+
+def _initiator(username: str | None) -> dict[str, Any]:
+    return {"username": username} if username else {"automated": True}
+
+
+def _kitchen(seconds: float) -> str:
+    """Go's time.Kitchen ("3:04PM"), as the retry message prints the next attempt's time."""
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%I:%M%p").lstrip("0")
 
 
 def _time(seconds: float) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devstack.argocd_sim.config import Mark, SimApp, SimConfig, app_from_json, check_mark
-from devstack.argocd_sim.model import SimulatedApp
+from devstack.argocd_sim.model import SimConflict, SimulatedApp
 from devstack.http_server import LoopbackHandler
 
 API_PREFIX = "/api/v1/applications"
@@ -30,7 +30,8 @@ CONTROL_PREFIX = "/_sim/"
 MAX_BODY = 1024 * 1024
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 # grpc status codes that Argo CD's grpc-gateway puts in error bodies.
-GRPC_INVALID_ARGUMENT, GRPC_NOT_FOUND, GRPC_PERMISSION_DENIED, GRPC_UNAVAILABLE, GRPC_UNAUTHENTICATED = 3, 5, 7, 14, 16
+GRPC_INVALID_ARGUMENT, GRPC_NOT_FOUND, GRPC_PERMISSION_DENIED, GRPC_FAILED_PRECONDITION = 3, 5, 7, 9
+GRPC_UNAVAILABLE, GRPC_UNAUTHENTICATED = 14, 16
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class Simulator:
     marks: dict[str, Mark] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    # Applications the token may no longer get (an RBAC policy changed): 403 whatever the project.
+    denied: set[str] = field(default_factory=set)
+    repo_server_up: bool = True
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
@@ -102,7 +106,9 @@ class Simulator:
         return simulator
 
     def _new_app(self, name: str) -> SimulatedApp:
-        return SimulatedApp.create(self.specs[name], self.config.timing, self.marks.get, self.clock.now())
+        return SimulatedApp.create(
+            self.specs[name], self.config.timing, self.marks.get, self.clock.now(), lambda: self.repo_server_up
+        )
 
     def register(self, spec: SimApp) -> SimulatedApp:
         """Add (or re-create) an application at run time: it starts synced to its branch head, Healthy."""
@@ -168,6 +174,10 @@ class Simulator:
     def _get(self, name: str, params: Mapping[str, list[str]]) -> Reply:
         projects = params.get("project", []) + params.get("projects", [])
         app = self.apps.get(name)
+        if name in self.denied:
+            # No `applications, get` on <project>/<name>: 403 with or without a project
+            # (server/application/application.go getAppEnforceRBAC).
+            return grpc_error(403, GRPC_PERMISSION_DENIED, "permission denied")
         if app is None or not app.present or (projects and app.spec.project not in projects):
             if projects:
                 message = f'applications.argoproj.io "{name}" not found'
@@ -192,6 +202,8 @@ class Simulator:
         for app in sorted(self.apps.values(), key=lambda a: a.spec.name):
             if not app.present or (name and app.spec.name != name) or (projects and app.spec.project not in projects):
                 continue
+            if app.spec.name in self.denied:
+                continue  # List leaves out what the token may not get
             if not matches(app.spec.labels):
                 continue
             app.advance(now)
@@ -254,6 +266,34 @@ class Simulator:
             case ("POST", ["apps", name, "restore"]) if name in self.apps:
                 self.apps[name] = self._new_app(name)  # re-created: syncs whatever the branch holds now
                 return Reply(200, _describe(self.apps[name]))
+            case ("POST", ["apps", name, "auto-sync"]) if name in self.apps:
+                app = self.apps[name]
+                app.advance(self.clock.now())
+                app.auto_sync = bool(payload.get("enabled", True))
+                return Reply(200, _describe(app))
+            case ("POST", ["apps", name, "sync"]) if name in self.apps:
+                return self._operate(
+                    name, lambda app, now: app.manual_sync(now, payload.get("revision"), _user(payload))
+                )
+            case ("POST", ["apps", name, "rollback"]) if name in self.apps:
+                history_id = int(payload.get("id", 0))
+                return self._operate(name, lambda app, now: app.rollback(now, history_id, _user(payload)))
+            case ("POST", ["apps", name, "chart-error"]) if name in self.apps:
+                message = payload.get("message")
+                self.apps[name].advance(self.clock.now())
+                self.apps[name].chart_error = str(message) if message else None
+                return Reply(200, _describe(self.apps[name]))
+            case ("POST", ["permissions"]):
+                app_name = str(payload.get("app") or "")
+                if payload.get("allowed", True):
+                    self.denied.discard(app_name)
+                else:
+                    self.denied.add(app_name)
+                return Reply(200, {"denied": sorted(self.denied)})
+            case ("POST", ["repo-server"]):
+                self._advance_all()
+                self.repo_server_up = bool(payload.get("up", True))
+                return Reply(200, {"up": self.repo_server_up})
             case ("GET", ["requests"]):
                 return Reply(200, {"requests": list(self.requests)})
             case ("DELETE", ["requests"]):
@@ -274,6 +314,13 @@ class Simulator:
                 self.faults.clear()
                 return Reply(204)
         return Reply(404, {"message": f"no control route {method} {CONTROL_PREFIX}{route}"})
+
+    def _operate(self, name: str, action: Callable[[SimulatedApp, float], None]) -> Reply:
+        try:
+            action(self.apps[name], self.clock.now())
+        except SimConflict as error:
+            return Reply(409, {"message": str(error), "code": GRPC_FAILED_PRECONDITION})
+        return Reply(200, _describe(self.apps[name]))
 
     def _advance_all(self) -> None:
         now = self.clock.now()
@@ -307,7 +354,13 @@ def _describe(app: SimulatedApp) -> dict[str, Any]:
         "deployed_commit": app.deployed_commit,
         "deployed_tag": app.deployed_tag,
         "failed_commit": app.failed_commit,
+        "auto_sync": app.auto_sync,
+        "history": [{"id": item.id, "commit": item.commit} for item in app.history],
     }
+
+
+def _user(payload: Mapping[str, Any]) -> str:
+    return str(payload.get("username") or "admin")
 
 
 def _multi(query: Sequence[tuple[str, str]]) -> dict[str, list[str]]:

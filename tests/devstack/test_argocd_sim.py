@@ -6,6 +6,8 @@ on how fast this machine is. Each test commits its own tags to a real bare git r
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +27,23 @@ from devstack.argocd_sim import (
     make_token,
     start_argocd_sim,
 )
+from devstack.argocd_sim.control import SimulatorError
 from devstack.process import RunningServer
+from tests.argocd_shapes import FIXTURES, argo_shaped, case_of, fixture
 
 REGISTRY = "033691785857.dkr.ecr.us-east-1.amazonaws.com"
 IMAGES = (f"{REGISTRY}/mosaic-life/web", f"{REGISTRY}/mosaic-life/core-api")
 PROD, STAGING = "mosaic-life-prod", "mosaic-life-staging"
 TIMING = SimTiming(
-    poll_interval=10, sync_delay=2, sync_duration=5, reconcile_delay=3, rollout_duration=10, progress_deadline=30
+    poll_interval=10,
+    sync_delay=2,
+    sync_duration=5,
+    reconcile_delay=3,
+    rollout_duration=10,
+    progress_deadline=30,
+    retry_backoff=5,
+    retry_backoff_max=20,
+    repo_error_grace=10,
 )
 
 
@@ -47,10 +59,14 @@ class Sim:
         headers = {"Authorization": f"Bearer {token or self.token}"}
         return requests.get(f"{self.server.url}/api/v1/applications/{name}", params=params, headers=headers, timeout=10)
 
-    def status(self, name: str = PROD, **params: str) -> dict[str, Any]:
+    def document(self, name: str = PROD, **params: str) -> dict[str, Any]:
         response = self.get(name, **params)
         assert response.status_code == 200, response.text
-        status: dict[str, Any] = response.json()["status"]
+        document: dict[str, Any] = response.json()
+        return document
+
+    def status(self, name: str = PROD, **params: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.document(name, **params)["status"]
         return status
 
     def list(self, **params: str) -> requests.Response:
@@ -101,11 +117,21 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
 def clean(sim: Sim) -> None:
     sim.control.clear_marks()
     sim.control.clear_faults()
+    sim.control.set_repo_server(up=True)
     for name in (PROD, STAGING):
+        sim.control.set_permission(name, allowed=True)
+        sim.control.set_chart_error(name, None)
+        sim.control.set_auto_sync(name, enabled=True)
         if not sim.control.app(name)["present"]:
             sim.control.restore_app(name)
     sim.control.settle()
     sim.control.clear_requests()
+
+
+def assert_like_argo_cd(document: dict[str, Any], fixture_name: str, *facets: str) -> None:
+    """Shaped like Argo CD's CRD, and the same situation as the document captured from Argo CD's sources."""
+    assert argo_shaped(document) == []
+    assert case_of(document, *facets) == case_of(fixture(fixture_name), *facets)
 
 
 def at(value: str) -> datetime:
@@ -293,27 +319,63 @@ def test_marking_the_deployed_tag_degrades_the_running_application(sim: Sim) -> 
     assert sim.status(STAGING)["health"]["status"] == "Degraded"
 
 
-def test_a_tag_marked_sync_failed_fails_the_operation_and_is_not_retried(sim: Sim) -> None:
+def test_a_tag_marked_sync_failed_is_retried_like_argo_cd_then_fails(sim: Sim) -> None:
     before = sim.status()
     sim.control.mark("fa11ed1", "sync_failed")
     sha = sim.repo.set_tag("prod", "fa11ed1")
     sim.status(refresh="normal")
     sim.control.tick(TIMING.sync_delay + TIMING.sync_duration)
 
+    # The first apply failed: the phase goes back to Running with finishedAt set (appcontroller.go).
+    waiting = sim.status()
+    operation = waiting["operationState"]
+    assert (operation["phase"], operation["retryCount"]) == ("Running", 1)
+    assert re.fullmatch(r"one or more objects failed to apply, reason: .+\. Retrying attempt #1 at \d{1,2}:\d{2}[AP]M\.", operation["message"])
+    assert "finishedAt" in operation and operation["syncResult"]["revisions"][1] == sha
+    assert_like_argo_cd(sim.document(), "retry-waiting-for-backoff.json")
+
+    sim.control.tick(TIMING.retry_backoff)  # the backoff of retry 1 is 5 s
+    attempt = sim.status()
+    operation = attempt["operationState"]
+    assert operation["message"] == "Retrying operation. Attempt #1"
+    assert "finishedAt" not in operation and "syncResult" not in operation
+    assert operation["operation"]["sync"]["revisions"][1] == sha  # the requested revision stays
+    assert_like_argo_cd(sim.document(), "retry-attempt-running.json")
+
+    sim.control.settle()
     status = sim.status()
     operation = status["operationState"]
-    assert operation["phase"] == "Failed"
-    assert operation["message"].startswith("one or more objects failed to apply, reason: ")
+    assert (operation["phase"], operation["retryCount"]) == ("Failed", 5)
+    assert operation["message"].endswith(" (retried 5 times).")
     assert operation["syncResult"]["revisions"][1] == sha
     failed = [r for r in operation["syncResult"]["resources"] if r["status"] == "SyncFailed"]
     assert [r["name"] for r in failed] == ["web"]
     assert status["sync"]["status"] == "OutOfSync"
-    assert [c["type"] for c in status["conditions"]] == ["SyncError"]
+    [condition] = status["conditions"]
+    assert condition["type"] == "SyncError"
+    assert condition["message"].startswith(f"Failed last sync attempt to [{sim.chart_revision} {sha}]: ")
     assert status["history"] == before["history"]  # history records successful syncs only
     assert status["health"]["status"] == "Healthy"  # the old pods still serve
+    assert_like_argo_cd(sim.document(), "retries-exhausted.json")
+    # Backoffs of 5, 10, 20, 20 and 20 s between six attempts of 5 s each.
+    assert at(operation["finishedAt"]) - at(operation["startedAt"]) == timedelta(seconds=6 * 5 + 75)
 
     sim.control.tick(5 * TIMING.poll_interval)
     assert sim.status()["operationState"]["phase"] == "Failed"  # auto-sync never retries a failed revision
+
+
+def test_an_apply_that_fails_once_succeeds_on_the_first_retry(sim: Sim) -> None:
+    sim.control.mark("f1a4e01", "sync_fails_once")
+    sha = sim.repo.set_tag("prod", "f1a4e01")
+    sim.status(refresh="normal")
+
+    sim.control.settle()
+
+    status = sim.status()
+    operation = status["operationState"]
+    assert (operation["phase"], operation["retryCount"]) == ("Succeeded", 1)
+    assert status["history"][-1]["revisions"][1] == sha
+    assert status["health"]["status"] == "Healthy" and status["summary"]["images"] == images("f1a4e01")
 
 
 def test_a_tag_marked_comparison_error_never_gets_an_operation(sim: Sim) -> None:
@@ -324,10 +386,13 @@ def test_a_tag_marked_comparison_error_never_gets_an_operation(sim: Sim) -> None
     status = sim.status(refresh="normal")
 
     assert status["sync"]["status"] == "Unknown"
-    assert "revisions" not in status["sync"] and "revision" not in status["sync"]
+    # Since Argo CD v3.2 a failed comparison reports the target revisions, not commits.
+    assert status["sync"]["revisions"] == ["main", "main"] and "revision" not in status["sync"]
     comparison = [c for c in status["conditions"] if c["type"] == "ComparisonError"]
     assert len(comparison) == 1 and "Manifest generation error" in comparison[0]["message"]
+    assert comparison[0]["message"].startswith("Failed to load target state: failed to generate manifest for source 2 of 2:")
     assert status["operationState"] == before["operationState"]
+    assert_like_argo_cd(sim.document(), "comparison-error-manifest.json", "sync", "conditions")
 
     sim.control.unmark("c0ffee1")
     sim.control.tick(TIMING.poll_interval)
@@ -346,6 +411,133 @@ def test_a_values_file_without_the_tag_is_a_comparison_error(sim: Sim) -> None:
     sim.repo.write_file(
         "environments/staging/values.yaml", 'global:\n  imageTag: "fixed01"\n', "fix staging"
     )  # leave it usable for the other tests
+
+
+def test_without_auto_sync_a_new_commit_is_only_compared(sim: Sim) -> None:
+    sim.control.set_auto_sync(PROD, enabled=False)
+    before = sim.status()
+    sha = sim.repo.set_tag("prod", "0a5c001")
+
+    sim.control.tick(3 * TIMING.poll_interval)
+
+    status = sim.get(PROD).json()
+    assert "automated" not in status["spec"]["syncPolicy"]
+    assert (status["status"]["sync"]["status"], status["status"]["sync"]["revisions"][1]) == ("OutOfSync", sha)
+    assert status["status"]["operationState"] == before["operationState"]  # nobody synced
+
+
+def test_a_user_sync_runs_an_operation_initiated_by_that_user(sim: Sim) -> None:
+    sim.control.set_auto_sync(PROD, enabled=False)
+    sha = sim.repo.set_tag("prod", "5ca1ab1")
+    sim.control.tick(TIMING.poll_interval)
+
+    sim.control.sync(PROD, username="alice@example.com")
+    sim.control.settle()
+
+    status = sim.status()
+    operation = status["operationState"]
+    assert operation["operation"]["initiatedBy"] == {"username": "alice@example.com"}
+    assert "retry" not in operation["operation"]
+    assert (operation["phase"], operation["syncResult"]["revisions"][1]) == ("Succeeded", sha)
+    assert status["history"][-1]["initiatedBy"] == {"username": "alice@example.com"}
+    assert status["sync"]["status"] == "Synced" and status["health"]["status"] == "Healthy"
+
+
+def test_a_rollback_syncs_an_older_revision_while_sync_compares_the_branch_head(sim: Sim) -> None:
+    old = sim.repo.set_tag("prod", "01d0001")
+    sim.control.settle()
+    old_id = sim.status()["history"][-1]["id"]
+    new = sim.repo.set_tag("prod", "2e40002")
+    sim.control.settle()
+    with pytest.raises(SimulatorError, match="rollback cannot be initiated when auto-sync is enabled"):
+        sim.control.rollback(PROD, old_id)
+    sim.control.set_auto_sync(PROD, enabled=False)
+
+    sim.control.rollback(PROD, old_id, username="admin")
+    running = sim.status()
+    assert running["operationState"]["phase"] == "Running"
+    with pytest.raises(SimulatorError, match="another operation is already in progress"):
+        sim.control.sync(PROD)
+    sim.control.settle()
+
+    status = sim.status()
+    operation = status["operationState"]
+    assert operation["operation"]["initiatedBy"] == {"username": "admin"}
+    assert operation["operation"]["sync"]["syncStrategy"] == {"apply": {}}
+    assert (operation["phase"], operation["syncResult"]["revisions"][1]) == ("Succeeded", old)
+    assert status["history"][-1]["revisions"][1] == old
+    assert status["history"][-1]["initiatedBy"] == {"username": "admin"}
+    assert (status["sync"]["status"], status["sync"]["revisions"][1]) == ("OutOfSync", new)
+    assert status["summary"]["images"] == images("01d0001")
+    assert_like_argo_cd(sim.document(), "rollback-succeeded.json")
+
+
+def test_a_repo_server_outage_is_hidden_for_the_grace_period_then_a_comparison_error(sim: Sim) -> None:
+    quiet = sim.status()
+    sim.control.set_repo_server(up=False)
+    sim.repo.set_tag("prod", "0u7a6e1")
+
+    sim.control.tick(TIMING.poll_interval)
+    assert sim.status() == quiet  # first failure: the controller writes nothing during the grace period
+    sim.control.tick(TIMING.poll_interval)
+
+    failing = sim.status()
+    [condition] = failing["conditions"]
+    assert condition["type"] == "ComparisonError"
+    assert "rpc error: code = Unavailable desc = connection error" in condition["message"]
+    assert failing["sync"]["status"] == "Unknown" and failing["sync"]["revisions"] == ["main", "main"]
+    assert at(failing["reconciledAt"]) > at(quiet["reconciledAt"])
+    assert_like_argo_cd(sim.document(), "comparison-error-repo-server.json", "sync", "conditions")
+
+    sim.control.tick(TIMING.poll_interval)  # the same message: the condition keeps its time (SetConditions)
+    assert sim.status()["conditions"] == [condition]
+
+    sim.control.set_repo_server(up=True)
+    sim.control.settle()
+    recovered = sim.status()
+    assert "conditions" not in recovered and recovered["summary"]["images"] == images("0u7a6e1")
+
+
+def test_a_broken_chart_fails_every_comparison_and_keeps_its_condition_time(sim: Sim) -> None:
+    sim.control.set_chart_error(STAGING, "template: app/templates/deployment.yaml:12: function \"nope\" not defined")
+    first = sim.status(STAGING, refresh="normal")["conditions"]
+    sim.repo.set_tag("staging", "c4a47e1")
+    sim.control.tick(TIMING.poll_interval)
+
+    status = sim.status(STAGING)
+    assert status["conditions"] == first  # same message: same lastTransitionTime
+    assert "failed to generate manifest for source 1 of 1" in first[0]["message"]
+    assert status["sync"] == {**status["sync"], "status": "Unknown", "revision": "main"}
+
+    sim.control.set_chart_error(STAGING, None)
+    sim.control.settle()
+    assert sim.status(STAGING)["summary"]["images"] == images("c4a47e1")
+
+
+def test_a_token_without_permission_gets_403_with_or_without_project(sim: Sim) -> None:
+    sim.control.set_permission(PROD, allowed=False)
+
+    for params in ({}, {"project": "mosaic-life"}):
+        response = sim.get(PROD, **params)
+        assert response.status_code == 403
+        assert response.json() == json.loads((FIXTURES / "error-permission-denied.json").read_text())
+    assert [item["metadata"]["name"] for item in sim.list().json()["items"]] == [STAGING]
+
+    sim.control.set_permission(PROD, allowed=True)
+    assert sim.get(PROD, project="mosaic-life").status_code == 200
+
+
+def test_every_state_the_simulator_reports_is_shaped_like_argo_cds_crd(sim: Sim) -> None:
+    sim.control.mark("dead0a1", "degraded")
+    documents = [sim.get(PROD).json(), *sim.list().json()["items"]]
+    sim.repo.set_tag("prod", "dead0a1")
+    sim.status(refresh="normal")
+    for step in (TIMING.sync_delay, TIMING.sync_duration, TIMING.reconcile_delay, TIMING.progress_deadline):
+        sim.control.tick(step)
+        documents.append(sim.get(PROD).json())
+
+    assert [problem for document in documents for problem in argo_shaped(document)] == []
+    assert documents[-1]["status"]["health"]["status"] == "Degraded"
 
 
 # ---------------------------------------------------------------------------------------------- list
