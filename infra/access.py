@@ -99,7 +99,15 @@ def promoter_secrets(config: Config) -> list[str]:
 
 
 def tracker_secrets(config: Config) -> list[str]:
-    return [config.argocd.token_secret] if config.argocd is not None and config.argocd.token_secret else []
+    """The Argo CD token, and GitHub's credentials: the tracker asks GitHub's compare API whether a
+    later revision Argo CD synced contains a deployment's commit."""
+    if config.argocd is None or not config.argocd.token_secret:
+        return []
+    auth = config.github.auth
+    github = [auth.token_secret] if auth.token_secret else []
+    if auth.app is not None:
+        github.append(auth.app.private_key_secret)
+    return [config.argocd.token_secret, *github]
 
 
 def signing_key_statements(scope: Construct, config: Config) -> list[iam.PolicyStatement]:

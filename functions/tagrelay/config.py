@@ -332,6 +332,12 @@ class PromotionConfig(_Model):
 class TrackingConfig(_Model):
     timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
     schedule_minutes: int = Field(default=1, ge=1, le=60)
+    flap_window_minutes: int = Field(
+        default=5,
+        ge=0,
+        le=24 * 60,
+        description="After SUCCEEDED, watch this long: health turning Degraded meanwhile makes it DEGRADED (0: off)",
+    )
 
 
 class VpcPlacement(_Model):

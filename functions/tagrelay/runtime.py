@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from github.Auth import Auth
 
     from tagrelay.adapters.argocd import ArgoCDClient
+    from tagrelay.adapters.github import GitHub
     from tagrelay.adapters.registry import Registry
     from tagrelay.adapters.signatures import SignatureVerifier
     from tagrelay.config import ArgoCDConfig
@@ -146,10 +147,22 @@ def build_tracker(cfg: Config) -> Tracker:
         assert cfg.argocd is not None  # Tracker.run() asks only when Argo CD is configured
         return argocd_client(cfg.argocd)
 
+    def github() -> GitHub:
+        # Only to ask whether a later revision contains our commit (compare: read-only); the
+        # credentials are those of the promoter, read from Secrets Manager on the first request.
+        from tagrelay.adapters.github import GitHub, credentials_from_secrets
+        from tagrelay.adapters.secrets import read_secret
+
+        first_gitops_repo = next(iter(cfg.apps.values())).gitops.repo
+        return GitHub(
+            cfg.github, credentials_from_secrets(cfg.github, read_secret, installation_repo=first_gitops_repo)
+        )
+
     deps = TrackerDependencies(
         config=cfg,
         ledger=Ledger(cfg.ledger.table, ttl_days=cfg.ledger.decision_ttl_days),
         argocd=argocd,
+        github=github,
     )
     return Tracker(deps)
 

@@ -31,9 +31,12 @@ from tagrelay.adapters.argocd import ArgoCDClient
 from tagrelay.config import ArgoCDConfig
 from tagrelay.domain.outcome import (
     DEFAULT_TIMEOUT,
+    AccessDenied,
     ApplicationObservation,
     AppMissing,
     ArgoCDUnreachable,
+    Blocked,
+    Decision,
     DeploymentState,
     NoTransition,
     Observation,
@@ -133,7 +136,7 @@ def commit(
 class Run:
     at: datetime
     observation: Observation
-    decisions: list[NoTransition | Transition]
+    decisions: list[Decision]
 
 
 @dataclass
@@ -282,16 +285,33 @@ def test_one_request_per_application_per_run_however_many_deployments(sim: Sim) 
 # ---------------------------------------------------------------------------------------------- missing, auth, outages
 
 
-def test_a_removed_application_is_403_then_env_unavailable(sim: Sim) -> None:
+def test_a_removed_application_is_404_with_its_project_then_env_unavailable(sim: Sim) -> None:
     deployment = commit(sim, "staging", "5a5a5a5")
     sim.control.remove_app(STAGING)
     client = sim.client()
 
-    observation = client.get_application(STAGING)
+    observation = client.get_application(STAGING, project=PROJECT)
 
-    assert observation == AppMissing(STAGING, 403, "permission denied")
+    assert observation == AppMissing(STAGING, 404, f'applications.argoproj.io "{STAGING}" not found')
     decision = evaluate(deployment, observation, sim.control.now())
     assert isinstance(decision, Transition) and decision.state is DeploymentState.ENV_UNAVAILABLE
+
+
+@pytest.mark.parametrize("project", [PROJECT, None])
+def test_a_403_is_access_denied_and_blocks_tracking(sim: Sim, project: str | None) -> None:
+    deployment = commit(sim, "staging", "5a5a5a6")
+    if project is None:
+        sim.control.remove_app(STAGING)  # without a project Argo CD answers 403 for a missing app too
+    else:
+        sim.control.set_permission(STAGING, allowed=False)
+    try:
+        observation = sim.client().get_application(STAGING, project=project)
+    finally:
+        sim.control.set_permission(STAGING, allowed=True)
+
+    assert observation == AccessDenied(STAGING, project, "permission denied")
+    decision = evaluate(deployment, observation, sim.control.now())
+    assert isinstance(decision, NoTransition) and decision.blocked is Blocked.PERMISSION_DENIED
 
 
 def test_a_missing_application_with_its_project_is_404(sim: Sim) -> None:

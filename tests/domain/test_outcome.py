@@ -14,9 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tagrelay.domain.outcome import (
+    AccessDenied,
     AppMissing,
     ArgoCDUnreachable,
+    Blocked,
+    Decision,
     DeploymentState,
+    Lineage,
     MalformedApplication,
     NoTransition,
     TrackedDeployment,
@@ -38,6 +42,8 @@ CHART = "d" * 40
 REGISTRY = "033691785857.dkr.ecr.us-east-1.amazonaws.com"
 OUR_IMAGES = expected_images(REGISTRY, ["mosaic-life/web", "mosaic-life/core-api"], "abc1234")
 OLD_IMAGES = expected_images(REGISTRY, ["mosaic-life/web", "mosaic-life/core-api"], "0ld0000")
+# What the tracker would have learned from the ledger or GitHub: none of the other commits contains ours.
+KNOWN = Lineage({(OLDER, OURS): False, (NEWER, OURS): False, (CHART, OURS): False})
 
 
 def at(seconds: float) -> datetime:
@@ -130,9 +136,9 @@ def history_entry(
 
 
 def decide(
-    document: dict[str, Any], now: float = 120, dep: TrackedDeployment | None = None
-) -> Transition | NoTransition:
-    return evaluate(dep or deployment(), parse_application(document), at(now))
+    document: dict[str, Any], now: float = 120, dep: TrackedDeployment | None = None, lineage: Lineage = KNOWN
+) -> Decision:
+    return evaluate(dep or deployment(), parse_application(document), at(now), lineage)
 
 
 def synced_healthy(**overrides: Any) -> dict[str, Any]:
@@ -383,7 +389,7 @@ def test_comparison_error_after_our_commit_with_no_revision_is_sync_failed() -> 
     decision = decide(document)
 
     assert isinstance(decision, Transition) and decision.state is DeploymentState.SYNC_FAILED
-    assert "ComparisonError: Manifest generation error" in decision.reason
+    assert "ComparisonError for aaaaaaa: Manifest generation error" in decision.reason
 
 
 def test_invalid_spec_error_for_our_revision_is_sync_failed() -> None:
@@ -468,14 +474,29 @@ def test_timeout_is_configurable_per_environment() -> None:
 # ---------------------------------------------------------------------------------------------- missing app, outages
 
 
-@pytest.mark.parametrize("status_code", [403, 404])
-def test_missing_application_is_env_unavailable(status_code: int) -> None:
-    missing = AppMissing(name="mosaic-life-staging", status_code=status_code, message="permission denied")
+def test_missing_application_is_env_unavailable() -> None:
+    missing = AppMissing("mosaic-life-staging", 404, 'applications.argoproj.io "mosaic-life-staging" not found')
     decision = evaluate(deployment(), missing, at(30))
 
     assert isinstance(decision, Transition) and decision.state is DeploymentState.ENV_UNAVAILABLE
-    assert f"HTTP {status_code}" in decision.reason
+    assert "HTTP 404" in decision.reason and "not found" in decision.reason
     assert not decision.state.is_failure
+
+
+@given(
+    state=st.sampled_from([DeploymentState.COMMITTED, DeploymentState.SYNCING]),
+    minutes_later=st.integers(min_value=0, max_value=10_000),
+    project=st.sampled_from([None, "mosaic-life"]),
+)
+@settings(max_examples=50)
+def test_lost_permission_is_never_an_outcome(state: DeploymentState, minutes_later: int, project: str | None) -> None:
+    denied = AccessDenied("mosaic-life-prod", project)
+    decision = evaluate(deployment(state=state), denied, at(60 * minutes_later))
+
+    assert isinstance(decision, NoTransition) and decision.state is state
+    assert decision.blocked is Blocked.PERMISSION_DENIED
+    assert decision.overdue == (minutes_later >= 15)
+    assert ("argocd_project" in decision.reason) == (project is None)
 
 
 @given(
@@ -594,7 +615,9 @@ def test_synced_then_replaced_by_an_untracked_revision_is_superseded() -> None:
 
 def test_illegal_transitions_cannot_be_built() -> None:
     with pytest.raises(ValueError, match="illegal transition"):
-        Transition("x", DeploymentState.SUCCEEDED, DeploymentState.DEGRADED, "flap", decision_times())
+        Transition("x", DeploymentState.SUCCEEDED, DeploymentState.SYNC_FAILED, "late", decision_times())
+    with pytest.raises(ValueError, match="illegal transition"):
+        Transition("x", DeploymentState.DEGRADED, DeploymentState.SUCCEEDED, "recovered", decision_times())
     with pytest.raises(ValueError, match="illegal transition"):
         Transition("x", DeploymentState.SYNCING, DeploymentState.COMMITTED, "back", decision_times())
 

@@ -16,7 +16,7 @@ import pytest
 
 from devstack.scenario import SeedScenario
 from devstack.stack import LEDGER_TABLE, LocalStack
-from tagrelay.domain.records import DecisionRecord
+from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
 from tagrelay.errors import MisconfiguredError
 from tests.tracking.support import Configure, deployment, in_flight, moves, promote, track
 
@@ -67,7 +67,16 @@ def test_a_healthy_rollout_is_recorded_as_syncing_then_succeeded_with_argo_cds_t
     assert item["deploy_started_at"] == record.sync_started_at and item["deployed_at"] == record.synced_at
     assert item["sync_seconds"] == 20
     assert 0 < item["time_to_sync_seconds"] < item["time_to_healthy_seconds"] <= item["lead_time_seconds"]
+    # SUCCEEDED, but watched for a flap for tracking.flap_window_minutes (5) after it became healthy.
+    assert item["watch_until"] == timestamp(parse_timestamp(record.healthy_at) + timedelta(minutes=5))
+    assert "gsi2pk" in item and [r.status for r in in_flight()] == ["SUCCEEDED"]
+
+    setup.control.tick(timedelta(minutes=5).total_seconds())
+    result = track()
+    assert result["transitions"] == [] and [w["written"] for w in result["watches_ended"]] == [True]
+    item = raw_item(stack, record)
     assert "gsi2pk" not in item and "gsi2sk" not in item  # left the in-flight index
+    assert item["status"] == "SUCCEEDED" and item["watch_ended_at"]
     assert in_flight() == []
 
 
@@ -138,7 +147,7 @@ def test_a_newer_commit_supersedes_the_one_still_rolling_out(scenario: SeedScena
     assert "superseded by" in (older.status_reason or "")
     setup.control.settle()
     assert moves(track()) == [("prod", second.tag, "SUCCEEDED")]
-    assert in_flight() == []
+    assert [(r.tag, r.status) for r in in_flight()] == [(second.tag, "SUCCEEDED")]  # watched for a flap
 
 
 def test_an_application_argo_cd_does_not_know_is_env_unavailable(
@@ -247,6 +256,9 @@ def test_the_ledger_is_written_only_on_transitions(scenario: SeedScenario, track
 
     setup.control.settle()
     assert track()["dynamodb_requests"] == 2  # query + SYNCING -> SUCCEEDED
+    assert track()["dynamodb_requests"] == 1  # watched for a flap, nothing changed: the query only
+    setup.control.tick(timedelta(minutes=5).total_seconds())
+    assert track()["dynamodb_requests"] == 2  # query + the end of the watch
     assert track()["dynamodb_requests"] == 1  # nothing in flight: the query only
     assert deployment("prod", release.tag).status == "SUCCEEDED"
 

@@ -2,8 +2,11 @@
 
 Errors follow the project's retry rule (errors.py):
 
-- 403 / 404 → ``AppMissing`` (a value, not an error: Argo CD answers 403 for an unknown application
-  without ``project``, on purpose, and 404 with it);
+- 404 → ``AppMissing`` (a value, not an error): with ``?project=`` Argo CD answers 404 when the
+  application does not exist in that project;
+- 403 → ``AccessDenied`` (a value): the token may not get the application; without ``project`` Argo CD
+  also answers 403 for a missing application, on purpose (server/application/application.go,
+  ``getAppEnforceRBAC``), which is why environments should name their ``argocd_project``;
 - 401 → ``MisconfiguredError``: the token is missing, invalid or expired; an operator must replace it;
 - 5xx after the retries, connection errors, timeouts → ``TransientError``.
 
@@ -24,6 +27,7 @@ from urllib3.util.retry import Retry
 
 from tagrelay.config import ArgoCDConfig
 from tagrelay.domain.outcome import (
+    AccessDenied,
     ApplicationObservation,
     AppMissing,
     ArgoCDUnreachable,
@@ -105,16 +109,20 @@ class ArgoCDClient:
         """What TLS verification uses: True (system CAs), a CA bundle path, or False (insecure)."""
         return self._verify
 
-    def get_application(self, name: str, project: str | None = None) -> ApplicationObservation | AppMissing:
+    def get_application(
+        self, name: str, project: str | None = None
+    ) -> ApplicationObservation | AppMissing | AccessDenied:
         """``GET /api/v1/applications/{name}[?project=p]``: one request (plus retries on 5xx)."""
         response = self._get(f"{APPLICATIONS_PATH}/{quote(name, safe='')}", {"project": project} if project else None)
-        if response.status_code in (403, 404):
+        if response.status_code == 403:
+            return AccessDenied(name=name, project=project, message=_error_message(response))
+        if response.status_code == 404:
             return AppMissing(name=name, status_code=response.status_code, message=_error_message(response))
         return _parse(response, parse_application)
 
     def observe_application(
         self, name: str, project: str | None = None
-    ) -> ApplicationObservation | AppMissing | ArgoCDUnreachable:
+    ) -> ApplicationObservation | AppMissing | AccessDenied | ArgoCDUnreachable:
         """Like ``get_application``, but an unreachable Argo CD is a value the state machine ignores.
 
         ``MisconfiguredError`` (a bad token) still raises: every deployment is stuck until it is fixed.

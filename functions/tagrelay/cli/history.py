@@ -291,8 +291,11 @@ def record_json(record: DecisionRecord) -> dict[str, Any]:
 
 
 def result_of(record: DecisionRecord) -> str:
-    """A deployment's tracking status; any other decision's outcome."""
-    return (record.status or "COMMITTED") if record.outcome == "committed" else record.outcome
+    """A deployment's tracking status (SUCCEEDED→DEGRADED when it flapped); any other decision's outcome."""
+    if record.outcome != "committed":
+        return record.outcome
+    status = record.status or "COMMITTED"
+    return f"SUCCEEDED→{status}" if record.flapped_at else status
 
 
 def detail_of(record: DecisionRecord) -> str:

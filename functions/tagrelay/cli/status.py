@@ -25,7 +25,14 @@ from tagrelay.cli.common import (
     print_json,
 )
 from tagrelay.config import App, Config
-from tagrelay.domain.outcome import HEALTHY, SYNCED, ApplicationObservation, AppMissing, ArgoCDUnreachable
+from tagrelay.domain.outcome import (
+    HEALTHY,
+    SYNCED,
+    AccessDenied,
+    ApplicationObservation,
+    AppMissing,
+    ArgoCDUnreachable,
+)
 
 if TYPE_CHECKING:
     from tagrelay.adapters.argocd import ArgoCDClient
@@ -254,11 +261,17 @@ def _argocd_side(
     status: EnvironmentStatus,
     app: App,
     path: str,
-    observation: ApplicationObservation | AppMissing | ArgoCDUnreachable,
+    observation: ApplicationObservation | AppMissing | AccessDenied | ArgoCDUnreachable,
     github: GitHub,
 ) -> None:
     if isinstance(observation, ArgoCDUnreachable):
         status.unavailable = f"Argo CD unreachable: {observation.reason}"
+        return
+    if isinstance(observation, AccessDenied):
+        status.unavailable = (
+            f"Argo CD refuses application {observation.name} (HTTP 403 {observation.message}): the token lacks"
+            " `applications, get` on it" + ("" if observation.project else ", or it does not exist")
+        )
         return
     if isinstance(observation, AppMissing):
         status.unavailable = f"Argo CD has no application {observation.name} (HTTP {observation.status_code})"

@@ -71,6 +71,10 @@ class DecisionRecord:
     sync_seconds: Decimal | None = None
     time_to_healthy_seconds: Decimal | None = None
     lead_time_seconds: Decimal | None = None  # image push -> healthy (SUCCEEDED only)
+    initiated_by: str | None = None  # who started the Argo CD operation behind the outcome: a user, or automated
+    watch_until: str | None = None  # SUCCEEDED: watched for a flap until then (tracking.flap_window_minutes)
+    watch_ended_at: str | None = None
+    flapped_at: str | None = None  # SUCCEEDED, then DEGRADED: when health turned Degraded
 
     @property
     def transient(self) -> bool:

@@ -1,16 +1,21 @@
 """track(now): one tracker run — read the in-flight deployments, ask Argo CD once per application,
 and record each transition the outcome state machine decides (domain/outcome.py, docs/tracking.md).
 
-Budget per run (acceptance of issue 4, measured by bench/tracker.py):
+Budget per run (measured by bench/tracker.py):
 
-- DynamoDB: one Query of the sparse ``in-flight`` index, plus one conditional UpdateItem per
-  transition; a deployment whose state did not change costs no write;
-- Argo CD: one ``GET /api/v1/applications/{name}`` per application with deployments in flight,
-  however many deployments of it are in flight.
+- DynamoDB: one Query of the sparse ``in-flight`` index (deployments without an outcome, and
+  SUCCEEDED ones watched for a flap), plus one conditional UpdateItem per transition (or end of a
+  watch); a deployment whose state did not change costs no write;
+- Argo CD: one ``GET /api/v1/applications/{name}`` per application with tracked deployments,
+  however many deployments of it are tracked;
+- GitHub: at most one compare request per new revision seen that might contain our commit, and
+  none when the ledger already tells (a later tagrelay commit on the same GitOps branch contains
+  ours); answers are cached for the life of the process.
 
-Failure rules: an unreachable Argo CD (connection error, timeout, 5xx after retries) is an
-observation the state machine ignores, so nothing is recorded and the next run asks again. A 401 or
-another misconfiguration, and a ledger failure, stop the run; the handler logs what was done and
+Failure rules: an unreachable Argo CD (connection error, timeout, 5xx after retries) or a 403 is an
+observation the state machine never turns into an outcome: nothing is recorded, the next run asks
+again, and the ``TrackingBlocked`` metric counts what is blocked (its alarms say what to do). A 401
+or another misconfiguration, and a ledger failure, stop the run; the handler logs what was done and
 re-raises, so the Lambda reports an error and the TrackerErrors alarm fires.
 """
 
@@ -25,21 +30,29 @@ from typing import TYPE_CHECKING, Any
 
 from tagrelay.config import App, Config
 from tagrelay.domain.outcome import (
+    AccessDenied,
     ArgoCDUnreachable,
+    Blocked,
     DeploymentState,
     DeploymentTimestamps,
+    EndWatch,
+    Lineage,
     NoTransition,
+    Observation,
     TrackedDeployment,
     Transition,
     evaluate_environment,
     expected_images,
+    revisions_to_check,
     timeout_for,
+    to_look_up,
 )
 from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
 from tagrelay.errors import TagrelayError
 
 if TYPE_CHECKING:
     from tagrelay.adapters.argocd import ArgoCDClient
+    from tagrelay.adapters.github import GitHub
     from tagrelay.adapters.store import Ledger
 
 logger = logging.getLogger(__name__)
@@ -50,6 +63,15 @@ SERVICE = "tracker"
 OUTCOMES_METRIC = "DeploymentOutcomes"
 LEAD_TIME_METRIC = "LeadTimeSeconds"
 TIME_TO_SYNC_METRIC = "TimeToSyncSeconds"
+BLOCKED_METRIC = "TrackingBlocked"
+CAUSE_DIMENSION = "cause"
+# The causes the alarms select on: Argo CD refuses the token (at once), or cannot be reached while
+# deployments pass their deadline (a short outage before the deadline is not worth waking anyone).
+PERMISSION_DENIED_CAUSE = Blocked.PERMISSION_DENIED.value
+UNREACHABLE_PAST_TIMEOUT_CAUSE = "unreachable_past_timeout"
+# Two tagrelay commits on one branch recorded further apart than this are in that order on the branch
+# (each records its time right after GitHub accepted it); closer ones are compared on GitHub.
+LEDGER_ORDER_MARGIN = timedelta(seconds=10)
 
 
 @dataclass
@@ -62,6 +84,9 @@ class TrackerDependencies:
     # made per run, so a rotated token is picked up (the secret itself is cached for minutes).
     argocd: Callable[[], ArgoCDClient]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # GitHub, for "does this later revision contain our commit?" when the ledger cannot tell. Made on
+    # first need (no secret is read before); None: such revisions stay unknown (the rules then wait).
+    github: Callable[[], GitHub] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,16 +109,35 @@ class RecordedTransition:
 @dataclass
 class TrackerRun:
     started_at: datetime
-    in_flight: int = 0
+    in_flight: int = 0  # deployments without an outcome
+    watching: int = 0  # SUCCEEDED deployments watched for a flap
     applications: list[str] = field(default_factory=list)  # the Argo CD applications asked, in order
     unreachable: dict[str, str] = field(default_factory=dict)  # application -> why
     transitions: list[RecordedTransition] = field(default_factory=list)
+    watches_ended: list[tuple[DecisionRecord, EndWatch, bool]] = field(default_factory=list)
     waiting: list[tuple[DecisionRecord, NoTransition]] = field(default_factory=list)
     unreadable: list[tuple[DecisionRecord, str]] = field(default_factory=list)
     argocd_requests: int = 0
     ledger_requests: int = 0
+    github_requests: int = 0
+    revisions_checked: int = 0  # new (revision, commit) questions answered, by the ledger or GitHub
     error: TagrelayError | None = None
     disabled: str | None = None
+
+    @property
+    def blocked(self) -> list[tuple[DecisionRecord, NoTransition]]:
+        """Deployments whose application Argo CD refused or did not answer this run."""
+        return [(record, waiting) for record, waiting in self.waiting if waiting.blocked is not None]
+
+    def blocked_counts(self) -> dict[str, int]:
+        """What the TrackingBlocked metric reports, by cause (alarm causes only)."""
+        counts = {PERMISSION_DENIED_CAUSE: 0, UNREACHABLE_PAST_TIMEOUT_CAUSE: 0}
+        for _, waiting in self.blocked:
+            if waiting.blocked is Blocked.PERMISSION_DENIED:
+                counts[PERMISSION_DENIED_CAUSE] += 1
+            elif waiting.overdue:
+                counts[UNREACHABLE_PAST_TIMEOUT_CAUSE] += 1
+        return {cause: count for cause, count in counts.items() if count}
 
     def raise_if_failed(self) -> None:
         """After logging and metrics: a run stopped by a misconfiguration or a ledger failure is an error."""
@@ -104,9 +148,11 @@ class TrackerRun:
         """What the handler returns (and the logs carry): counts and every recorded change."""
         return {
             "in_flight": self.in_flight,
+            "watching": self.watching,
             "applications": len(self.applications),
             "argocd_requests": self.argocd_requests,
             "dynamodb_requests": self.ledger_requests,
+            "github_requests": self.github_requests,
             "transitions": [
                 {
                     "app": t.record.app,
@@ -120,7 +166,12 @@ class TrackerRun:
                 }
                 for t in self.transitions
             ],
+            "watches_ended": [
+                {"decision_id": r.decision_id, "reason": end.reason, "written": written}
+                for r, end, written in self.watches_ended
+            ],
             "waiting": len(self.waiting),
+            "blocked": {r.decision_id: w.reason for r, w in self.blocked},
             "unreachable": dict(self.unreachable),
             "unreadable": [{"decision_id": r.decision_id, "problem": problem} for r, problem in self.unreadable],
             **({"disabled": self.disabled} if self.disabled else {}),
@@ -155,7 +206,12 @@ class RunPlan:
     targets: dict[ArgoTarget, list[EnvironmentGroup]] = field(default_factory=dict)
     # Deployments of an environment that has no Argo CD application (any more): decided without asking.
     untracked: list[tuple[DecisionRecord, Transition]] = field(default_factory=list)
+    # Records with an outcome that are in the index for no reason any more: taken out without asking.
+    stale: list[tuple[DecisionRecord, EndWatch]] = field(default_factory=list)
     unreadable: list[tuple[DecisionRecord, str]] = field(default_factory=list)
+    # Every tracked GitOps commit: (repository, branch) -> {commit: committed_at}, so that the ledger can
+    # tell that a later tagrelay commit on the same branch contains an earlier one.
+    commits: dict[tuple[str, str], dict[str, datetime]] = field(default_factory=dict)
 
 
 def plan_run(config: Config, records: Iterable[DecisionRecord], now: datetime) -> RunPlan:
@@ -179,11 +235,19 @@ def plan_run(config: Config, records: Iterable[DecisionRecord], now: datetime) -
             continue
         try:
             deployment = tracked_deployment(
-                record, app, timeout_for(environment.timeout_minutes, config.tracking.timeout_minutes)
+                record,
+                app,
+                timeout_for(environment.timeout_minutes, config.tracking.timeout_minutes),
+                timedelta(minutes=config.tracking.flap_window_minutes),
             )
         except ValueError as error:
             plan.unreadable.append((record, str(error)))
             continue
+        if deployment.state.is_terminal and not deployment.watching:
+            plan.stale.append((record, EndWatch(record.decision_id, f"already {deployment.state}; nothing to watch")))
+            continue
+        branch = plan.commits.setdefault((app.gitops.repo, app.gitops.branch), {})
+        branch[deployment.gitops_commit] = deployment.committed_at
         key = (record.app, record.env)
         group = groups.get(key)
         if group is None:
@@ -195,7 +259,9 @@ def plan_run(config: Config, records: Iterable[DecisionRecord], now: datetime) -
     return plan
 
 
-def tracked_deployment(record: DecisionRecord, app: App, timeout: timedelta) -> TrackedDeployment:
+def tracked_deployment(
+    record: DecisionRecord, app: App, timeout: timedelta, flap_window: timedelta = timedelta(0)
+) -> TrackedDeployment:
     """The state machine's view of a committed record. Raises ValueError for a record it cannot track."""
     if not record.gitops_commit or not record.tag:
         raise ValueError(f"decision {record.decision_id} has no GitOps commit or tag")
@@ -212,6 +278,11 @@ def tracked_deployment(record: DecisionRecord, app: App, timeout: timedelta) -> 
         state=state,
         timeout=timeout,
         sync_started_at=parse_timestamp(record.sync_started_at) if record.sync_started_at else None,
+        gitops_repo=app.gitops.repo,
+        flap_window=flap_window,
+        watch_until=parse_timestamp(record.watch_until)
+        if record.watch_until and state is DeploymentState.SUCCEEDED
+        else None,
     )
 
 
@@ -238,6 +309,9 @@ def tracking_attributes(record: DecisionRecord, transition: Transition) -> dict[
     durations = transition.durations
     final = transition.state.is_terminal
     return {
+        "initiated_by": transition.initiated_by,
+        "watch_until": _time(transition.watch_until),
+        "flapped_at": _time(transition.flapped_at),
         "status_reason": transition.reason,
         "sync_started_at": _time(times.sync_started_at),
         "synced_at": _time(times.synced_at),
@@ -279,6 +353,9 @@ class Tracker:
     def __init__(self, deps: TrackerDependencies) -> None:
         self.deps = deps
         self.config = deps.config
+        # (repository, revision, our commit) -> contains: commits never change, so this holds while warm.
+        self.lineage_cache: dict[tuple[str, str, str], bool] = {}
+        self._github: GitHub | None = None
 
     def run(self, now: datetime | None = None) -> TrackerRun:
         """One scheduled run. Never raises: an error that stops it is in ``TrackerRun.error``."""
@@ -292,15 +369,18 @@ class Tracker:
         client: ArgoCDClient | None = None
         try:
             records = ledger.in_flight()
-            result.in_flight = len(records)
+            result.in_flight = sum(1 for r in records if r.in_flight)
+            result.watching = len(records) - result.in_flight
             plan = plan_run(self.config, records, now)
             result.unreadable = plan.unreadable
             for record, transition in plan.untracked:
                 self._record(result, record, transition)
+            for record, end in plan.stale:
+                self._end_watch(result, record, end)
             if plan.targets:
                 client = self.deps.argocd()
                 for target, groups in plan.targets.items():
-                    self._track_application(result, client, target, groups, now)
+                    self._track_application(result, client, target, groups, plan, now)
         except TagrelayError as error:
             result.error = error
         finally:
@@ -316,6 +396,7 @@ class Tracker:
         client: ArgoCDClient,
         target: ArgoTarget,
         groups: Sequence[EnvironmentGroup],
+        plan: RunPlan,
         now: datetime,
     ) -> None:
         observation = client.observe_application(target.name, target.project)  # the one request
@@ -323,21 +404,105 @@ class Tracker:
         if isinstance(observation, ArgoCDUnreachable):
             result.unreachable[target.name] = observation.reason
         for group in groups:
-            decisions = evaluate_environment(group.deployments, observation, now)
+            lineage = self._lineage(result, group, observation, plan)
+            decisions = evaluate_environment(group.deployments, observation, now, lineage)
             for record, decision in zip(group.records, decisions, strict=True):
                 if isinstance(decision, Transition):
+                    if decision.flapped_at is not None and self._newer_deployment_exists(record):
+                        self._end_watch(result, record, EndWatch(record.decision_id, "a newer deployment exists"))
+                        continue
                     self._record(result, record, decision)
+                elif isinstance(decision, EndWatch):
+                    self._end_watch(result, record, decision)
                 else:
                     result.waiting.append((record, decision))
+
+    # --- does a revision Argo CD reports contain our commit?
+
+    def _lineage(self, result: TrackerRun, group: EnvironmentGroup, observation: Observation, plan: RunPlan) -> Lineage:
+        """Answer the lineage questions of the group's deployments that matter: from the cache, the
+        ledger (later tagrelay commits on the same branch), then GitHub's compare API."""
+        if isinstance(observation, ArgoCDUnreachable | AccessDenied):
+            return Lineage()
+        app = self.config.apps[group.app]
+        repo, branch = app.gitops.repo, app.gitops.branch
+        tracked = plan.commits.get((repo, branch), {})
+        known: dict[tuple[str, str], bool] = {}
+        for deployment in to_look_up(group.deployments):
+            ours = deployment.gitops_commit
+            for revision in revisions_to_check(deployment, observation):
+                key = (repo, revision, ours)
+                if key not in self.lineage_cache:
+                    answer = self._from_ledger(tracked, revision, deployment)
+                    if answer is None:
+                        answer = self._from_github(result, repo, revision, ours)
+                    if answer is None:
+                        continue  # unknown this run: the rules wait, the next run asks again
+                    self.lineage_cache[key] = answer
+                    result.revisions_checked += 1
+                known[(revision, ours)] = self.lineage_cache[key]
+        return Lineage(known)
+
+    @staticmethod
+    def _from_ledger(tracked: dict[str, datetime], revision: str, deployment: TrackedDeployment) -> bool | None:
+        """The promoter commits on the branch head, so a tagrelay commit made clearly later on the same
+        branch contains ours and one made clearly earlier does not."""
+        committed_at = tracked.get(revision)
+        if committed_at is None:
+            return None
+        if committed_at >= deployment.committed_at + LEDGER_ORDER_MARGIN:
+            return True
+        if committed_at <= deployment.committed_at - LEDGER_ORDER_MARGIN:
+            return False
+        return None
+
+    def _from_github(self, result: TrackerRun, repo: str, revision: str, ours: str) -> bool | None:
+        """``GET /repos/{repo}/compare/{ours}...{revision}`` (one request): ahead or identical contains ours."""
+        if self.deps.github is None:
+            return None
+        from tagrelay.adapters.github import CommitNotFound
+
+        if self._github is None:
+            self._github = self.deps.github()
+        result.github_requests += 1
+        try:
+            status = self._github.compare(repo, ours, revision)
+        except CommitNotFound:
+            return False  # not a commit of the GitOps repository (a chart's, say)
+        except TagrelayError as error:
+            logger.warning(
+                "could not ask GitHub whether a revision contains our commit; asking again next run",
+                extra={"gitops_repo": repo, "revision": revision, "gitops_commit": ours, "why": str(error)},
+            )
+            return None
+        return status in ("ahead", "identical")
+
+    def _newer_deployment_exists(self, record: DecisionRecord) -> bool:
+        """Before a SUCCEEDED deployment turns DEGRADED: is it still the environment's current one?
+        (One GetItem, only then; a newer one that already finished is not in the in-flight set.)"""
+        state = self.deps.ledger.environment_state(record.app, record.env)
+        return state is not None and state.current_decision_id not in (None, record.decision_id)
+
+    # --- writes
 
     def _record(self, result: TrackerRun, record: DecisionRecord, transition: Transition) -> None:
         written = self.deps.ledger.record_tracking(
             record,
             transition.state.value,
             tracking_attributes(record, transition),
-            final=transition.state.is_terminal,
+            final=transition.final,
         )
         result.transitions.append(RecordedTransition(record, transition, written))
+
+    def _end_watch(self, result: TrackerRun, record: DecisionRecord, end: EndWatch) -> None:
+        """The deployment leaves the in-flight index with the outcome it has (one conditional write)."""
+        written = self.deps.ledger.record_tracking(
+            record,
+            record.status or DeploymentState.SUCCEEDED.value,
+            {"watch_ended_at": timestamp(result.started_at)},
+            final=True,
+        )
+        result.watches_ended.append((record, end, written))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,13 +530,32 @@ def log_run(run: TrackerRun) -> None:
             continue
         level = logging.WARNING if transition.state.is_failure else logging.INFO
         logger.log(level, transition.reason, extra=fields)
+    for record, end, written in run.watches_ended:
+        logger.info(
+            f"stopped watching for a flap: {end.reason}",
+            extra={"app": record.app, "env": record.env, "decision_id": record.decision_id, "written": written},
+        )
     for record, waiting in run.waiting:
-        logger.debug(waiting.reason, extra={"app": record.app, "env": record.env, "decision_id": record.decision_id})
+        fields = {"app": record.app, "env": record.env, "tag": record.tag, "decision_id": record.decision_id}
+        if waiting.blocked is Blocked.PERMISSION_DENIED:
+            logger.error(f"tracking blocked: {waiting.reason}", extra={**fields, "cause": waiting.blocked.value})
+        elif waiting.blocked is not None and waiting.overdue:
+            logger.error(
+                "tracking blocked past the deployment's timeout: Argo CD is unreachable; check the network path"
+                " from the tracker to argocd.url and Argo CD's API server",
+                extra={**fields, "cause": UNREACHABLE_PAST_TIMEOUT_CAUSE, "why": waiting.reason},
+            )
+        else:
+            logger.debug(waiting.reason, extra=fields)
     for application, reason in run.unreachable.items():
         logger.warning("Argo CD unreachable; retrying next run", extra={"argocd_app": application, "why": reason})
     for record, problem in run.unreadable:
         logger.error("in-flight record cannot be tracked", extra={"decision_id": record.decision_id, "why": problem})
-    summary = {k: v for k, v in run.summary().items() if k not in ("transitions", "unreadable", "unreachable")}
+    summary = {
+        k: v
+        for k, v in run.summary().items()
+        if k not in ("transitions", "unreadable", "unreachable", "blocked", "watches_ended")
+    }
     if run.error is not None:
         logger.error("tracker run stopped", extra=summary)
     else:
@@ -379,8 +563,16 @@ def log_run(run: TrackerRun) -> None:
 
 
 def emit_tracking_metrics(run: TrackerRun) -> None:
-    """One ``DeploymentOutcomes`` per final state written, and its timings (dimension ``service`` only)."""
+    """One ``DeploymentOutcomes`` per final state written, and its timings (dimension ``service`` only);
+    ``TrackingBlocked`` per cause with the number of deployments blocked this run."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    for cause, count in run.blocked_counts().items():
+        with single_metric(
+            name=BLOCKED_METRIC, unit=MetricUnit.Count, value=count, namespace=METRICS_NAMESPACE
+        ) as metric:
+            metric.add_dimension(name="service", value=SERVICE)
+            metric.add_dimension(name=CAUSE_DIMENSION, value=cause)
 
     for recorded in run.transitions:
         transition = recorded.transition
