@@ -1,5 +1,6 @@
 """Alarms to one SNS topic: undeliverable events, persistent function errors, rejected promotions, failed
-deployments.
+deployments, and deployment tracking that is blocked (Argo CD refuses the tracker's token, or cannot be
+reached while deployments pass their timeout).
 
 An alarm pages a person, so each one means something that needs one:
 
@@ -121,6 +122,24 @@ class PipelineAlarms(Construct):
                     "application in Argo CD, and roll back with `tagrelay rollback --env <env>` if needed.",
                 )
                 for outcome in pipeline_metrics.FAILED_OUTCOMES
+            ),
+            self._alarm(
+                "TrackingPermissionDenied",
+                pipeline_metrics.blocked_count(pipeline_metrics.PERMISSION_DENIED_CAUSE),
+                meaning="Argo CD answers 403 to the tracker for an application with deployments in flight: its "
+                "token lost `applications, get` there (or, without argocd_project, the application may be gone). "
+                "Those deployments stay in flight and get no outcome until it is fixed.",
+                action="check the RBAC policy of the tracker's Argo CD account (argocd-rbac-cm) and the token in "
+                "argocd.token_secret; set each environment's argocd_project so a missing application is a 404.",
+            ),
+            self._alarm(
+                "TrackingBlockedArgoCdUnreachable",
+                pipeline_metrics.blocked_count(pipeline_metrics.UNREACHABLE_PAST_TIMEOUT_CAUSE),
+                meaning="Deployments have passed their timeout while the tracker cannot reach Argo CD (connection "
+                "errors, timeouts or 5xx after retries): their outcome is unknown, and is recorded once Argo CD "
+                "answers again.",
+                action="check Argo CD's API server and the network path from the tracker (argocd.url, "
+                "deploy.tracker_vpc: subnets, security group, routes); the tracker's log group has the error.",
             ),
         ]
 

@@ -33,6 +33,12 @@ OUTCOMES = ("SUCCEEDED", "DEGRADED", "SYNC_FAILED", "TIMED_OUT", "SUPERSEDED", "
 FAILED_OUTCOMES = ("DEGRADED", "SYNC_FAILED", "TIMED_OUT")
 LEAD_TIME_METRIC = "LeadTimeSeconds"
 TIME_TO_SYNC_METRIC = "TimeToSyncSeconds"
+# Tracker: deployments whose tracking is blocked in a run, by cause (services/track.py emits them).
+BLOCKED_METRIC = "TrackingBlocked"
+CAUSE_DIMENSION = "cause"
+PERMISSION_DENIED_CAUSE = "permission_denied"
+UNREACHABLE_PAST_TIMEOUT_CAUSE = "unreachable_past_timeout"
+BLOCKED_CAUSES = (PERMISSION_DENIED_CAUSE, UNREACHABLE_PAST_TIMEOUT_CAUSE)
 
 PERIOD = Duration.minutes(5)
 
@@ -55,6 +61,18 @@ def outcome_count(outcome: str, *, label: str | None = None) -> cloudwatch.Metri
         metric_name=OUTCOMES_METRIC,
         dimensions_map={OUTCOME_DIMENSION: outcome, SERVICE_DIMENSION: TRACKER_SERVICE},
         statistic=cloudwatch.Stats.SUM,
+        period=PERIOD,
+        label=label,
+    )
+
+
+def blocked_count(cause: str, *, label: str | None = None) -> cloudwatch.Metric:
+    """The largest number of deployments blocked by ``cause`` in one run of the period."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=BLOCKED_METRIC,
+        dimensions_map={CAUSE_DIMENSION: cause, SERVICE_DIMENSION: TRACKER_SERVICE},
+        statistic=cloudwatch.Stats.MAXIMUM,
         period=PERIOD,
         label=label,
     )

@@ -66,7 +66,9 @@ def case_of(document: Mapping[str, Any], *facets: str) -> dict[str, Any]:
             "finishedAt": "finishedAt" in op,
             "syncResult": "syncResult" in op,
             "retried": bool(op.get("retryCount")),
-            "initiatedBy": "user" if initiated.get("username") else ("automated" if initiated.get("automated") else None),
+            "initiatedBy": "user"
+            if initiated.get("username")
+            else ("automated" if initiated.get("automated") else None),
             "syncStrategy": sorted(((op.get("operation") or {}).get("sync") or {}).get("syncStrategy") or {}),
             "autoSync": "automated" in (spec.get("syncPolicy") or {}),
         }

@@ -199,7 +199,9 @@ class SimulatedApp:
         if self.rollout is not None:
             return True
         if not self.repo_server_up():  # until the controller reports it
-            return self.repo_error_since is None or self.last_poll - self.repo_error_since < self.timing.repo_error_grace
+            return (
+                self.repo_error_since is None or self.last_poll - self.repo_error_since < self.timing.repo_error_grace
+            )
         if self.chart_error is not None:
             return not self.comparison_failed
         head = branch_head(self.spec.repo_path, self.spec.branch)

@@ -292,12 +292,16 @@ def test_secrets_are_read_by_arn_only(default: Synthesized, variant: Synthesized
         f"{by_name}tagrelay/argocd-token-??????",
         f"{by_name}tagrelay/github-token-??????",
     ]
-    assert secret_resources(default, "tracker") == [f"{by_name}tagrelay/argocd-token-??????"]
+    # The tracker reads GitHub's credentials too: it asks GitHub whether a later revision contains ours.
+    assert secret_resources(default, "tracker") == [
+        f"{by_name}tagrelay/argocd-token-??????",
+        f"{by_name}tagrelay/github-token-??????",
+    ]
     # A complete ARN is used as is; without refresh_after_commit the promoter never needs Argo CD's token.
     assert secret_resources(variant, "promoter") == [GITHUB_APP_KEY_ARN]
-    assert secret_resources(variant, "tracker") == [
-        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:tagrelay/argocd-token-??????"
-    ]
+    assert secret_resources(variant, "tracker") == sorted(
+        ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:tagrelay/argocd-token-??????", GITHUB_APP_KEY_ARN]
+    )
     assert secret_resources(without_argocd, "tracker") == []
     # Referenced, never created.
     for synthesized in (default, variant, without_argocd):
@@ -469,9 +473,11 @@ def dimensions(found: dict[str, Any]) -> dict[str, Any]:
     return {d["Name"]: d["Value"] for d in found["Dimensions"]}
 
 
-def test_alarms_cover_dead_letters_errors_rejections_and_failed_deployments(default: Synthesized) -> None:
+def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_blocked_tracking(
+    default: Synthesized,
+) -> None:
     alarms = default.of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 7
+    assert len(alarms) == 9
 
     dead_letters = alarm(default, "DeadLetterQueueNotEmpty")
     assert (dead_letters["Namespace"], dead_letters["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
@@ -496,11 +502,29 @@ def test_alarms_cover_dead_letters_errors_rejections_and_failed_deployments(defa
         )
         assert dimensions(failed) == {"outcome": outcome, "service": "tracker"}
 
+    for cause, name in (
+        ("permission_denied", "TrackingPermissionDenied"),
+        ("unreachable_past_timeout", "TrackingBlockedArgoCdUnreachable"),
+    ):
+        blocked = alarm(default, name)
+        assert (blocked["Namespace"], blocked["MetricName"], blocked["Statistic"]) == (
+            "tagrelay",
+            "TrackingBlocked",
+            "Maximum",
+        )
+        assert dimensions(blocked) == {"cause": cause, "service": "tracker"}
+        assert (blocked["Threshold"], blocked["EvaluationPeriods"]) == (1, 1)
+
 
 @pytest.mark.parametrize(
     "emitted_by",
-    [("promoter", "Decisions", "decision", "reject"), ("tracker", "DeploymentOutcomes", "outcome", "TIMED_OUT")],
-    ids=["promoter", "tracker"],
+    [
+        ("promoter", "Decisions", "decision", "reject"),
+        ("tracker", "DeploymentOutcomes", "outcome", "TIMED_OUT"),
+        ("tracker", "TrackingBlocked", "cause", "permission_denied"),
+        ("tracker", "TrackingBlocked", "cause", "unreachable_past_timeout"),
+    ],
+    ids=["promoter", "tracker", "tracker-permission", "tracker-unreachable"],
 )
 def test_alarm_dimensions_are_exactly_what_powertools_emits_with_the_stacks_environment(
     default: Synthesized,
@@ -536,6 +560,16 @@ def test_metric_vocabulary_matches_the_domain() -> None:
     assert set(pipeline_metrics.DECISIONS) == {verdict.value for verdict in Verdict}
     assert set(pipeline_metrics.OUTCOMES) == {state.value for state in TERMINAL_STATES}
     assert set(pipeline_metrics.FAILED_OUTCOMES) == {state.value for state in DeploymentState if state.is_failure}
+
+
+def test_blocked_tracking_vocabulary_matches_the_tracker() -> None:
+    from tagrelay.services import track
+
+    assert (pipeline_metrics.BLOCKED_METRIC, pipeline_metrics.CAUSE_DIMENSION) == (
+        track.BLOCKED_METRIC,
+        track.CAUSE_DIMENSION,
+    )
+    assert set(pipeline_metrics.BLOCKED_CAUSES) == {track.PERMISSION_DENIED_CAUSE, track.UNREACHABLE_PAST_TIMEOUT_CAUSE}
 
 
 def test_alarm_topic_requires_tls_and_lets_cloudwatch_publish(default: Synthesized, variant: Synthesized) -> None:

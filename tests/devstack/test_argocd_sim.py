@@ -330,7 +330,10 @@ def test_a_tag_marked_sync_failed_is_retried_like_argo_cd_then_fails(sim: Sim) -
     waiting = sim.status()
     operation = waiting["operationState"]
     assert (operation["phase"], operation["retryCount"]) == ("Running", 1)
-    assert re.fullmatch(r"one or more objects failed to apply, reason: .+\. Retrying attempt #1 at \d{1,2}:\d{2}[AP]M\.", operation["message"])
+    assert re.fullmatch(
+        r"one or more objects failed to apply, reason: .+\. Retrying attempt #1 at \d{1,2}:\d{2}[AP]M\.",
+        operation["message"],
+    )
     assert "finishedAt" in operation and operation["syncResult"]["revisions"][1] == sha
     assert_like_argo_cd(sim.document(), "retry-waiting-for-backoff.json")
 
@@ -390,7 +393,9 @@ def test_a_tag_marked_comparison_error_never_gets_an_operation(sim: Sim) -> None
     assert status["sync"]["revisions"] == ["main", "main"] and "revision" not in status["sync"]
     comparison = [c for c in status["conditions"] if c["type"] == "ComparisonError"]
     assert len(comparison) == 1 and "Manifest generation error" in comparison[0]["message"]
-    assert comparison[0]["message"].startswith("Failed to load target state: failed to generate manifest for source 2 of 2:")
+    assert comparison[0]["message"].startswith(
+        "Failed to load target state: failed to generate manifest for source 2 of 2:"
+    )
     assert status["operationState"] == before["operationState"]
     assert_like_argo_cd(sim.document(), "comparison-error-manifest.json", "sync", "conditions")
 
@@ -499,7 +504,7 @@ def test_a_repo_server_outage_is_hidden_for_the_grace_period_then_a_comparison_e
 
 
 def test_a_broken_chart_fails_every_comparison_and_keeps_its_condition_time(sim: Sim) -> None:
-    sim.control.set_chart_error(STAGING, "template: app/templates/deployment.yaml:12: function \"nope\" not defined")
+    sim.control.set_chart_error(STAGING, 'template: app/templates/deployment.yaml:12: function "nope" not defined')
     first = sim.status(STAGING, refresh="normal")["conditions"]
     sim.repo.set_tag("staging", "c4a47e1")
     sim.control.tick(TIMING.poll_interval)

@@ -43,7 +43,9 @@ def compares(stack: LocalStack) -> list[str]:
 def metrics(capsys: pytest.CaptureFixture[str], name: str) -> list[dict[str, Any]]:
     """Every CloudWatch EMF document of metric ``name`` printed since the last read."""
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    return [d for d in documents if any(m["Name"] == name for c in d["_aws"]["CloudWatchMetrics"] for m in c["Metrics"])]
+    return [
+        d for d in documents if any(m["Name"] == name for c in d["_aws"]["CloudWatchMetrics"] for m in c["Metrics"])
+    ]
 
 
 def hand_commit(scenario: SeedScenario, message: str, files: dict[str, str]) -> str:
@@ -207,7 +209,9 @@ def test_an_error_from_before_our_commit_does_not_fail_it(scenario: SeedScenario
 def test_a_chart_error_from_before_our_commit_does_not_fail_it(scenario: SeedScenario, tracker_env: Configure) -> None:
     setup = tracker_env()
     app = setup.apps["prod"]
-    setup.control.set_chart_error(app, 'template: app/templates/deployment.yaml:31:22: map has no entry for key "ports"')
+    setup.control.set_chart_error(
+        app, 'template: app/templates/deployment.yaml:31:22: map has no entry for key "ports"'
+    )
     setup.control.tick(POLL + 10)  # a poll reported it
     release = promote(scenario, setup)  # Argo CD compares ours: the same chart error, the same time
 
@@ -233,7 +237,7 @@ def test_an_error_about_our_revision_fails_it_with_argo_cds_message(
 
     assert moves(result) == [("staging", release.tag, "SYNC_FAILED")]
     reason = deployment("staging", release.tag).status_reason or ""
-    assert reason.startswith(f"Argo CD reports ComparisonError for ")
+    assert reason.startswith("Argo CD reports ComparisonError for ")
     assert f"Manifest generation error (cached): tag {release.tag} is marked as a manifest error" in reason
 
 
