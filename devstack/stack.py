@@ -27,6 +27,7 @@ import boto3
 from ruamel.yaml import YAML
 
 from devstack.argocd_sim import ArgoCDSimControl, SimApp, SimConfig, SimTiming, make_token, start_argocd_sim
+from devstack.dynamodb_faults import DynamoFaultControl, start_dynamodb_faults
 from devstack.github_standin import StandinControl, start_github_standin
 from devstack.lambda_api import CLOCK_ENV_VAR, LambdaApiControl, start_lambda_api
 from devstack.moto import aws_env, start_moto
@@ -72,6 +73,8 @@ class LocalStack:
     github: RunningServer
     argocd: RunningServer
     lambda_api: RunningServer
+    # In front of moto's DynamoDB: faults on request (throttling of one write, a lost answer).
+    dynamodb: RunningServer
     servers: list[RunningServer] = field(default_factory=list)
 
     @classmethod
@@ -83,6 +86,8 @@ class LocalStack:
             started.append(registry)
             moto = start_moto(workdir)
             started.append(moto)
+            dynamodb = start_dynamodb_faults(workdir, moto.url)
+            started.append(dynamodb)
             github = start_github_standin(workdir, tokens=(GITHUB_TOKEN, GITHUB_READ_TOKEN))
             started.append(github)
             timing = REALISTIC_TIMING if argocd_manual_clock else ACCELERATED_TIMING
@@ -90,13 +95,13 @@ class LocalStack:
             argocd = start_argocd_sim(workdir / "argocd", sim_config)
             started.append(argocd)
             # Functions run with what a Lambda of this stack has; each adds its own (register_promoter).
-            lambda_api = start_lambda_api(workdir, env={**aws_env(moto), **LAMBDA_ENVIRONMENT})
+            lambda_api = start_lambda_api(workdir, env={**_aws_env(moto, dynamodb), **LAMBDA_ENVIRONMENT})
             started.append(lambda_api)
         except BaseException:
             for server in reversed(started):
                 server.stop()
             raise
-        stack = cls(workdir, registry, moto, github, argocd, lambda_api, servers=started)
+        stack = cls(workdir, registry, moto, github, argocd, lambda_api, dynamodb, servers=started)
         stack._prepare_aws()
         return stack
 
@@ -114,8 +119,13 @@ class LocalStack:
 
     @property
     def aws_env(self) -> dict[str, str]:
-        """Environment that sends boto3 (the ledger, Secrets Manager, KMS) to moto."""
-        return aws_env(self.moto)
+        """Environment that sends boto3 (the ledger, Secrets Manager, KMS) to moto, DynamoDB through the
+        fault proxy."""
+        return _aws_env(self.moto, self.dynamodb)
+
+    @property
+    def dynamodb_faults(self) -> DynamoFaultControl:
+        return DynamoFaultControl(self.dynamodb.url)
 
     def aws_client(self, service: str) -> Any:
         env = self.aws_env
@@ -136,7 +146,8 @@ class LocalStack:
         secrets.create_secret(Name=ARGOCD_TOKEN_SECRET, SecretString=self.argocd.extra["token"])
 
     def reset_ledger(self) -> None:
-        """Empty the ledger table (between tests), by deleting and re-creating it."""
+        """Empty the ledger table (between tests), by deleting and re-creating it; disarm DynamoDB faults."""
+        self.dynamodb_faults.clear()
         client = self.aws_client("dynamodb")
         client.delete_table(TableName=LEDGER_TABLE)
         client.create_table(**table_definition(LEDGER_TABLE))
@@ -270,3 +281,7 @@ class LocalStack:
             environment[CLOCK_ENV_VAR] = self.argocd.url
         self.lambda_control.register(name, PROMOTER_HANDLER, environment)
         return name
+
+
+def _aws_env(moto: RunningServer, dynamodb: RunningServer) -> dict[str, str]:
+    return {**aws_env(moto), "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.url}
