@@ -157,7 +157,7 @@ class OperatorSetup(TrackerSetup):
 
 @pytest.fixture
 def operator_env(
-    stack: LocalStack, tracker_env: Callable[..., TrackerSetup], monkeypatch: pytest.MonkeyPatch
+    stack: LocalStack, tracker_env: Callable[..., TrackerSetup], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Callable[..., OperatorSetup]]:
     """``tracker_env``, plus the promoter deployed to the local Lambda API with the same configuration
     and the `tagrelay` command pointed at it ($TAGRELAY_LAMBDA_ENDPOINT): the operator commands' path.
@@ -176,6 +176,8 @@ def operator_env(
         name = stack.register_promoter(setup.config_path)
         names.append(name)
         monkeypatch.setenv("TAGRELAY_LAMBDA_ENDPOINT", stack.lambda_api.url)
+        # Where the command keeps a request it got no answer to (this test's own).
+        monkeypatch.setenv("TAGRELAY_STATE_DIR", str(tmp_path / "tagrelay-state"))
         runtime.operator.cache_clear()
         return OperatorSetup(setup.config_path, setup.apps, setup.control, name, stack.lambda_api.url)
 

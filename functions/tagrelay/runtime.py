@@ -184,7 +184,12 @@ def build_operator(cfg: Config, promoter: Promoter) -> Operator:
 
     # The function's own region: the CLI signs its identity proof for the same regional endpoint.
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    verifier = StsIdentityVerifier(cfg.operators.sts_endpoint or default_sts_endpoint(region))
+    ledger = promoter.deps.ledger
+    verifier = StsIdentityVerifier(
+        cfg.operators.sts_endpoint or default_sts_endpoint(region),
+        # Single-use proofs: each nonce is recorded once (a conditional put), with a TTL.
+        use_nonce=lambda nonce, expires_at: ledger.use_nonce(nonce, expires_at=expires_at),
+    )
     deps = OperatorDependencies(
         config=cfg,
         ledger=promoter.deps.ledger,

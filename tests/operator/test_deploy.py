@@ -31,7 +31,7 @@ def test_deploy_commits_the_release_with_the_manual_subject_and_records_the_veri
     assert f"by {MOTO_CALLER}" in out
     assert subjects(scenario)[0] == f"deploy(prod): manual update to image tag {release.tag}"
     assert gitops_tag(scenario, "prod") == release.tag
-    [record] = [r for r in records("prod") if r.outcome == "committed"]
+    [record] = [r for r in records("prod") if r.outcome == "committed" and r.trigger != "external"]
     assert (record.trigger, record.actor, record.tag, record.full_sha) == (
         "manual",
         MOTO_CALLER,
@@ -95,7 +95,10 @@ def test_deploy_refuses_what_a_push_would_not_promote_and_commits_nothing(
     assert subjects(scenario) == seeded
     assert gitops_tag(scenario, "prod") == "prod-cf3124b"
     # Each refusal is in the ledger for audit, with the actor; none expires (an operator's wait is a refusal).
-    refused = records("prod")
+    # (Beside them: what prod ran when tagrelay first looked, recorded by the first command's plan.)
+    [found] = [r for r in records("prod") if r.trigger == "external"]
+    assert (found.reason, found.tag) == ("external_change", "prod-cf3124b")
+    refused = [r for r in records("prod") if r.trigger != "external"]
     assert sorted(r.reason for r in refused) == sorted(reason for _, reason, _ in cases.values())
     assert {(r.trigger, r.actor, r.outcome) for r in refused} == {("manual", MOTO_CALLER, "rejected")}
 

@@ -22,11 +22,14 @@ from botocore.credentials import ReadOnlyCredentials
 from devstack.process import RunningServer, free_port, start_server
 from tagrelay.adapters.identity import (
     BINDING_HEADER,
+    NONCE_HEADER,
     IdentityError,
     StsIdentityVerifier,
     principal_allowed,
     sign_caller_identity,
 )
+from tagrelay.adapters.ledger_schema import nonce_partition, table_definition
+from tagrelay.adapters.store import Ledger
 
 TESTING = ReadOnlyCredentials("testing", "testing", "testing")
 BINDING = "a" * 64
@@ -117,6 +120,30 @@ def test_moto_answers_with_the_arn_of_whoever_holds_the_credentials(moto_server:
     assert (caller.arn, caller.account) == ("arn:aws:iam::123456789012:user/alice", "123456789012")
 
 
+@pytest.mark.stack
+def test_a_proof_is_accepted_once_and_its_nonce_kept_a_little_over_the_freshness_window(
+    moto_server: RunningServer,
+) -> None:
+    client: Any = boto3.client("dynamodb")  # table_definition is the untyped CreateTable arguments
+    client.create_table(**table_definition("nonces"))
+    ledger = Ledger("nonces")
+    verifier = StsIdentityVerifier(
+        moto_server.url, use_nonce=lambda nonce, expires_at: ledger.use_nonce(nonce, expires_at=expires_at)
+    )
+    proof = proof_for(moto_server.url)
+
+    assert verifier.verify(proof, binding=BINDING).arn == "arn:aws:sts::123456789012:user/moto"
+    for _ in range(2):  # the same proof, replayed
+        error = refusal(verifier, proof)
+        assert error.code == "identity_replayed" and "used before" in str(error)
+    assert verifier.verify(proof_for(moto_server.url), binding=BINDING).arn  # a new proof has a new nonce
+
+    nonce = proof["headers"][NONCE_HEADER]
+    item = client.get_item(TableName="nonces", Key={"pk": {"S": nonce_partition(nonce)}, "sk": {"S": "NONCE"}})["Item"]
+    signed_at = datetime.strptime(proof["headers"]["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert int(item["ttl"]["N"]) == int((signed_at + timedelta(minutes=20)).timestamp())
+
+
 # --------------------------------------------------------------------------------------------- where it goes
 
 
@@ -200,6 +227,8 @@ def test_what_a_proof_must_be_is_checked_before_any_request() -> None:
             "not an STS SigV4 signature",
         ),
         "binding not signed": (unsigned_binding, "must sign"),
+        "no nonce": ({**good, "headers": {k: v for k, v in headers.items() if k != NONCE_HEADER}}, "lacks"),
+        "a nonce not made by the command": ({**good, "headers": {**headers, NONCE_HEADER: "1"}}, "32 hex digits"),
         "another request": (proof_for(url, binding="b" * 64), "made for another request"),
     }
     for case, (proof, message) in cases.items():

@@ -31,7 +31,14 @@ def signed(stack: LocalStack, request: dict[str, Any], *, binding_of: dict[str, 
     return {**request, "identity": proof}
 
 
-PIN: dict[str, Any] = {"tagrelay_operation": "pin", "app": "mosaic-life", "env": "prod", "reason": "freeze"}
+PIN: dict[str, Any] = {
+    "tagrelay_operation": "pin",
+    "app": "mosaic-life",
+    "env": "prod",
+    "reason": "freeze",
+    "request_id": "5d0c2b8e-4f7d-4a0e-9b7a-1c2d3e4f5a6b",
+    "expect_current_tag": "prod-cf3124b",
+}
 
 
 def test_without_a_verified_identity_nothing_happens(
@@ -66,7 +73,7 @@ def test_payloads_are_validated_strictly_and_unknown_apps_or_environments_refuse
         "an unknown field": ({**PIN, "force": True}, "invalid_request", "unknown field(s) for pin: force"),
         "an unknown operation": ({**PIN, "tagrelay_operation": "destroy"}, "invalid_request", "must be one of"),
         "a bad SHA": (
-            {"tagrelay_operation": "deploy", "app": "mosaic-life", "env": "prod", "sha": "HEAD~1"},
+            {**{k: v for k, v in PIN.items() if k != "reason"}, "tagrelay_operation": "deploy", "sha": "HEAD~1"},
             "invalid_request",
             "sha must be 7 to 40",
         ),
@@ -109,7 +116,7 @@ def test_operators_principals_limit_who_may_act_on_an_environment(
     assert (code, err) == (0, ""), err
     pinned = state("prod")
     assert pinned is not None and pinned.pinned_by == alice
-    [record] = records("prod")
+    [record] = [r for r in records("prod") if r.outcome == "pinned"]
     assert (record.outcome, record.actor, record.trigger) == ("pinned", alice, "manual")
     # staging lists nobody but the platform role: alice may not act there.
     assert run(capsys, "unpin", "--env", "staging")[0] == 1

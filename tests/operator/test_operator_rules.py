@@ -20,7 +20,10 @@ from tagrelay.domain.operator import (
 from tagrelay.domain.records import DecisionRecord, EnvironmentState
 
 SHA = "1e07581f00dbeefcafe0123456789abcdef01234"
-DEPLOY: dict[str, Any] = {"tagrelay_operation": "deploy", "app": "mosaic-life", "env": "prod", "sha": SHA}
+# What every change carries: the command's request id and the tag it planned against.
+ONCE: dict[str, Any] = {"request_id": "0b5e3c1e-7f0a-4a57-9d27-3c4e2f1a9b80", "expect_current_tag": "prod-cf3124b"}
+DEPLOY: dict[str, Any] = {"tagrelay_operation": "deploy", "app": "mosaic-life", "env": "prod", "sha": SHA, **ONCE}
+PIN: dict[str, Any] = {"tagrelay_operation": "pin", "app": "a", "env": "prod", **ONCE}
 
 
 def test_a_valid_request_is_parsed_with_its_defaults() -> None:
@@ -34,9 +37,16 @@ def test_a_valid_request_is_parsed_with_its_defaults() -> None:
         True,
     )
     assert request.identity == {"headers": {}, "body": ""}
+    assert (request.request_id, request.expect_current_tag) == (ONCE["request_id"], "prod-cf3124b")
     assert is_operator_request(DEPLOY) and not is_operator_request({"detail-type": "ECR Image Action"})
-    rollback = parse_operator_request({"tagrelay_operation": "rollback", "app": "a", "env": "prod", "pin": False})
-    assert (rollback.sha, rollback.pin) == (None, False)
+    rollback = parse_operator_request(
+        {"tagrelay_operation": "rollback", "app": "a", "env": "prod", "sha": SHA, "pin": False, **ONCE}
+    )
+    assert (rollback.sha, rollback.pin) == (SHA, False)
+    never_deployed = parse_operator_request({**PIN, "reason": "freeze", "expect_current_tag": None})
+    assert never_deployed.expect_current_tag is None
+    plan = parse_operator_request({"tagrelay_operation": "plan", "app": "a", "env": "prod", "for": "rollback"})
+    assert (plan.planned_for, plan.sha, plan.request_id) == ("rollback", None, None)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +54,12 @@ def test_a_valid_request_is_parsed_with_its_defaults() -> None:
     [
         ({**DEPLOY, "tagrelay_operation": "nuke"}, "tagrelay_operation must be one of deploy, rollback, pin, unpin"),
         ({k: v for k, v in DEPLOY.items() if k != "sha"}, "deploy needs the field(s) sha"),
+        ({k: v for k, v in DEPLOY.items() if k != "request_id"}, "deploy needs the field(s) request_id; is the"),
+        ({**DEPLOY, "request_id": "x"}, "request_id must be 8 to 64"),
+        ({**DEPLOY, "expect_current_tag": 7}, "expect_current_tag must be the environment's current tag"),
+        ({**DEPLOY, "expect_current_tag": "a\nb"}, "expect_current_tag must be the environment's current tag"),
+        ({"tagrelay_operation": "plan", "app": "a", "env": "prod", "for": "nuke"}, "for must be one of deploy"),
+        ({"tagrelay_operation": "plan", "app": "a", "env": "prod"}, "plan needs the field(s) for"),
         ({**DEPLOY, "force": True}, "unknown field(s) for deploy: force"),
         ({**DEPLOY, "reason": "x"}, "unknown field(s) for deploy: reason"),  # deploy takes no reason
         ({**DEPLOY, "env": "Prod"}, "env must be a configured name"),
@@ -51,10 +67,10 @@ def test_a_valid_request_is_parsed_with_its_defaults() -> None:
         ({**DEPLOY, "sha": "1E07581"}, "sha must be 7 to 40 lower-case hexadecimal"),
         ({**DEPLOY, "sha": "1e0758"}, "sha must be 7 to 40"),
         ({**DEPLOY, "identity": "arn:aws:iam::1:role/x"}, "identity must be an object"),
-        ({"tagrelay_operation": "pin", "app": "a", "env": "prod", "reason": " "}, "reason must be a non-empty"),
-        ({"tagrelay_operation": "pin", "app": "a", "env": "prod", "reason": "a\nb"}, "one line of text"),
-        ({"tagrelay_operation": "pin", "app": "a", "env": "prod", "reason": "x" * 301}, "longer than 300"),
-        ({"tagrelay_operation": "rollback", "app": "a", "env": "prod", "pin": "yes"}, "pin must be true or false"),
+        ({**PIN, "reason": " "}, "reason must be a non-empty"),
+        ({**PIN, "reason": "a\nb"}, "one line of text"),
+        ({**PIN, "reason": "x" * 301}, "longer than 300"),
+        ({**DEPLOY, "tagrelay_operation": "rollback", "pin": "yes"}, "pin must be true or false"),
     ],
 )
 def test_invalid_requests_are_refused_naming_the_field(payload: dict[str, Any], message: str) -> None:

@@ -142,9 +142,12 @@ def test_rollback_without_an_earlier_succeeded_deployment_is_refused_and_names_t
 ) -> None:
     setup = operator_env()
 
+    # Never deployed by tagrelay: what staging runs is recorded as found (set outside tagrelay), and
+    # there is nothing before it.
     code, answer, err = run_json(capsys, "rollback", "--env", "staging")
-    assert code == 1 and answer["reason"] == "no_deployment_recorded"
+    assert code == 1 and answer["reason"] == "no_earlier_success"
     assert "tagrelay rollback --env staging --to SHA" in err
+    assert [(r.reason, r.tag) for r in records("staging")] == [("external_change", "staging-545ef16")]
 
     only = deployed(scenario, setup, "staging")
     code, answer, err = run_json(capsys, "rollback", "--env", "staging")

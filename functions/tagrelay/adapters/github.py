@@ -66,6 +66,11 @@ class CommitRef:
     sha: str
     url: str
     message: str = ""
+    author: str = ""  # GitHub login when GitHub knows it, else the git author name
+
+    @property
+    def subject(self) -> str:
+        return self.message.splitlines()[0] if self.message else ""
 
 
 class GitHub:
@@ -151,14 +156,18 @@ class GitHub:
         commit = result["commit"]
         return CommitRef(sha=commit.sha, url=commit.html_url, message=message)
 
-    def last_commit_touching(self, repo: str, path: str, branch: str) -> CommitRef | None:
-        """The newest commit on ``branch`` that changed ``path`` (one request), for ledger recovery."""
+    def commits_touching(self, repo: str, path: str, branch: str, *, limit: int) -> list[CommitRef]:
+        """The newest ``limit`` commits on ``branch`` that changed ``path``, newest first (one request for
+        up to 30): how services/heal.py finds who set the values file's tag."""
+        found: list[CommitRef] = []
         with self._translate(f"list commits of {path} on {repo}@{branch}"):
-            commits = self._repo(repo).get_commits(sha=branch, path=path)
-            first = next(iter(commits), None)
-            if first is None:
-                return None
-            return CommitRef(sha=first.sha, url=first.html_url, message=first.commit.message)
+            for commit in self._repo(repo).get_commits(sha=branch, path=path):
+                git_commit = commit.commit
+                author = commit.author.login if commit.author else (git_commit.author.name or "")
+                found.append(CommitRef(sha=commit.sha, url=commit.html_url, message=git_commit.message, author=author))
+                if len(found) >= limit:
+                    break
+        return found
 
     def _repo(self, full_name: str) -> Repository:
         if full_name not in self._repos:

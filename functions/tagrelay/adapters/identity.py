@@ -7,12 +7,16 @@ STS endpoint** and reads the caller's ARN from STS's answer. STS only answers if
 valid, so the ARN is the one of whoever holds the credentials; the promoter never learns a secret
 (a signature is not a credential, and it expires after 15 minutes).
 
-Two more bindings, both checked here before any request is made:
+Three more bindings, checked here before any request is made:
 
 * the ``Host`` header must be the configured endpoint's host: the request goes only to that endpoint,
   never to a URL taken from the payload, and a proof signed for another endpoint is refused outright;
 * the signed header ``X-Tagrelay-Request`` must carry the SHA-256 of the operator request itself
-  (domain/operator.py ``request_binding``), so a proof cannot be reused for another request.
+  (domain/operator.py ``request_binding``), so a proof cannot be reused for another request;
+* the signed header ``X-Tagrelay-Nonce`` carries a random nonce, bound by the signature to the proof's
+  ``X-Amz-Date``. Once STS has verified the proof, its nonce is recorded as used (a conditional put in
+  the ledger, expiring a little after the proof could no longer be fresh), so each proof is accepted
+  once: a captured payload replayed within the 15 minutes is refused (``identity_replayed``).
 
 Signed headers and signatures are never logged, recorded or put in an error message.
 
@@ -39,12 +43,22 @@ if TYPE_CHECKING:
 GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 BINDING_HEADER = "X-Tagrelay-Request"
+NONCE_HEADER = "X-Tagrelay-Nonce"
 # The headers a proof may carry (case-insensitive); anything else is refused.
 _ALLOWED_HEADERS = frozenset(
-    {"authorization", "content-type", "host", "x-amz-date", "x-amz-security-token", BINDING_HEADER.lower()}
+    {
+        "authorization",
+        "content-type",
+        "host",
+        "x-amz-date",
+        "x-amz-security-token",
+        BINDING_HEADER.lower(),
+        NONCE_HEADER.lower(),
+    }
 )
-_REQUIRED_HEADERS = ("authorization", "host", "x-amz-date", BINDING_HEADER.lower())
-_MUST_BE_SIGNED = frozenset({"host", "x-amz-date", BINDING_HEADER.lower()})
+_REQUIRED_HEADERS = ("authorization", "host", "x-amz-date", BINDING_HEADER.lower(), NONCE_HEADER.lower())
+_MUST_BE_SIGNED = frozenset({"host", "x-amz-date", BINDING_HEADER.lower(), NONCE_HEADER.lower()})
+_NONCE = re.compile(r"^[0-9a-f]{32}$")
 _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=[A-Za-z0-9]{1,128}/\d{8}/[a-z0-9-]+/sts/aws4_request,\s*"
     r"SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=[0-9a-f]{64}$"
@@ -53,6 +67,8 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 # STS accepts a signature for 15 minutes; a clock a few minutes fast is tolerated.
 MAX_AGE = timedelta(minutes=15)
 MAX_SKEW = timedelta(minutes=5)
+# A used nonce is kept until its proof could no longer be fresh, and a little longer (clock skew).
+NONCE_RETENTION = MAX_AGE + MAX_SKEW
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 _MAX_PROOF_BYTES = 16_384
 
@@ -60,7 +76,8 @@ _MAX_PROOF_BYTES = 16_384
 class IdentityError(Exception):
     """The caller's identity could not be established. ``code`` is one of identity_missing,
     identity_invalid (the proof is malformed or made for something else), identity_refused (STS
-    refused it) and identity_unverifiable (STS could not be reached)."""
+    refused it), identity_replayed (the proof was used before) and identity_unverifiable (STS could
+    not be reached)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -88,9 +105,12 @@ def default_sts_endpoint(region: str) -> str:
 
 
 def sign_caller_identity(
-    credentials: ReadOnlyCredentials, *, endpoint: str, region: str, binding: str
+    credentials: ReadOnlyCredentials, *, endpoint: str, region: str, binding: str, nonce: str | None = None
 ) -> dict[str, Any]:
-    """A signed ``GetCallerIdentity`` request for ``endpoint``, as ``{"headers": {...}, "body": "..."}``."""
+    """A signed ``GetCallerIdentity`` request for ``endpoint``, as ``{"headers": {...}, "body": "..."}``,
+    with a fresh random nonce (or ``nonce``) signed in."""
+    import secrets
+
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
@@ -99,7 +119,12 @@ def sign_caller_identity(
         method="POST",
         url=f"{endpoint.rstrip('/')}/",
         data=GET_CALLER_IDENTITY_BODY,
-        headers={"Content-Type": CONTENT_TYPE, "Host": host, BINDING_HEADER: binding},
+        headers={
+            "Content-Type": CONTENT_TYPE,
+            "Host": host,
+            BINDING_HEADER: binding,
+            NONCE_HEADER: nonce or secrets.token_hex(16),
+        },
     )
     SigV4Auth(credentials, "sts", region).add_auth(request)
     return {"headers": {name: str(value) for name, value in request.headers.items()}, "body": GET_CALLER_IDENTITY_BODY}
@@ -110,6 +135,10 @@ def sign_caller_identity(
 
 
 class StsIdentityVerifier:
+    """``use_nonce(nonce, expires_at) -> bool`` records a proof's nonce as used and says whether it was
+    new (the ledger's conditional put, Ledger.use_nonce); without it (tests of the proof alone) a proof
+    is not single-use."""
+
     def __init__(
         self,
         endpoint: str,
@@ -117,16 +146,28 @@ class StsIdentityVerifier:
         session: requests.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         timeout_seconds: float = 5.0,
+        use_nonce: Callable[[str, datetime], bool] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.host = urlsplit(self.endpoint).netloc
         self._session = session
         self._clock = clock
         self._timeout = timeout_seconds
+        self._use_nonce = use_nonce
 
     def verify(self, proof: Mapping[str, Any] | None, *, binding: str) -> VerifiedCaller:
         headers = self.check(proof, binding=binding)
-        return self._replay(headers)
+        caller = self._replay(headers)
+        # Only a proof STS accepted uses up its nonce: a forged one cannot block a genuine one.
+        if self._use_nonce is not None:
+            signed_at = _signed_at(headers["x-amz-date"])
+            if not self._use_nonce(headers[NONCE_HEADER.lower()], signed_at + NONCE_RETENTION):
+                raise IdentityError(
+                    "identity_replayed",
+                    "this identity proof was used before: each request carries its own; run the tagrelay "
+                    "command again (it signs a new one)",
+                )
+        return caller
 
     def check(self, proof: Mapping[str, Any] | None, *, binding: str) -> dict[str, str]:
         """Everything that can be judged without asking STS; returns the headers to replay."""
@@ -163,14 +204,13 @@ class StsIdentityVerifier:
             raise IdentityError("identity_invalid", f"the identity proof must sign {sorted(_MUST_BE_SIGNED)}")
         if headers[BINDING_HEADER.lower()] != binding:
             raise IdentityError("identity_invalid", "the identity proof was made for another request")
+        if not _NONCE.match(headers[NONCE_HEADER.lower()]):
+            raise IdentityError("identity_invalid", f"the identity proof's {NONCE_HEADER} is not 32 hex digits")
         self._check_fresh(headers["x-amz-date"])
         return headers
 
     def _check_fresh(self, amz_date: str) -> None:
-        try:
-            signed_at = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
-        except ValueError:
-            raise IdentityError("identity_invalid", "the identity proof's X-Amz-Date is not a date") from None
+        signed_at = _signed_at(amz_date)
         now = self._clock()
         if signed_at < now - MAX_AGE:
             raise IdentityError("identity_invalid", f"the identity proof expired (signed {signed_at:%H:%M:%S} UTC)")
@@ -206,6 +246,13 @@ class StsIdentityVerifier:
         if not arn or not account or not arn.startswith("arn:"):
             raise IdentityError("identity_unverifiable", f"STS at {self.host} gave no caller ARN")
         return VerifiedCaller(arn=arn, account=account, user_id=user_id or "")
+
+
+def _signed_at(amz_date: str) -> datetime:
+    try:
+        return datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
+    except ValueError:
+        raise IdentityError("identity_invalid", "the identity proof's X-Amz-Date is not a date") from None
 
 
 def _xml_text(content: bytes, name: str) -> str | None:

@@ -8,6 +8,9 @@ a Query, never a Scan:
 | decision         | ENV#<app>#<env>            | DEC#<time>#<id>      | SHA#<sha7> / <time>#<id>   | INFLIGHT / <time>#<id> while tracked |
 | environment state| ENV#<app>#<env>            | STATE                | -                          | -                    |
 | digest sighting  | DIGEST#<repository>@<dig.> | TAG#<tag>            | -                          | -                    |
+| commit guard     | COMMIT#<repo>@<commit>     | COMMIT               | -                          | -                    |
+| operator request | REQ#<request id>           | REQUEST              | -                          | -                    |
+| used proof nonce | NONCE#<nonce>              | NONCE                | -                          | -                    |
 """
 
 from __future__ import annotations
@@ -51,10 +54,29 @@ def sighting_partition(repository: str, digest: str) -> str:
 
 # Item that makes a deployment record unique per GitOps commit (see Ledger.record_deployment).
 COMMIT_GUARD_PREFIX = "COMMIT#"
+COMMIT_GUARD_SORT_KEY = "COMMIT"
 
 
 def commit_guard_partition(gitops_repo: str, gitops_commit: str) -> str:
     return f"{COMMIT_GUARD_PREFIX}{gitops_repo}@{gitops_commit}"
+
+
+# An operator request by its id (services/operate.py): made once, its outcome kept for a repeat.
+REQUEST_PREFIX = "REQ#"
+REQUEST_SORT_KEY = "REQUEST"
+
+
+def request_partition(request_id: str) -> str:
+    return f"{REQUEST_PREFIX}{request_id}"
+
+
+# A used identity-proof nonce (adapters/identity.py): a proof is accepted once.
+NONCE_PREFIX = "NONCE#"
+NONCE_SORT_KEY = "NONCE"
+
+
+def nonce_partition(nonce: str) -> str:
+    return f"{NONCE_PREFIX}{nonce}"
 
 
 def table_definition(table_name: str) -> dict[str, object]:

@@ -8,6 +8,7 @@ Every read is a GetItem or a Query; nothing here scans. Throttling, 5xx and conn
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,16 @@ class HistoryPage:
     next_token: dict[str, Any] | None
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredRequest:
+    """An operator request seen before (services/operate.py): what it was, and its outcome once done."""
+
+    request_id: str
+    fingerprint: str
+    status: str  # started | done
+    outcome: dict[str, Any] | None = None
+
+
 class Ledger:
     """Reads and writes the ledger table. One instance per process; the boto3 client is made lazily."""
 
@@ -50,8 +61,14 @@ class Ledger:
     def client(self) -> DynamoDBClient:
         if self._client is None:
             import boto3
+            from botocore.config import Config as BotoConfig
 
-            self._client = boto3.client("dynamodb")
+            # Standard retry mode: 3 attempts with jittered backoff (about a second in all) for throttling
+            # and 5xx, instead of the legacy mode's 10 attempts for DynamoDB (up to 25 s): a write that
+            # still fails raises TransientError and the whole invocation is retried from current facts.
+            self._client = boto3.client(
+                "dynamodb", config=BotoConfig(retries={"mode": "standard", "total_max_attempts": 3})
+            )
         return self._client
 
     # --- digest sightings: which release tags point at a digest (no tag listing needed) ---
@@ -124,16 +141,20 @@ class Ledger:
         with self._call("PutItem"):
             self.client.put_item(TableName=self.table_name, Item=_to_dynamo(self._decision_item(record)))
 
-    def record_deployment(self, record: DecisionRecord, gitops_repo: str) -> bool:
-        """Record a committed deployment exactly once per GitOps commit, and make it the environment's current.
+    def record_deployment(self, record: DecisionRecord, gitops_repo: str, *, make_current: bool = True) -> bool:
+        """Record a committed deployment exactly once per GitOps commit, and make it the environment's current
+        (unless ``make_current`` is False: services/heal.py then sets it with its own condition).
 
         Returns False when that GitOps commit was already recorded (a duplicate or concurrent event).
         """
         assert record.gitops_commit, "a deployment record needs its GitOps commit"
         guard = {
             keys.PARTITION_KEY: keys.commit_guard_partition(gitops_repo, record.gitops_commit),
-            keys.SORT_KEY: keys.COMMIT_GUARD_PREFIX.rstrip("#"),
+            keys.SORT_KEY: keys.COMMIT_GUARD_SORT_KEY,
             "decision_id": record.decision_id,
+            # Where the record is, so that the commit leads to it (deployment_for_commit).
+            "decision_pk": keys.env_partition(record.app, record.env),
+            "decision_sk": keys.decision_sort_key(record.created_at, record.decision_id),
         }
         try:
             with self._call("TransactWriteItems"):
@@ -152,7 +173,156 @@ class Ledger:
                 )
         except _AlreadyRecorded:
             return False
-        self._advance_state(record)
+        if make_current:
+            self._advance_state(record)
+        return True
+
+    def deployment_for_commit(self, app: str, env: str, gitops_repo: str, gitops_commit: str) -> DecisionRecord | None:
+        """The deployment recorded for a GitOps commit, if tagrelay recorded one (its commit guard)."""
+        guard_key = {
+            keys.PARTITION_KEY: keys.commit_guard_partition(gitops_repo, gitops_commit),
+            keys.SORT_KEY: keys.COMMIT_GUARD_SORT_KEY,
+        }
+        with self._call("GetItem"):
+            response = self.client.get_item(TableName=self.table_name, Key=_to_dynamo(guard_key), ConsistentRead=True)
+        guard = response.get("Item")
+        if guard is None:
+            return None
+        data = _from_dynamo(guard)
+        if "decision_sk" in data:
+            key = {keys.PARTITION_KEY: str(data["decision_pk"]), keys.SORT_KEY: str(data["decision_sk"])}
+            with self._call("GetItem"):
+                found = self.client.get_item(TableName=self.table_name, Key=_to_dynamo(key), ConsistentRead=True)
+            item = found.get("Item")
+            return _record(item) if item else None
+        # A guard written before it named its record: look among the environment's newest deployments.
+        for index, record in enumerate(self.deployments(app, env)):
+            if record.gitops_commit == gitops_commit:
+                return record
+            if index >= 200:
+                break
+        return None
+
+    def set_current(self, record: DecisionRecord, *, expected_gitops_commit: str | None) -> bool:
+        """Make ``record`` the environment's current deployment, if the state still names the GitOps commit
+        the caller read (``expected_gitops_commit``; None: no deployment yet). False when another writer
+        changed it in between (services/heal.py then reads again)."""
+        values: dict[str, Any] = {
+            ":id": record.decision_id,
+            ":tag": record.tag,
+            ":sha": record.full_sha,
+            ":at": record.committed_at or record.created_at,
+            ":commit": record.gitops_commit,
+            ":app": record.app,
+            ":env": record.env,
+        }
+        if expected_gitops_commit is None:
+            condition = "attribute_not_exists(gitops_commit)"
+        else:
+            condition = "gitops_commit = :expected"
+            values[":expected"] = expected_gitops_commit
+        try:
+            with self._call("UpdateItem"):
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_to_dynamo(
+                        {
+                            keys.PARTITION_KEY: keys.env_partition(record.app, record.env),
+                            keys.SORT_KEY: keys.STATE_SORT_KEY,
+                        }
+                    ),
+                    UpdateExpression=(
+                        "SET app = :app, env = :env, current_decision_id = :id, current_tag = :tag,"
+                        " current_sha = :sha, committed_at = :at, gitops_commit = :commit"
+                    ),
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=_to_dynamo(values),
+                )
+        except _AlreadyRecorded:
+            return False
+        return True
+
+    # --- operator requests (idempotency) and identity-proof nonces (single use) ---
+
+    def begin_request(
+        self, request_id: str, *, fingerprint: str, operation: str, app: str, env: str, actor: str, now: datetime
+    ) -> StoredRequest | None:
+        """Remember an operator request by its id (a conditional put): None the first time; a request
+        already seen with this id is returned instead, with its outcome once it was answered."""
+        item = {
+            keys.PARTITION_KEY: keys.request_partition(request_id),
+            keys.SORT_KEY: keys.REQUEST_SORT_KEY,
+            "request_id": request_id,
+            "fingerprint": fingerprint,
+            "status": "started",
+            "operation": operation,
+            "app": app,
+            "env": env,
+            "actor": actor,
+            "started_at": timestamp(now),
+            keys.TTL_ATTRIBUTE: int((now + self.ttl).timestamp()),
+        }
+        try:
+            with self._call("PutItem"):
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=_to_dynamo(item),
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": keys.PARTITION_KEY},
+                )
+        except _AlreadyRecorded:
+            return self._stored_request(request_id)
+        return None
+
+    def finish_request(self, request_id: str, outcome: Mapping[str, Any], *, now: datetime) -> None:
+        """Keep the answer to an operator request, for a repeat of the same request id."""
+        with self._call("UpdateItem"):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_to_dynamo(
+                    {keys.PARTITION_KEY: keys.request_partition(request_id), keys.SORT_KEY: keys.REQUEST_SORT_KEY}
+                ),
+                UpdateExpression="SET #status = :done, outcome = :outcome, finished_at = :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_dynamo(
+                    {
+                        ":done": "done",
+                        ":outcome": json.dumps(dict(outcome), sort_keys=True),
+                        ":now": timestamp(now),
+                    }
+                ),
+            )
+
+    def _stored_request(self, request_id: str) -> StoredRequest | None:
+        key = {keys.PARTITION_KEY: keys.request_partition(request_id), keys.SORT_KEY: keys.REQUEST_SORT_KEY}
+        with self._call("GetItem"):
+            response = self.client.get_item(TableName=self.table_name, Key=_to_dynamo(key), ConsistentRead=True)
+        item = response.get("Item")
+        if item is None:
+            return None  # expired between the two calls
+        data = _from_dynamo(item)
+        outcome = json.loads(str(data["outcome"])) if "outcome" in data else None
+        return StoredRequest(request_id, str(data.get("fingerprint", "")), str(data.get("status", "")), outcome)
+
+    def use_nonce(self, nonce: str, *, expires_at: datetime) -> bool:
+        """Record an identity proof's nonce as used (a conditional put); False when it was used before.
+
+        The item expires (TTL) once a proof carrying it could no longer be fresh anyway."""
+        item = {
+            keys.PARTITION_KEY: keys.nonce_partition(nonce),
+            keys.SORT_KEY: keys.NONCE_SORT_KEY,
+            keys.TTL_ATTRIBUTE: int(expires_at.timestamp()),
+        }
+        try:
+            with self._call("PutItem"):
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=_to_dynamo(item),
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": keys.PARTITION_KEY},
+                )
+        except _AlreadyRecorded:
+            return False
         return True
 
     def _advance_state(self, record: DecisionRecord) -> None:

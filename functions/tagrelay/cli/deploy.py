@@ -50,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_or_fail(args.config)
     sha = operator_call.check_sha(args.sha)
     app, _ = operator_call.resolve_target(config, args.app, args.env)
-    answer = operator_call.invoke(config, args, "deploy", {"app": app, "env": args.env, "sha": sha})
+    answer = operator_call.change(config, args, "deploy", {"app": app, "env": args.env, "sha": sha})
     return operator_call.report(answer, args.output, describe=f"deploy of {sha[:7]} to {app}/{args.env}")

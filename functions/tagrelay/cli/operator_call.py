@@ -9,15 +9,27 @@ answers with an outcome, which is printed here.
 Endpoints: the function is ``--function`` (default ``<deploy.stack_name>-promoter``) in the AWS region
 of the environment (or ``deploy.region``); ``--lambda-endpoint`` / ``$TAGRELAY_LAMBDA_ENDPOINT`` sends
 the invocation elsewhere, e.g. to the local stack's Lambda API (devstack/lambda_api.py).
+
+A change (``change``) is two invocations. First ``plan``: the function reports what the environment
+runs now and resolves the change's target once (a rollback's default target, a SHA's full commit).
+Then the change itself, with a request id made here and that precondition. The request is kept in a
+small file (``$TAGRELAY_STATE_DIR``, default ``~/.local/state/tagrelay``) until the function answers;
+if it did not (it failed, or the invocation timed out), the same command run again sends the same
+request, so a change is never made twice and never computed twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import re
 import sys
+import time
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagrelay.cli.common import (
@@ -36,6 +48,10 @@ if TYPE_CHECKING:
 
 LAMBDA_ENDPOINT_ENV_VAR = "TAGRELAY_LAMBDA_ENDPOINT"
 FUNCTION_ENV_VAR = "TAGRELAY_PROMOTER_FUNCTION"
+STATE_DIR_ENV_VAR = "TAGRELAY_STATE_DIR"
+# A request that got no answer is sent again by the same command for this long (the function keeps
+# request ids far longer: ledger.decision_ttl_days).
+PENDING_MAX_AGE_SECONDS = 24 * 3600
 # Longer than the promoter's own timeout (2 minutes, infra/promoter.py): the answer is worth waiting for.
 READ_TIMEOUT_SECONDS = 180
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -95,6 +111,88 @@ def check_reason(value: str) -> str:
         raise CommandError(f"--reason: {exc}", 2) from None
 
 
+class OutcomeUnknown(CommandError):
+    """The invocation may have run (the function failed, or no answer came): the request is kept."""
+
+
+def change(config: Config, args: argparse.Namespace, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Plan, then make one change (deploy, rollback, pin, unpin) exactly once; returns the function's answer.
+
+    ``fields`` are what the operator asked (app, env, and the sha, reason, pin given on the command
+    line). A request that got no answer before is sent again unchanged: same id, same precondition.
+    """
+    pending = _PendingRequests(args, operation, fields)
+    payload = pending.load()
+    if payload is None:
+        planned = {"app": fields["app"], "env": fields["env"], "for": operation}
+        if fields.get("sha"):
+            planned["sha"] = fields["sha"]
+        try:
+            plan = invoke(config, args, "plan", planned)
+        except OutcomeUnknown as exc:
+            raise OutcomeUnknown(f"{exc}; nothing was changed yet: run the command again") from None
+        if not plan.get("ok"):
+            return plan
+        payload = {**fields, "request_id": str(uuid.uuid4()), "expect_current_tag": plan.get("current_tag")}
+        if operation in ("deploy", "rollback"):
+            payload["sha"] = plan["sha"]
+        pending.save(payload)
+    try:
+        answer = invoke(config, args, operation, payload)
+    except OutcomeUnknown as exc:
+        raise OutcomeUnknown(
+            f"{exc}; run the same command again: it sends this request again (id {payload['request_id']}), "
+            "which finishes it without doing anything twice"
+        ) from None
+    except CommandError:
+        pending.clear()  # never reached the function: the next run plans afresh
+        raise
+    pending.clear()
+    return answer
+
+
+class _PendingRequests:
+    """The request a command sent and got no answer to, kept until it is answered (one file per command)."""
+
+    def __init__(self, args: argparse.Namespace, operation: str, fields: dict[str, Any]) -> None:
+        target = {
+            "function": getattr(args, "function", None) or os.environ.get(FUNCTION_ENV_VAR),
+            "endpoint": getattr(args, "lambda_endpoint", None) or os.environ.get(LAMBDA_ENDPOINT_ENV_VAR),
+            "operation": operation,
+            "fields": fields,
+        }
+        key = hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:32]
+        base = os.environ.get(STATE_DIR_ENV_VAR) or os.path.join(
+            os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "tagrelay"
+        )
+        self.path = Path(base) / f"pending-{key}.json"
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(saved, dict) or time.time() - float(saved.get("saved_at", 0)) > PENDING_MAX_AGE_SECONDS:
+            self.clear()
+            return None
+        payload = saved.get("payload")
+        return payload if isinstance(payload, dict) else None
+
+    def save(self, payload: dict[str, Any]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump({"saved_at": time.time(), "payload": payload}, handle)
+        except OSError as exc:
+            # Not fatal: the change still runs once; only a repeat after a failure would plan afresh.
+            print(f"tagrelay: warning: could not keep the request in {self.path}: {exc}", file=sys.stderr)
+
+    def clear(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+
 def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Sign the caller's identity into the request, invoke the promoter, and return its answer."""
     import boto3
@@ -149,9 +247,9 @@ def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dic
                 f"not allowed to invoke {function!r} ({code}): your role needs lambda:InvokeFunction on it "
                 "(deploy.operators_role_arns)"
             ) from None
-        raise CommandError(f"invoking {function!r} at {where} failed: {code or exc}") from None
+        raise OutcomeUnknown(f"invoking {function!r} at {where} failed: {code or exc}") from None
     except BotoCoreError as exc:
-        raise CommandError(f"invoking {function!r} at {where} failed: {exc}") from None
+        raise OutcomeUnknown(f"invoking {function!r} at {where} failed: {exc}") from None
     body = response["Payload"].read()
     try:
         answer = json.loads(body) if body else None
@@ -159,10 +257,9 @@ def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dic
         answer = None
     if response.get("FunctionError"):
         detail = answer if isinstance(answer, dict) else {}
-        raise CommandError(
+        raise OutcomeUnknown(
             f"the promoter failed ({detail.get('errorType', response['FunctionError'])}: "
-            f"{detail.get('errorMessage', 'no message')}); run the command again: it starts again from what "
-            "is there now (the function's logs say more)"
+            f"{detail.get('errorMessage', 'no message')}; the function's logs say more)"
         )
     if not isinstance(answer, dict) or "ok" not in answer:
         raise CommandError(f"{function!r} did not answer like tagrelay's promoter; is it the right function?")

@@ -66,7 +66,7 @@ def run_pin(args: argparse.Namespace) -> int:
     config = load_config_or_fail(args.config)
     app, _ = operator_call.resolve_target(config, args.app, args.env)
     fields = {"app": app, "env": args.env, "reason": operator_call.check_reason(args.reason)}
-    answer = operator_call.invoke(config, args, "pin", fields)
+    answer = operator_call.change(config, args, "pin", fields)
     return operator_call.report(answer, args.output, describe=f"pin of {app}/{args.env}")
 
 
@@ -76,5 +76,5 @@ def run_unpin(args: argparse.Namespace) -> int:
     fields = {"app": app, "env": args.env}
     if args.reason:
         fields["reason"] = operator_call.check_reason(args.reason)
-    answer = operator_call.invoke(config, args, "unpin", fields)
+    answer = operator_call.change(config, args, "unpin", fields)
     return operator_call.report(answer, args.output, describe=f"unpin of {app}/{args.env}")

@@ -59,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         fields["sha"] = operator_call.check_sha(args.to)
     if args.reason:
         fields["reason"] = operator_call.check_reason(args.reason)
-    answer = operator_call.invoke(config, args, "rollback", fields)
+    answer = operator_call.change(config, args, "rollback", fields)
     return operator_call.report(answer, args.output, describe=f"rollback of {app}/{args.env}")

@@ -19,11 +19,14 @@ image digests and the verified signer, so the commit itself says exactly what wa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 Trigger = Literal["push", "manual", "rollback"]
+TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
+SIGNATURE_LINE = "Committed by tagrelay."
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class CommitDetails:
     digests: Mapping[str, str]  # image repository -> digest, in the app's image order
     signer: str
     event_id: str | None = None
+    request_id: str | None = None  # operator changes: the request's id, so a retry can find its commit
 
 
 def subject(trigger: Trigger, env: str, tag: str) -> str:
@@ -56,6 +60,7 @@ def commit_message(details: CommitDetails) -> str:
         f"Branch: {details.source_branch}",
         f"Commit: {details.full_sha}",
         f"Actor: {details.actor}",
+        *([f"Request: {details.request_id}"] if details.request_id else []),
         "",
         "This will deploy:",
         *(f"- {image}:{details.tag}" for image in details.digests),
@@ -65,6 +70,68 @@ def commit_message(details: CommitDetails) -> str:
         "",
         f"Signature: {details.signer}",
         "",
-        "Committed by tagrelay.",
+        SIGNATURE_LINE,
     ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ParsedCommit:
+    """What one of tagrelay's own commit messages says (parse_commit_message)."""
+
+    trigger: Trigger
+    env: str
+    tag: str
+    full_sha: str | None = None
+    source_branch: str | None = None
+    actor: str | None = None
+    event_id: str | None = None
+    request_id: str | None = None
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+_SUBJECTS: tuple[tuple[Trigger, re.Pattern[str]], ...] = (
+    ("manual", re.compile(r"^deploy\((?P<env>[^)]+)\): manual update to image tag (?P<tag>\S+)$")),
+    ("rollback", re.compile(r"^rollback\((?P<env>[^)]+)\): revert to (?P<tag>\S+)$")),
+    ("push", re.compile(r"^deploy\((?P<env>[^)]+)\): update image tag to (?P<tag>\S+)$")),
+)
+_FIELD = re.compile(r"^(?P<name>Triggered by|Branch|Commit|Actor|Request): (?P<value>.*)$")
+_EVENT = re.compile(r"\(event (?P<id>[^)]+)\)$")
+_DIGEST = re.compile(r"^- (?P<image>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+
+
+def parse_commit_message(message: str) -> ParsedCommit | None:
+    """The facts in a commit message tagrelay wrote, or None for any other commit.
+
+    A commit is tagrelay's when its subject is one of the three subjects and its body ends with the
+    signature line; a person who copies the seed's subject by hand (CI did) writes no such body.
+    Used to recover the ledger record of a commit whose invocation died before recording it.
+    """
+    lines = message.strip().splitlines()
+    if not lines or lines[-1].strip() != SIGNATURE_LINE:
+        return None
+    found_subject = next(
+        ((trigger, match) for trigger, pattern in _SUBJECTS if (match := pattern.match(lines[0].strip()))), None
+    )
+    if found_subject is None:
+        return None
+    trigger, match = found_subject
+    fields: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for line in lines[1:]:
+        if found := _FIELD.match(line):
+            fields.setdefault(found["name"], found["value"].strip())
+        elif found := _DIGEST.match(line.strip()):
+            digests[found["image"]] = found["digest"]
+    event = _EVENT.search(fields.get("Triggered by", ""))
+    return ParsedCommit(
+        trigger=trigger,
+        env=match["env"],
+        tag=match["tag"],
+        full_sha=fields.get("Commit"),
+        source_branch=fields.get("Branch"),
+        actor=fields.get("Actor"),
+        event_id=event["id"] if event else None,
+        request_id=fields.get("Request"),
+        digests=digests,
+    )

@@ -71,6 +71,7 @@ class EnvDecision:
     deployed_sha: str | None = None  # for SUPERSEDED: the newer commit the environment holds
     gitops_commit: str | None = None
     gitops_url: str | None = None
+    committed_at: str | None = None  # for PROMOTE: when the GitOps commit was made
 
 
 @dataclass

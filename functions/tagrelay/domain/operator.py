@@ -22,21 +22,29 @@ from tagrelay.domain.tags import ReleaseTag, parse_release_tag
 OPERATION_KEY = "tagrelay_operation"
 IDENTITY_KEY = "identity"
 
-Operation = Literal["deploy", "rollback", "pin", "unpin"]
+Operation = Literal["deploy", "rollback", "pin", "unpin", "plan"]
 OPERATIONS: tuple[Operation, ...] = get_args(Operation)
+# The operations that change an environment; "plan" only reads (what the command needs to prepare one).
+Change = Literal["deploy", "rollback", "pin", "unpin"]
+CHANGES: tuple[Change, ...] = get_args(Change)
 
 SHORT_SHA_LENGTH = 7
 MAX_REASON_LENGTH = 300
+MAX_TAG_LENGTH = 256
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{7,63}$")
 _COMMON = frozenset({OPERATION_KEY, "app", "env", IDENTITY_KEY})
+# Every change carries the id the command made for it and the precondition it was computed against.
+_IDEMPOTENT = frozenset({"request_id", "expect_current_tag"})
 # Fields each operation accepts beyond the common ones: (required, optional).
 _FIELDS: Mapping[Operation, tuple[frozenset[str], frozenset[str]]] = {
-    "deploy": (frozenset({"sha"}), frozenset()),
-    "rollback": (frozenset(), frozenset({"sha", "pin", "reason"})),
-    "pin": (frozenset({"reason"}), frozenset()),
-    "unpin": (frozenset(), frozenset({"reason"})),
+    "deploy": (frozenset({"sha"}) | _IDEMPOTENT, frozenset()),
+    "rollback": (frozenset({"sha"}) | _IDEMPOTENT, frozenset({"pin", "reason"})),
+    "pin": (frozenset({"reason"}) | _IDEMPOTENT, frozenset()),
+    "unpin": (_IDEMPOTENT, frozenset({"reason"})),
+    "plan": (frozenset({"for"}), frozenset({"sha"})),
 }
 
 
@@ -49,10 +57,15 @@ class OperatorRequest:
     operation: Operation
     app: str
     env: str
-    sha: str | None = None  # deploy: the commit; rollback: --to (None: the last SUCCEEDED deployment)
+    # deploy: the commit; rollback: its target, resolved by the command beforehand (`plan`), never
+    # recomputed here; plan: the SHA the operator named, if any.
+    sha: str | None = None
     reason: str | None = None
     pin: bool = True  # rollback only: pin the environment (False with --no-pin)
     identity: Mapping[str, Any] | None = None  # the signed sts:GetCallerIdentity request (adapters/identity.py)
+    request_id: str | None = None  # changes: made by the command; a repeat gets the first outcome
+    expect_current_tag: str | None = None  # changes: the environment's tag when the command planned
+    planned_for: Change | None = None  # plan: the change being prepared
 
 
 def is_operator_request(event: Any) -> bool:
@@ -71,7 +84,10 @@ def parse_operator_request(event: Mapping[str, Any]) -> OperatorRequest:
         raise InvalidOperatorRequest(f"unknown field(s) for {operation}: {', '.join(sorted(unknown))}")
     missing = [name for name in ("app", "env", *sorted(required)) if name not in event]
     if missing:
-        raise InvalidOperatorRequest(f"{operation} needs the field(s) {', '.join(missing)}")
+        raise InvalidOperatorRequest(
+            f"{operation} needs the field(s) {', '.join(missing)}"
+            + ("; is the tagrelay command older than the function?" if set(missing) & _IDEMPOTENT else "")
+        )
     app = _name(event, "app")
     env = _name(event, "env")
     sha = event.get("sha")
@@ -86,7 +102,22 @@ def parse_operator_request(event: Mapping[str, Any]) -> OperatorRequest:
     identity = event.get(IDENTITY_KEY)
     if identity is not None and not isinstance(identity, dict):
         raise InvalidOperatorRequest("identity must be an object (the signed sts:GetCallerIdentity request)")
-    return OperatorRequest(operation, app, env, sha, reason, pin, identity)
+    request_id = event.get("request_id")
+    if request_id is not None and not (isinstance(request_id, str) and _REQUEST_ID.match(request_id)):
+        raise InvalidOperatorRequest(
+            f"request_id must be 8 to 64 letters, digits and '-', starting with a letter or digit, got {request_id!r}"
+        )
+    expected = event.get("expect_current_tag")
+    if expected is not None and not (
+        isinstance(expected, str) and 0 < len(expected) <= MAX_TAG_LENGTH and expected.isprintable()
+    ):
+        raise InvalidOperatorRequest(
+            f"expect_current_tag must be the environment's current tag (a printable string) or null, got {expected!r}"
+        )
+    planned_for = event.get("for")
+    if operation == "plan" and planned_for not in CHANGES:
+        raise InvalidOperatorRequest(f"for must be one of {', '.join(CHANGES)}, got {planned_for!r}")
+    return OperatorRequest(operation, app, env, sha, reason, pin, identity, request_id, expected, planned_for)
 
 
 def request_binding(payload: Mapping[str, Any]) -> str:
@@ -164,6 +195,10 @@ def hint_for(reason: str, operation: Operation, env: str, sha: str | None) -> st
         "identity_invalid": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
         "identity_refused": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
         "not_allowed": f"ask for your role to be listed under operators.principals.{env} in the configuration",
+        "precondition_failed": f"someone changed {env} since the command looked: check 'tagrelay status --env {env}' "
+        "and run the command again (it then acts on what runs now)",
+        "identity_replayed": "each request carries a proof of its own: run the tagrelay command again",
+        "request_id_reused": "a request id names one request: run the tagrelay command again (it makes a new id)",
     }
     if reason == "newer_commit_deployed" and operation == "rollback":
         return None

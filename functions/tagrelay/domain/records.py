@@ -38,7 +38,9 @@ class DecisionRecord:
     reason: str
     message: str
     created_at: str
-    trigger: str  # push | manual | rollback (pins: manual, or rollback when a rollback pinned)
+    # push | manual | rollback (pins: manual, or rollback when a rollback pinned) | external (a change
+    # made outside tagrelay, found in the GitOps repository: reason external_change)
+    trigger: str
     tag: str | None = None
     sha: str | None = None
     full_sha: str | None = None
@@ -52,6 +54,7 @@ class DecisionRecord:
     gitops_commit: str | None = None
     gitops_url: str | None = None
     event_ids: tuple[str, ...] = ()
+    request_id: str | None = None  # operator changes: the id the `tagrelay` command gave the request
     # Deployment tracking (committed records only): COMMITTED, then the tracker's states.
     status: str | None = None
     status_reason: str | None = None

@@ -32,7 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def _promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_operator_request(event):  # `tagrelay deploy/rollback/pin/unpin` (services/operate.py)
-        return runtime.operator().handle(event, request_id=context.aws_request_id)
+        return runtime.operator().handle(event, invocation_id=context.aws_request_id)
     evaluations = runtime.promoter().process(event)
     log_decisions(evaluations)
     emit_decision_metrics(evaluations)

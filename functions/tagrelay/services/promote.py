@@ -43,7 +43,7 @@ from tagrelay.adapters.signatures import ReleaseContext, SignatureVerifier
 from tagrelay.adapters.store import Ledger
 from tagrelay.config import App, Config
 from tagrelay.domain import decision as rules
-from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message, subject
+from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message
 from tagrelay.domain.decision import Evaluation, Verdict
 from tagrelay.domain.events import (
     BranchTagPushed,
@@ -62,6 +62,7 @@ from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
 from tagrelay.domain.values_patch import InvalidEditRequest, ValuesEdit, ValuesFileError, set_value
 from tagrelay.errors import TransientError
+from tagrelay.services.heal import EnvironmentHealer
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,12 @@ class ReleaseRequest:
     allow_downgrade: bool = False
     # A rollback pins the environment itself before committing; every other request stops at a pin.
     respect_pin: bool = True
+    # Operator changes: the request's id (written into the commit and the record), and the precondition
+    # it was computed against: the environment's tag then. If the values file holds another tag now (and
+    # not the release's), the change is refused as precondition_failed instead of acting on a new state.
+    request_id: str | None = None
+    check_precondition: bool = False
+    expect_current_tag: str | None = None
 
 
 class Promoter:
@@ -118,6 +125,11 @@ class Promoter:
         self.deps = deps
         self.config = deps.config
         self.dry_run = dry_run
+        self.healer = EnvironmentHealer(deps.config, deps.ledger, deps.github, self._now)
+
+    def _now(self) -> datetime:
+        # Read through deps each time: tests and the local stack replace the clock after construction.
+        return self.deps.clock()
 
     # --- entry points ---
 
@@ -327,7 +339,15 @@ class Promoter:
             evaluation.decide(env, Verdict.REJECT, "values_file_invalid", message)
             return None
         if not edit.changed:
-            self._already_deployed(app, env, request, evaluation)
+            self._already_deployed(app, env, request, evaluation, current)
+            return None
+        if request.check_precondition and edit.previous != request.expect_current_tag:
+            message = (
+                f"{env} now runs {edit.previous or 'no tag'}, not {request.expect_current_tag or 'no tag'} as when "
+                "the command was prepared: nothing was changed; run the command again to act on what runs now"
+            )
+            evaluation.check(f"{env}: precondition", "fail", message)
+            evaluation.decide(env, Verdict.REJECT, "precondition_failed", message, previous_tag=edit.previous)
             return None
         return _ValuesSnapshot(current, edit)
 
@@ -377,13 +397,6 @@ class Promoter:
         evaluation.check(f"{env}: branch", "pass", f"{branch} contains {commit.sha[:12]}")
         evaluation.source_branch = branch
 
-        state = self.deps.ledger.environment_state(request.app_name, env) if request.respect_pin else None
-        if state and state.pinned:
-            message = f"{env} is pinned ({state.pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
-            evaluation.check(f"{env}: pin", "skip", message)
-            evaluation.decide(env, Verdict.SKIP, "environment_pinned", message)
-            return
-
         repo, path = app.gitops.repo, app.gitops.values_path(env)
         attempts = self.config.github.commit_attempts
         for attempt in range(attempts):
@@ -393,6 +406,10 @@ class Promoter:
                 if refreshed is None:
                     return
                 snapshot = refreshed
+            # The pin, on every attempt: a rollback that pinned and committed since the last attempt is
+            # what changed the file, and must not be overwritten by this push.
+            if request.respect_pin and self._pinned(request.app_name, env, evaluation):
+                return
             previous = snapshot.edit.previous
             if request.allow_downgrade:
                 evaluation.check(f"{env}: order", "skip", "a rollback: the no-downgrade guard does not apply")
@@ -413,6 +430,7 @@ class Promoter:
                     digests=evaluation.digests,
                     signer=_signer_line(app, evaluation),
                     event_id=request.event_id,
+                    request_id=request.request_id,
                 )
             )
             try:
@@ -443,6 +461,9 @@ class Promoter:
                 previous_tag=previous,
                 gitops_commit=written.sha,
                 gitops_url=written.url,
+                # The commit's own time orders deployments (the environment state never moves back to an
+                # older one), not the later moment its record is written.
+                committed_at=timestamp(self.deps.clock()),
             )
             if self.deps.refresh_environment is not None:
                 self.deps.refresh_environment(request.app_name, env)
@@ -478,28 +499,39 @@ class Promoter:
         evaluation.check(f"{env}: order", "pass", f"{commit.sha[:12]} is {status} of deployed {current_tag}")
         return False
 
-    def _already_deployed(self, app: App, env: str, request: ReleaseRequest, evaluation: Evaluation) -> None:
-        """The values file already holds the tag. Usually a duplicate event; sometimes our own commit
-        whose ledger write was lost (the invocation died after committing): then record it now."""
+    def _pinned(self, app_name: str, env: str, evaluation: Evaluation) -> bool:
+        state = self.deps.ledger.environment_state(app_name, env)
+        if state is None or not state.pinned:
+            return False
+        message = f"{env} is pinned ({state.pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
+        evaluation.check(f"{env}: pin", "skip", message)
+        evaluation.decide(env, Verdict.SKIP, "environment_pinned", message)
+        return True
+
+    def _already_deployed(
+        self, app: App, env: str, request: ReleaseRequest, evaluation: Evaluation, current: FileVersion
+    ) -> None:
+        """The values file already holds the tag. Usually a duplicate event. Sometimes our own commit whose
+        records were lost (the invocation died after committing, or the state update failed): healing the
+        environment state records it now, and makes it current."""
         tag = request.release.tag
         path = app.gitops.values_path(env)
         if not self.dry_run:
-            state = self.deps.ledger.environment_state(request.app_name, env)
-            if state is None or state.current_tag != tag:
-                last = self.deps.github.last_commit_touching(app.gitops.repo, path, app.gitops.branch)
-                subject_line = last.message.splitlines()[0] if last and last.message else ""
-                ours = {subject(trigger, env, tag) for trigger in ("push", "manual", "rollback")}
-                if last and subject_line in ours:
-                    evaluation.check(f"{env}: values file", "pass", f"already at {tag} by our commit {last.sha[:12]}")
-                    evaluation.decide(
-                        env,
-                        Verdict.PROMOTE,
-                        "committed",
-                        f"recovered the record of commit {last.sha[:12]}",
-                        gitops_commit=last.sha,
-                        gitops_url=last.url,
-                    )
-                    return
+            healed = self.healer.heal(request.app_name, env, file=current)
+            if healed.kind == "recovered" and healed.record is not None and healed.record.tag == tag:
+                record = healed.record
+                evaluation.check(
+                    f"{env}: values file", "pass", f"already at {tag} by our commit {record.gitops_commit}"
+                )
+                evaluation.decide(
+                    env,
+                    Verdict.PROMOTE,
+                    "committed",
+                    f"recovered the record of commit {(record.gitops_commit or '')[:12]}",
+                    gitops_commit=record.gitops_commit,
+                    gitops_url=record.gitops_url,
+                )
+                return
         message = f"{path} already sets {app.gitops.key} to {tag}"
         evaluation.check(f"{env}: values file", "skip", message)
         evaluation.decide(env, Verdict.NOOP, "already_deployed", message)
@@ -531,6 +563,8 @@ class Promoter:
             outcome = rules.LEDGER_OUTCOME[decided.verdict]
             if request and request.trigger != "push" and decided.verdict is Verdict.WAIT:
                 outcome = "rejected"  # no later event re-evaluates an operator's request: kept, not expired
+            # A deployment is dated by its commit (the state's committed_at names its record's sort key).
+            created_at = (decided.committed_at or now) if decided.verdict is Verdict.PROMOTE else now
             record = DecisionRecord(
                 decision_id=new_decision_id(),
                 app=evaluation.app or "",
@@ -538,7 +572,7 @@ class Promoter:
                 outcome=outcome,
                 reason=decided.reason,
                 message=decided.message,
-                created_at=now,
+                created_at=created_at,
                 trigger=request.trigger if request else "push",
                 tag=evaluation.tag,
                 sha=evaluation.sha,
@@ -553,8 +587,9 @@ class Promoter:
                 gitops_commit=decided.gitops_commit,
                 gitops_url=decided.gitops_url,
                 event_ids=(evaluation.event_id,) if evaluation.event_id else (),
+                request_id=request.request_id if request else None,
                 status="COMMITTED" if decided.verdict is Verdict.PROMOTE else None,
-                committed_at=now if decided.verdict is Verdict.PROMOTE else None,
+                committed_at=created_at if decided.verdict is Verdict.PROMOTE else None,
                 pushed_at=timestamp(push.time) if push and push.time else None,
                 source_committed_at=(
                     timestamp(evaluation.source_committed_at) if evaluation.source_committed_at else None
