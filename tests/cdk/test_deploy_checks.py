@@ -494,3 +494,22 @@ def test_a_nudge_that_cannot_reach_an_in_vpc_argo_cd_is_flagged_before_deploying
         data["argocd"]["refresh_after_commit"] = False
 
     assert check_deployment(load_config(write_config(tmp_path, no_nudge))).warnings == []
+
+
+def test_the_runbook_states_the_retries_the_stack_configures(default: Synthesized) -> None:
+    """docs/alarms.md once said "EventBridge retries for up to 6 hours" while the target allowed 10 attempts."""
+    from infra.promoter import ASYNC_MAX_EVENT_AGE, ASYNC_RETRIES, EVENT_MAX_AGE, EVENT_RETRY_ATTEMPTS
+
+    [target] = default.resources[default.logical_id(default.stack.promoter.rule)]["Properties"]["Targets"]
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": EVENT_RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": int(EVENT_MAX_AGE.to_seconds()),
+    }
+    text = " ".join(ALARMS_DOC.read_text(encoding="utf-8").split())
+    hours = int(EVENT_MAX_AGE.to_hours())
+    assert (
+        f"EventBridge retries a failed delivery up to {EVENT_RETRY_ATTEMPTS} times with backoff, for at most {hours}"
+        in text
+    )
+    assert ASYNC_RETRIES == 2 and "Lambda retries a failed run twice" in text
+    assert f"for at most {int(ASYNC_MAX_EVENT_AGE.to_hours())} hours" in text
