@@ -14,9 +14,14 @@ GitOps repository on its manual clock (so nothing moves between runs). Two shape
   superseded and Argo CD has picked up none of them, so the run writes nothing; timed over ``--runs``
   runs on the same ledger.
 
-Requests are counted by the tracker itself (``TrackerRun.argocd_requests``/``ledger_requests``) and,
-for Argo CD, checked against the simulator's request log. Cold start is the import of the handler
-module in a fresh interpreter (median of 5) with its heaviest imports.
+* lineage run: the 10 environments' deployments are real commits of the GitOps branch, and Argo CD
+  synced a later docs commit on top of them all (a revision that *contains* each deployment's commit,
+  issue 11): the first run asks GitHub once for that one new revision and records 10 SUCCEEDED; a
+  second run asks nothing (cached).
+
+Requests are counted by the tracker itself (``TrackerRun.argocd_requests``/``ledger_requests``/
+``github_requests``) and checked against the simulator's and the GitHub stand-in's request logs. Cold
+start is the import of the handler module in a fresh interpreter (median of 5) with its heaviest imports.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from devstack.stack import ARGOCD_PROJECT, LEDGER_TABLE, LocalStack
 APPLICATIONS = 10
 PER_APPLICATION = 5
 HANDLER = "tagrelay.handlers.tracker"
+GITOPS_REPO = "bench/gitops"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,10 +57,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cold = cold_start()
     with tempfile.TemporaryDirectory(prefix="tagrelay-bench-") as tmp, LocalStack.start(Path(tmp)) as stack:
-        config_path = set_up(stack, Path(tmp))
+        config_path, repo = set_up(stack, Path(tmp))
         with stack.environment(config_path):
             first = measure(stack, args.runs, ties=False)
             steady = measure(stack, args.runs, ties=True)
+            lineage = measure_lineage(stack, repo)
 
     in_flight = APPLICATIONS * PER_APPLICATION
     print(f"tracker: {in_flight} deployments in flight across {APPLICATIONS} Argo CD applications")
@@ -66,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['transitions']} transition(s)"
         )
     print(
+        f"  lineage run (later commit)  {lineage['transitions']} SUCCEEDED via 1 new revision: GitHub "
+        f"{lineage['github']} request(s) (stand-in log: {lineage['github_log']} compare), then "
+        f"{lineage['github_again']} on the next run (cached); Argo CD {lineage['argocd']} request(s), "
+        f"{lineage['ms']:.0f} ms"
+    )
+    print(
         f"\ncold start: import {HANDLER} in a fresh interpreter: median {cold['median_ms']:.0f} ms "
         f"(runs: {', '.join(f'{v:.0f}' for v in cold['runs_ms'])} ms)"
     )
@@ -75,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def set_up(stack: LocalStack, workdir: Path) -> Path:
-    """One GitOps repository with 10 environments, their 10 Argo CD applications, and a config naming them."""
+def set_up(stack: LocalStack, workdir: Path) -> tuple[Path, GitOpsRepo]:
+    """One GitOps repository (on the GitHub stand-in) with 10 environments, their 10 Argo CD applications,
+    and a config naming them."""
     envs = [f"env{index}" for index in range(APPLICATIONS)]
-    repo = GitOpsRepo.create(workdir / "gitops", {env: "0000000" for env in envs})
+    bare = stack.github_control.create_repo(GITOPS_REPO)
+    repo = GitOpsRepo.create(workdir / "gitops", {env: "0000000" for env in envs}, bare=bare)
     host = stack.registry.url.split("://", 1)[-1]
     control = stack.argocd_control
     for env in envs:
@@ -90,11 +105,13 @@ def set_up(stack: LocalStack, workdir: Path) -> Path:
                 values_file=f"environments/{env}/values.yaml",
                 project=ARGOCD_PROJECT,
                 multi_source=True,
+                repo_url=f"https://github.com/{GITOPS_REPO}.git",
             )
         )
     control.close()
     data = stack.config_data()
     [app] = data["apps"].values()
+    app["gitops"] = {**app.get("gitops", {}), "repo": GITOPS_REPO, "branch": "main"}
     app.update(
         images=["bench/web", "bench/core-api"],
         signature="none",
@@ -106,16 +123,17 @@ def set_up(stack: LocalStack, workdir: Path) -> Path:
     path = workdir / "tagrelay-bench.yaml"
     with path.open("w") as stream:
         YAML().dump(data, stream)
-    return path
+    return path, repo
 
 
-def seed(ties: bool) -> None:
-    """50 committed deployments, straight into an empty ledger (what the promoter would have written)."""
+def seed(ties: bool, after: datetime) -> None:
+    """50 committed deployments, straight into an empty ledger (what the promoter would have written),
+    committed well after Argo CD last looked (so that no revision it reports can contain them)."""
     from tagrelay.adapters.store import Ledger
     from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
 
     ledger = Ledger(LEDGER_TABLE)
-    now = datetime.now(UTC)
+    now = max(datetime.now(UTC), after + timedelta(minutes=1))
     for index in range(APPLICATIONS):
         for number in range(PER_APPLICATION):
             at = timestamp(now - timedelta(seconds=0 if ties else PER_APPLICATION - number))
@@ -153,7 +171,7 @@ def measure(stack: LocalStack, runs: int, *, ties: bool) -> dict[str, Any]:
     for run in range(runs):
         if not ties or run == 0:
             stack.reset_ledger()
-            seed(ties)
+            seed(ties, control.now())
         control.clear_requests()
         started = time.perf_counter()
         last = tracker.run()
@@ -172,6 +190,64 @@ def measure(stack: LocalStack, runs: int, *, ties: bool) -> dict[str, Any]:
         "dynamodb": last.ledger_requests,
         "writes": writes,
         "transitions": len(last.transitions),
+    }
+
+
+def measure_lineage(stack: LocalStack, repo: GitOpsRepo) -> dict[str, Any]:
+    """10 deployments whose commits a later docs commit contains; Argo CD synced that docs commit."""
+    from tagrelay import runtime
+    from tagrelay.adapters.store import Ledger
+    from tagrelay.config import load_config
+    from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
+
+    stack.reset_ledger()
+    control, github = stack.argocd_control, stack.github_control
+    ledger = Ledger(LEDGER_TABLE)
+    start = control.now()
+    for index in range(APPLICATIONS):
+        tag = secrets.token_hex(4)[:7]
+        commit = repo.set_tag(f"env{index}", tag)
+        at = timestamp(start + timedelta(seconds=20 * index))  # the promoter commits one after the other
+        ledger.record_decision(
+            DecisionRecord(
+                decision_id=new_decision_id(),
+                app="bench",
+                env=f"env{index}",
+                outcome="committed",
+                reason="committed",
+                message="bench",
+                created_at=at,
+                trigger="push",
+                tag=tag,
+                sha=tag,
+                gitops_commit=commit,
+                digests={"bench/web": "sha256:" + "0" * 64, "bench/core-api": "sha256:" + "1" * 64},
+                status="COMMITTED",
+                committed_at=at,
+                pushed_at=at,
+            )
+        )
+    repo.write_file("docs/README.md", f"# bench {secrets.token_hex(4)}\n", "docs: how to run the bench")
+    control.tick(20 * APPLICATIONS + 1)
+    control.settle()  # every application's poll sees the docs commit, which changes its tag: it syncs it
+    tracker = runtime.build_tracker(load_config())
+    github.clear_requests()
+    control.clear_requests()
+    started = time.perf_counter()
+    first = tracker.run(control.now())
+    elapsed = (time.perf_counter() - started) * 1000
+    if first.error is not None:
+        raise SystemExit(f"tracker run failed: {first.error}")
+    github_log = sum(1 for entry in github.requests() if "/compare/" in entry["path"])
+    again = tracker.run(control.now())
+    control.close()
+    return {
+        "transitions": sum(1 for t in first.transitions if t.transition.state.value == "SUCCEEDED"),
+        "github": first.github_requests,
+        "github_log": github_log,
+        "github_again": again.github_requests,
+        "argocd": first.argocd_requests,
+        "ms": elapsed,
     }
 
 

@@ -39,10 +39,13 @@ class GitOpsRepo:
     branch: str = "main"
 
     @classmethod
-    def create(cls, root: Path, initial_tags: dict[str, str], branch: str = "main") -> GitOpsRepo:
-        """``root/gitops.git`` with ``environments/<env>/values.yaml`` for each ``{env: tag}``, pushed."""
+    def create(
+        cls, root: Path, initial_tags: dict[str, str], branch: str = "main", *, bare: Path | None = None
+    ) -> GitOpsRepo:
+        """``root/gitops.git`` (or an existing empty bare repository ``bare``, e.g. one the GitHub stand-in
+        serves) with ``environments/<env>/values.yaml`` for each ``{env: tag}``, pushed."""
         root.mkdir(parents=True, exist_ok=True)
-        bare, clone = root / "gitops.git", root / "gitops"
+        bare, clone = bare or root / "gitops.git", root / "gitops"
         _git(root, "init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
         _git(root, "clone", "--quiet", str(bare), str(clone))
         _git(clone, "checkout", "--quiet", "-B", branch)

@@ -342,6 +342,24 @@ def test_a_later_hand_made_commit_that_contains_ours_is_checked_on_github_once(
     assert len(compares(stack)) == 1 and result["github_requests"] == 0  # cached: one request per new revision
 
 
+def test_one_github_request_answers_for_every_environment_a_later_revision_contains(
+    stack: LocalStack, scenario: SeedScenario, tracker_env: Configure
+) -> None:
+    setup = tracker_env(argocd={"refresh_after_commit": False})
+    just_after_a_poll(setup)
+    prod = promote(scenario, setup, "prod")
+    setup.control.tick(15)
+    staging = promote(scenario, setup, "staging")
+    hand_commit(scenario, "docs: runbook", {"docs/runbook.md": "# Runbook\n"})
+    setup.control.settle()
+    stack.github_control.clear_requests()
+
+    result = track()
+
+    assert sorted(moves(result)) == [("prod", prod.tag, "SUCCEEDED"), ("staging", staging.tag, "SUCCEEDED")]
+    assert len(compares(stack)) == result["github_requests"] == 1
+
+
 def test_a_later_hand_edit_of_our_tag_supersedes_ours(scenario: SeedScenario, tracker_env: Configure) -> None:
     setup = tracker_env(argocd={"refresh_after_commit": False})
     just_after_a_poll(setup)

@@ -56,6 +56,20 @@ class SourceCommit:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """``base...head``: how head relates to base, and the commits head has that base has not (the first
+    page only: GitHub sends up to 250 with the comparison itself; ``total_commits`` says how many there are)."""
+
+    status: CompareStatus
+    commits: tuple[str, ...]
+    total_commits: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.commits) >= self.total_commits
+
+
+@dataclass(frozen=True)
 class FileVersion:
     content: bytes
     blob_sha: str
@@ -122,6 +136,24 @@ class GitHub:
         if status not in ("identical", "ahead", "behind", "diverged"):
             raise TransientError("github", f"compare {base}...{head} answered an unknown status {status!r}")
         return status  # type: ignore[return-value]
+
+    def comparison(self, repo: str, base: str, head: str) -> Comparison:
+        """Like ``compare``, with the commits between (one request: the first page comes with the answer)."""
+        from github import GithubException
+
+        try:
+            with self._translate(f"compare {base}...{head} in {repo}"):
+                answer = self._repo(repo).compare(base, head)
+                status, total = answer.status, answer.total_commits
+                first_page = answer.raw_data.get("commits") or []
+        except GithubException as exc:
+            if exc.status in (404, 422):
+                raise CommitNotFound(_message(exc)) from None
+            raise
+        if status not in ("identical", "ahead", "behind", "diverged"):
+            raise TransientError("github", f"compare {base}...{head} answered an unknown status {status!r}")
+        commits = tuple(c["sha"] for c in first_page if isinstance(c, dict) and isinstance(c.get("sha"), str))
+        return Comparison(status, commits, total)  # type: ignore[arg-type]
 
     def read_file(self, repo: str, path: str, branch: str) -> FileVersion:
         from github import GithubException

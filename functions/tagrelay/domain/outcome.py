@@ -773,6 +773,14 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Rules over all the tracked deployments of one environment, applied by evaluate_environment after RULES.
+SUPERSEDED_OR_TIMED_OUT = f"{DeploymentState.SUPERSEDED} (or {DeploymentState.TIMED_OUT})"
+ENVIRONMENT_RULES: tuple[tuple[str, str], ...] = (
+    ("newer_deployment_ends_watch", STOP_WATCHING),
+    ("superseded_by_newest", SUPERSEDED_OR_TIMED_OUT),
+)
+
+
 def evaluate(
     deployment: TrackedDeployment, observation: Observation, now: datetime, lineage: Lineage = NO_LINEAGE
 ) -> Decision:
@@ -984,15 +992,16 @@ def _waiting_for(f: _Facts) -> str:
     app, op, d = f.app, f.op, f.deployment
     assert app is not None
     sha = f.short
-    notes = _condition_notes(f)
+    unknown = [r for r in revisions_to_check(d, app) if f.lineage.contains(r, f.sha) is None]
+    checking = f"checking whether {', '.join(r[:7] for r in unknown)} contains {sha}" if unknown else ""
+    notes = (f"; {checking}" if checking else "") + _condition_notes(f)
     if op is not None and f.op_is_ours and not op.completed:
         retries = f", retry {op.retry_count}" if op.retry_count else ""
         said = f": {_clip(op.message)}" if op.retry_count and op.message else ""
         return f"waiting for the sync operation ({op.phase}{retries}{said}){notes}"
     if not f.compared_ours and not f.op_is_ours:
-        unknown = [r for r in revisions_to_check(d, app) if f.lineage.contains(r, f.sha) is None]
-        if unknown:
-            return f"checking whether {', '.join(r[:7] for r in unknown)} contains {sha}{notes}"
+        if checking:
+            return checking + _condition_notes(f)
         seen = ", ".join(r[:7] for r in app.sync_revisions) or "no revision"
         return f"waiting for Argo CD to pick up {sha} (it compared {seen}){notes}"
     if not f.synced:
@@ -1196,7 +1205,7 @@ def _paired(revisions_holder: Mapping[str, Any], sources_holder: Mapping[str, An
     return [
         (revision.lower(), str(_mapping(src).get("repoURL")))
         for revision, src in pairs
-        if isinstance(revision, str) and revision and _str(_mapping(src).get("repoURL"))
+        if isinstance(revision, str) and _COMMIT_SHA.match(revision.lower()) and _str(_mapping(src).get("repoURL"))
     ]
 
 

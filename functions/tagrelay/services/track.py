@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from tagrelay.config import App, Config
 from tagrelay.domain.outcome import (
+    STOP_WATCHING,
     AccessDenied,
     ArgoCDUnreachable,
     Blocked,
@@ -52,7 +53,7 @@ from tagrelay.errors import TagrelayError
 
 if TYPE_CHECKING:
     from tagrelay.adapters.argocd import ArgoCDClient
-    from tagrelay.adapters.github import GitHub
+    from tagrelay.adapters.github import Comparison, GitHub
     from tagrelay.adapters.store import Ledger
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ CAUSE_DIMENSION = "cause"
 # deployments pass their deadline (a short outage before the deadline is not worth waking anyone).
 PERMISSION_DENIED_CAUSE = Blocked.PERMISSION_DENIED.value
 UNREACHABLE_PAST_TIMEOUT_CAUSE = "unreachable_past_timeout"
+# Decided from the configuration and the ledger alone, before Argo CD is asked (plan_run).
+PLAN_RULES: tuple[tuple[str, str], ...] = (
+    ("no_argocd_app", DeploymentState.ENV_UNAVAILABLE.value),
+    ("nothing_to_watch", STOP_WATCHING),
+)
 # Two tagrelay commits on one branch recorded further apart than this are in that order on the branch
 # (each records its time right after GitHub accepted it); closer ones are compared on GitHub.
 LEDGER_ORDER_MARGIN = timedelta(seconds=10)
@@ -379,8 +385,10 @@ class Tracker:
                 self._end_watch(result, record, end)
             if plan.targets:
                 client = self.deps.argocd()
-                for target, groups in plan.targets.items():
-                    self._track_application(result, client, target, groups, plan, now)
+                observed = [self._observe(result, client, target, groups) for target, groups in plan.targets.items()]
+                self._learn_lineage(result, observed, plan)
+                for observation, groups in observed:
+                    self._decide(result, observation, groups, now)
         except TagrelayError as error:
             result.error = error
         finally:
@@ -390,21 +398,27 @@ class Tracker:
             result.ledger_requests = ledger.request_count - ledger_before
         return result
 
-    def _track_application(
-        self,
-        result: TrackerRun,
-        client: ArgoCDClient,
-        target: ArgoTarget,
-        groups: Sequence[EnvironmentGroup],
-        plan: RunPlan,
-        now: datetime,
-    ) -> None:
+    def _observe(
+        self, result: TrackerRun, client: ArgoCDClient, target: ArgoTarget, groups: list[EnvironmentGroup]
+    ) -> tuple[Observation, list[EnvironmentGroup]]:
         observation = client.observe_application(target.name, target.project)  # the one request
         result.applications.append(target.name)
         if isinstance(observation, ArgoCDUnreachable):
             result.unreachable[target.name] = observation.reason
+        return observation, groups
+
+    def _decide(
+        self, result: TrackerRun, observation: Observation, groups: Sequence[EnvironmentGroup], now: datetime
+    ) -> None:
         for group in groups:
-            lineage = self._lineage(result, group, observation, plan)
+            repo = self.config.apps[group.app].gitops.repo
+            lineage = Lineage(
+                {
+                    (revision, commit): answer
+                    for (cached_repo, revision, commit), answer in self.lineage_cache.items()
+                    if cached_repo == repo and commit in {d.gitops_commit for d in group.deployments}
+                }
+            )
             decisions = evaluate_environment(group.deployments, observation, now, lineage)
             for record, decision in zip(group.records, decisions, strict=True):
                 if isinstance(decision, Transition):
@@ -419,29 +433,40 @@ class Tracker:
 
     # --- does a revision Argo CD reports contain our commit?
 
-    def _lineage(self, result: TrackerRun, group: EnvironmentGroup, observation: Observation, plan: RunPlan) -> Lineage:
-        """Answer the lineage questions of the group's deployments that matter: from the cache, the
-        ledger (later tagrelay commits on the same branch), then GitHub's compare API."""
-        if isinstance(observation, ArgoCDUnreachable | AccessDenied):
-            return Lineage()
-        app = self.config.apps[group.app]
-        repo, branch = app.gitops.repo, app.gitops.branch
-        tracked = plan.commits.get((repo, branch), {})
-        known: dict[tuple[str, str], bool] = {}
-        for deployment in to_look_up(group.deployments):
-            ours = deployment.gitops_commit
-            for revision in revisions_to_check(deployment, observation):
-                key = (repo, revision, ours)
-                if key not in self.lineage_cache:
+    def _learn_lineage(
+        self, result: TrackerRun, observed: Sequence[tuple[Observation, Sequence[EnvironmentGroup]]], plan: RunPlan
+    ) -> None:
+        """Answer, for the whole run, the questions "does this revision contain that commit?" that the
+        rules need and the cache cannot: from the ledger, else one GitHub comparison per revision."""
+        questions: dict[tuple[str, str], dict[str, list[TrackedDeployment]]] = {}
+        for observation, groups in observed:
+            if isinstance(observation, ArgoCDUnreachable | AccessDenied):
+                continue
+            for group in groups:
+                gitops = self.config.apps[group.app].gitops
+                for deployment in to_look_up(group.deployments):
+                    for revision in revisions_to_check(deployment, observation):
+                        if (gitops.repo, revision, deployment.gitops_commit) not in self.lineage_cache:
+                            asking = questions.setdefault((gitops.repo, gitops.branch), {}).setdefault(revision, [])
+                            asking.append(deployment)
+        for (repo, branch), by_revision in questions.items():
+            tracked = plan.commits.get((repo, branch), {})
+            for revision, deployments in by_revision.items():
+                unknown = []
+                for deployment in deployments:
                     answer = self._from_ledger(tracked, revision, deployment)
                     if answer is None:
-                        answer = self._from_github(result, repo, revision, ours)
-                    if answer is None:
-                        continue  # unknown this run: the rules wait, the next run asks again
-                    self.lineage_cache[key] = answer
-                    result.revisions_checked += 1
-                known[(revision, ours)] = self.lineage_cache[key]
-        return Lineage(known)
+                        unknown.append(deployment)
+                    else:
+                        self._learn(result, repo, revision, deployment.gitops_commit, answer)
+                if unknown:
+                    for deployment, answer in self._from_github(result, repo, revision, unknown):
+                        self._learn(result, repo, revision, deployment.gitops_commit, answer)
+
+    def _learn(self, result: TrackerRun, repo: str, revision: str, commit: str, answer: bool | None) -> None:
+        if answer is not None and (repo, revision, commit) not in self.lineage_cache:
+            self.lineage_cache[(repo, revision, commit)] = answer
+            result.revisions_checked += 1
 
     @staticmethod
     def _from_ledger(tracked: dict[str, datetime], revision: str, deployment: TrackedDeployment) -> bool | None:
@@ -456,26 +481,44 @@ class Tracker:
             return False
         return None
 
-    def _from_github(self, result: TrackerRun, repo: str, revision: str, ours: str) -> bool | None:
-        """``GET /repos/{repo}/compare/{ours}...{revision}`` (one request): ahead or identical contains ours."""
+    def _from_github(
+        self, result: TrackerRun, repo: str, revision: str, deployments: Sequence[TrackedDeployment]
+    ) -> list[tuple[TrackedDeployment, bool | None]]:
+        """One comparison ``oldest...revision`` answers for every deployment that asks about ``revision``:
+        the oldest commit is contained if the revision is ahead (or identical), and so is every commit
+        GitHub lists between them; a commit clearly later than the oldest and not listed is not. Only
+        what that leaves open costs a comparison of its own (a race of two promoters, a rewritten branch)."""
+        oldest = min(deployments, key=lambda d: d.committed_at)
+        answers: list[tuple[TrackedDeployment, bool | None]] = []
+        comparison = self._compare(result, repo, oldest.gitops_commit, revision)
+        for deployment in deployments:
+            answer = _contained(comparison, oldest, deployment)
+            if answer is None and deployment is not oldest and comparison is not _UNKNOWN:
+                answer = _contained(
+                    self._compare(result, repo, deployment.gitops_commit, revision), deployment, deployment
+                )
+            answers.append((deployment, answer))
+        return answers
+
+    def _compare(self, result: TrackerRun, repo: str, base: str, head: str) -> Comparison | object:
+        """GitHub's comparison, None when ``base`` or ``head`` is no commit of ``repo``, _UNKNOWN on an error."""
         if self.deps.github is None:
-            return None
+            return _UNKNOWN
         from tagrelay.adapters.github import CommitNotFound
 
         if self._github is None:
             self._github = self.deps.github()
         result.github_requests += 1
         try:
-            status = self._github.compare(repo, ours, revision)
+            return self._github.comparison(repo, base, head)
         except CommitNotFound:
-            return False  # not a commit of the GitOps repository (a chart's, say)
+            return None  # not a commit of the GitOps repository (a chart's, say)
         except TagrelayError as error:
             logger.warning(
                 "could not ask GitHub whether a revision contains our commit; asking again next run",
-                extra={"gitops_repo": repo, "revision": revision, "gitops_commit": ours, "why": str(error)},
+                extra={"gitops_repo": repo, "revision": head, "gitops_commit": base, "why": str(error)},
             )
-            return None
-        return status in ("ahead", "identical")
+            return _UNKNOWN
 
     def _newer_deployment_exists(self, record: DecisionRecord) -> bool:
         """Before a SUCCEEDED deployment turns DEGRADED: is it still the environment's current one?
@@ -503,6 +546,28 @@ class Tracker:
             final=True,
         )
         result.watches_ended.append((record, end, written))
+
+
+_UNKNOWN = object()  # GitHub could not be asked: nothing is known
+
+
+def _contained(comparison: Comparison | object, base: TrackedDeployment, deployment: TrackedDeployment) -> bool | None:
+    """Does the compared revision contain ``deployment``'s commit, given ``base...revision``?"""
+    from tagrelay.adapters.github import Comparison
+
+    if comparison is None:
+        return False
+    if not isinstance(comparison, Comparison):
+        return None
+    commit = deployment.gitops_commit
+    if deployment is base:
+        return comparison.status in ("ahead", "identical")
+    if comparison.status in ("ahead", "identical") and commit in comparison.commits:
+        return True
+    # Not listed: not between base and the revision. Clearly later than base, so not before it either.
+    clearly_later = deployment.committed_at >= base.committed_at + LEDGER_ORDER_MARGIN
+    listed_in_full = comparison.status == "behind" or comparison.complete
+    return False if clearly_later and listed_in_full and comparison.status != "diverged" else None
 
 
 # --------------------------------------------------------------------------------------------------
