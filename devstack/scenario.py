@@ -37,6 +37,10 @@ SOURCE_REPO = "mosaic-stories/mosaic-life"
 GITOPS_REPO = "mosaic-stories/gitops"
 IMAGES = ("mosaic-life/web", "mosaic-life/core-api")
 BRANCH_OF_ENV = {"prod": "main", "staging": "develop"}
+# How the seed's ECR repositories should be set up (docs/integrity.md): release tags immutable, and only
+# the tags that must move exempt: cosign's signature tags (sha256-<hex>.sig, re-pushed per signature) and
+# the branch tags CI moves on every push.
+RELEASE_EXCLUSIONS = ("sha256-*", *BRANCH_OF_ENV.values())
 # The seed's real values files, kept byte for byte in the values-edit corpus (reference-system.md §9).
 _CORPUS = Path(__file__).resolve().parent.parent / "tests" / "testdata" / "values"
 SEED_VALUES = {
@@ -95,6 +99,8 @@ class SeedScenario:
             "chore: seed values files",
             branch="main",
         )
+        for image in images:
+            set_tag_mutability(stack, image, "IMMUTABLE_WITH_EXCLUSION", RELEASE_EXCLUSIONS)
         return cls(
             stack=stack,
             source=source,
@@ -174,7 +180,8 @@ class SeedScenario:
         """Sign like CI and return the ECR event of the signature push."""
         registry = self.stack.registry.url
         if self.sigstore is None or signer is not None:
-            signature_digest = sign_image(registry, image, digest, signer or self.signer)
+            # As CI signs with a key: `cosign sign --key ... -a git-sha=<full SHA>` (docs/signatures.md).
+            signature_digest = sign_image(registry, image, digest, signer or self.signer, annotations={"git-sha": sha})
             return ecr_push_event(image, signature_tag(digest), signature_digest)
         keyless = KeylessSigner(self.sigstore[0], GitHubIdentity().for_commit(sha, branch=branch or "main"))
         if image == self.images[-1]:
@@ -187,6 +194,18 @@ class SeedScenario:
 
     def values_file(self, env: str) -> bytes:
         return self.gitops.read_file(f"environments/{env}/values.yaml", branch="main")
+
+
+def set_tag_mutability(stack: LocalStack, image: str, mutability: str, exclusions: Sequence[str] = ()) -> None:
+    """Create the image's ECR repository on the stack's ECR stand-in, or change its tag mutability."""
+    ecr = stack.ecr_client()
+    settings: dict[str, Any] = {"imageTagMutability": mutability}
+    if exclusions:
+        settings["imageTagMutabilityExclusionFilters"] = [{"filterType": "WILDCARD", "filter": f} for f in exclusions]
+    try:
+        ecr.create_repository(repositoryName=image, **settings)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        ecr.put_image_tag_mutability(repositoryName=image, **settings)
 
 
 def _kind(event: dict[str, Any], release_tag: str) -> str:

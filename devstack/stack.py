@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 
 from devstack.argocd_sim import ArgoCDSimControl, SimApp, SimConfig, SimTiming, make_token, start_argocd_sim
 from devstack.dynamodb_faults import DynamoFaultControl, start_dynamodb_faults
+from devstack.ecr_standin import start_ecr_standin
 from devstack.github_standin import StandinControl, start_github_standin
 from devstack.lambda_api import CLOCK_ENV_VAR, LambdaApiControl, start_lambda_api
 from devstack.moto import aws_env, start_moto
@@ -75,6 +76,7 @@ class LocalStack:
     lambda_api: RunningServer
     # In front of moto's DynamoDB: faults on request (throttling of one write, a lost answer).
     dynamodb: RunningServer
+    ecr: RunningServer
     servers: list[RunningServer] = field(default_factory=list)
 
     @classmethod
@@ -88,6 +90,8 @@ class LocalStack:
             started.append(moto)
             dynamodb = start_dynamodb_faults(workdir, moto.url)
             started.append(dynamodb)
+            ecr = start_ecr_standin(registry.url, workdir)
+            started.append(ecr)
             github = start_github_standin(workdir, tokens=(GITHUB_TOKEN, GITHUB_READ_TOKEN))
             started.append(github)
             timing = REALISTIC_TIMING if argocd_manual_clock else ACCELERATED_TIMING
@@ -95,13 +99,13 @@ class LocalStack:
             argocd = start_argocd_sim(workdir / "argocd", sim_config)
             started.append(argocd)
             # Functions run with what a Lambda of this stack has; each adds its own (register_promoter).
-            lambda_api = start_lambda_api(workdir, env={**_aws_env(moto, dynamodb), **LAMBDA_ENVIRONMENT})
+            lambda_api = start_lambda_api(workdir, env={**_aws_env(moto, dynamodb, ecr), **LAMBDA_ENVIRONMENT})
             started.append(lambda_api)
         except BaseException:
             for server in reversed(started):
                 server.stop()
             raise
-        stack = cls(workdir, registry, moto, github, argocd, lambda_api, dynamodb, servers=started)
+        stack = cls(workdir, registry, moto, github, argocd, lambda_api, dynamodb, ecr, servers=started)
         stack._prepare_aws()
         return stack
 
@@ -119,19 +123,37 @@ class LocalStack:
 
     @property
     def aws_env(self) -> dict[str, str]:
-        """Environment that sends boto3 (the ledger, Secrets Manager, KMS) to moto, DynamoDB through the
-        fault proxy."""
-        return _aws_env(self.moto, self.dynamodb)
+        """Environment that sends boto3 to moto (Secrets Manager, KMS), DynamoDB through the fault proxy,
+        and ECR to its stand-in."""
+        return _aws_env(self.moto, self.dynamodb, self.ecr)
 
     @property
     def dynamodb_faults(self) -> DynamoFaultControl:
         return DynamoFaultControl(self.dynamodb.url)
 
-    def aws_client(self, service: str) -> Any:
+    @property
+    def ecr_registry(self) -> dict[str, str]:
+        """The ECR registry (account, region) the stand-in plays: the ``ecr`` of every app on this stack."""
+        return {"account": self.ecr.extra["account"], "region": self.ecr.extra["region"]}
+
+    def ecr_calls(self, *, clear: bool = False) -> list[dict[str, Any]]:
+        """The ECR API calls the stand-in served (operation and body), oldest first; ``clear`` empties the log."""
+        import requests
+
+        response = requests.request("DELETE" if clear else "GET", f"{self.ecr.url}/_standin/calls", timeout=5)
+        response.raise_for_status()
+        calls: list[dict[str, Any]] = response.json()["calls"]
+        return calls
+
+    def ecr_client(self) -> Any:
+        """boto3's ECR client on the stand-in (to create repositories and set their tag mutability)."""
+        return self.aws_client("ecr", endpoint_url=self.ecr.url)
+
+    def aws_client(self, service: str, *, endpoint_url: str | None = None) -> Any:
         env = self.aws_env
         return boto3.client(
             service,  # type: ignore[call-overload]
-            endpoint_url=self.moto.url,
+            endpoint_url=endpoint_url or self.moto.url,
             region_name=env["AWS_DEFAULT_REGION"],
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
@@ -220,6 +242,7 @@ class LocalStack:
         data: dict[str, Any] = yaml.load(EXAMPLE_CONFIG.read_text())
         for app in data["apps"].values():
             app["registry"] = self.registry.url
+            app["ecr"] = self.ecr_registry  # the local registry's host is not ECR's: name the registry
             app.update(app_overrides)
         data["github"] = {
             "base_url": self.github.url,
@@ -283,5 +306,6 @@ class LocalStack:
         return name
 
 
-def _aws_env(moto: RunningServer, dynamodb: RunningServer) -> dict[str, str]:
-    return {**aws_env(moto), "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.url}
+def _aws_env(moto: RunningServer, dynamodb: RunningServer, ecr: RunningServer) -> dict[str, str]:
+    # botocore's service-specific endpoint variables win over AWS_ENDPOINT_URL.
+    return {**aws_env(moto), "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.url, "AWS_ENDPOINT_URL_ECR": ecr.url}
