@@ -216,8 +216,12 @@ def sign_image(
     signed_bytes: bytes | None = None,
     layer_media_type: str = SIMPLE_SIGNING,
     extra_annotations: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> str:
     """Sign ``repository@digest`` the way cosign's legacy layout does; returns the .sig manifest digest.
+
+    ``annotations`` are what ``cosign sign -a key=value`` signs into the payload's ``optional`` map
+    (tagrelay's key policies require ``git-sha=<full commit SHA>``).
 
     If ``sha256-<hex>.sig`` already exists, the new signature is appended as another layer.
     Negative-test knobs: ``payload`` replaces the simple-signing payload (another digest, wrong type);
@@ -227,7 +231,7 @@ def sign_image(
     base = registry_url.rstrip("/")
     host = base.split("://", 1)[-1]
     if payload is None:
-        payload = simple_signing_payload(digest, docker_reference or f"{host}/{repository}")
+        payload = simple_signing_payload(digest, docker_reference or f"{host}/{repository}", optional=annotations)
     signature = signer.sign(payload if signed_bytes is None else signed_bytes)
     layer = _descriptor(layer_media_type, payload)
     layer["annotations"] = {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(), **(extra_annotations or {})}

@@ -15,9 +15,15 @@ from constructs import Construct
 
 from tagrelay.config import Config
 
-# What the promoter's registry client needs per repository: manifests (BatchGetImage, which also
-# authorises the referrers API), blobs (GetDownloadUrlForLayer) and image details (DescribeImages).
-ECR_READ_ACTIONS = ("ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer")
+# What the promoter needs per repository: manifests (BatchGetImage, which also authorises the referrers
+# API), blobs (GetDownloadUrlForLayer), image details (DescribeImages) and the tag mutability settings
+# that keep a verified release tag on its digest (DescribeRepositories, adapters/ecr.py).
+ECR_READ_ACTIONS = (
+    "ecr:BatchGetImage",
+    "ecr:DescribeImages",
+    "ecr:DescribeRepositories",
+    "ecr:GetDownloadUrlForLayer",
+)
 # Secrets are read through Powertools Parameters (GetSecretValue only; no DescribeSecret, no listing).
 SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue",)
 # Secrets Manager appends "-" and six random characters to a secret's name to make its ARN.

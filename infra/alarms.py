@@ -113,6 +113,13 @@ class PipelineAlarms(Construct):
                 action="run `tagrelay history --all` for the release and its reason; fix the build, the "
                 "signature or the file, then push again. Treat an unexpected signer as a security incident.",
             ),
+            self._alarm(
+                "ReleaseTagMoved",
+                pipeline_metrics.reason_count(pipeline_metrics.REJECT, pipeline_metrics.TAG_MOVED),
+                "A release tag that tagrelay promoted now points at another image (tag_moved): pods started now "
+                "may run an image nobody verified. `tagrelay history --reason tag_moved` and `tagrelay status` show "
+                "which; find the push in CloudTrail (PutImage) and see docs/integrity.md.",
+            ),
             *(
                 self._alarm(
                     f"Deployments{_OUTCOME_WORDS[outcome]}",

@@ -25,6 +25,11 @@ DECISIONS = ("promote", "wait", "ignore", "reject", "noop", "superseded", "skip"
 REJECT = "reject"
 # Promoter: one count per Argo CD refresh nudge that failed (the promotion itself went on).
 NUDGE_FAILURES_METRIC = "RefreshNudgeFailures"
+# The same count per reason (dimensions service, decision, reason): what a specific alarm selects on.
+DECISION_REASONS_METRIC = "DecisionReasons"
+REASON_DIMENSION = "reason"
+# A release tag tagrelay promoted now points at another image: someone re-pushed it (docs/integrity.md).
+TAG_MOVED = "tag_moved"
 
 # Tracker: one count per deployment that reached a terminal state, plus its DORA timings.
 OUTCOMES_METRIC = "DeploymentOutcomes"
@@ -49,6 +54,17 @@ def decision_count(decision: str, *, label: str | None = None) -> cloudwatch.Met
         namespace=NAMESPACE,
         metric_name=DECISIONS_METRIC,
         dimensions_map={DECISION_DIMENSION: decision, SERVICE_DIMENSION: PROMOTER_SERVICE},
+        statistic=cloudwatch.Stats.SUM,
+        period=PERIOD,
+        label=label,
+    )
+
+
+def reason_count(decision: str, reason: str, *, label: str | None = None) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=DECISION_REASONS_METRIC,
+        dimensions_map={DECISION_DIMENSION: decision, REASON_DIMENSION: reason, SERVICE_DIMENSION: PROMOTER_SERVICE},
         statistic=cloudwatch.Stats.SUM,
         period=PERIOD,
         label=label,

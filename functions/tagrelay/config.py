@@ -88,6 +88,11 @@ class KeySignature(_Model):
     public_key_pem: str | None = Field(default=None, description="PEM-encoded public key")
     public_key_file: str | None = Field(default=None, description="Path to a PEM public key file")
     kms_key_id: str | None = Field(default=None, description="KMS key id, ARN or alias (kms:GetPublicKey)")
+    commit_annotation: str = Field(
+        default="git-sha",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+        description="Signed annotation naming the release commit: cosign sign -a <name>=<full commit SHA>",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> KeySignature:
@@ -143,6 +148,13 @@ class KeylessSignature(_Model):
         return self
 
 
+class EcrRegistryId(_Model):
+    """The ECR registry (account and region) behind a registry host that is not ECR's own name."""
+
+    account: str = Field(pattern=r"^\d{12}$", description="AWS account id of the registry")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region, e.g. us-east-1")
+
+
 class SignaturePolicy(_Model):
     """Which signatures make an image digest acceptable. ``signature: none`` turns the check off."""
 
@@ -169,6 +181,14 @@ class App(_Model):
     environments: dict[str, Environment] = Field(min_length=1)
     signature: SignaturePolicy | Literal["none"] = Field(
         description="Signature policy; required, and 'none' only as an explicit choice"
+    )
+    allow_mutable_tags: bool = Field(
+        default=False,
+        description="Promote even when ECR lets release tags be overwritten (recorded on every deployment)",
+    )
+    ecr: EcrRegistryId | None = Field(
+        default=None,
+        description="The ECR registry behind `registry` when its host is not <account>.dkr.ecr.<region>.amazonaws.com",
     )
 
     @field_validator("source_repo")
@@ -222,6 +242,20 @@ class App(_Model):
                 raise ValueError(f"environment name {name!r} must be lower-case letters, digits and '-'")
         return value
 
+    @model_validator(mode="after")
+    def _ecr_agrees_with_the_host(self) -> App:
+        match = _ECR_HOST.match(self.registry_host)
+        if (
+            match
+            and self.ecr is not None
+            and (self.ecr.account, self.ecr.region) != (match["account"], match["region"])
+        ):
+            raise ValueError(
+                f"ecr names account {self.ecr.account} in {self.ecr.region}, but the registry host is account "
+                f"{match['account']} in {match['region']}; remove ecr (it is read from the host)"
+            )
+        return self
+
     @cached_property
     def tag_regex(self) -> re.Pattern[str]:
         return re.compile(self.tag_pattern)
@@ -240,9 +274,11 @@ class App(_Model):
 
     @property
     def ecr_registry(self) -> tuple[str, str] | None:
-        """(account, region) when the registry is Amazon ECR, else None."""
+        """(account, region) of the app's Amazon ECR registry: from the host, or from ``ecr``; else None."""
         match = _ECR_HOST.match(self.registry_host)
-        return (match["account"], match["region"]) if match else None
+        if match:
+            return match["account"], match["region"]
+        return (self.ecr.account, self.ecr.region) if self.ecr is not None else None
 
     @property
     def signature_required(self) -> bool:
@@ -326,6 +362,39 @@ class PromotionConfig(_Model):
         le=24 * 60,
         description="How long after a release tag is first seen a missing signature means 'wait' "
         "rather than 'reject' (cosign signs minutes after the push)",
+    )
+
+
+class LimitsConfig(_Model):
+    """Bounds on everything tagrelay reads from outside, so a hostile or broken peer cannot exhaust it.
+
+    Past a size cap a read fails closed (the release is refused, or the event retried, with the cap named).
+    """
+
+    http_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=30, description="TCP/TLS connect timeout")
+    http_deadline_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Whole-request deadline: connect, headers and body together"
+    )
+    manifest_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="A registry manifest or index")
+    error_body_max_bytes: int = Field(default=64 * 1024, ge=256, description="The body of an error answer")
+    signature_payload_max_bytes: int = Field(default=64 * 1024, ge=1024, description="A cosign simple-signing payload")
+    bundle_max_bytes: int = Field(default=256 * 1024, ge=1024, description="A cosign v3 Sigstore bundle")
+    signature_layers_max: int = Field(
+        default=16, ge=1, le=1000, description="Signature layers examined per image (a .sig manifest's layers)"
+    )
+    referrers_max: int = Field(default=16, ge=1, le=1000, description="Signature referrers examined per image")
+    values_file_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="A GitOps values file"
+    )
+    argocd_response_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="One Argo CD answer")
+    commit_reserve_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="Lambda time that must remain before a GitOps commit starts; less raises a retry first",
+    )
+    tag_mutability_cache_seconds: float = Field(
+        default=300.0, ge=0, le=3600, description="How long a repository's tag mutability is cached per container"
     )
 
 
@@ -440,6 +509,7 @@ class Config(_Model):
     argocd: ArgoCDConfig | None = None
     ledger: LedgerConfig = LedgerConfig()
     promotion: PromotionConfig = PromotionConfig()
+    limits: LimitsConfig = LimitsConfig()
     tracking: TrackingConfig = TrackingConfig()
     deploy: DeployConfig = DeployConfig()
     operators: OperatorsConfig = OperatorsConfig()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from github.Auth import Auth
 
     from tagrelay.adapters.argocd import ArgoCDClient
+    from tagrelay.adapters.ecr import EcrControlPlane
     from tagrelay.adapters.github import GitHub
     from tagrelay.adapters.registry import Registry
     from tagrelay.adapters.signatures import SignatureVerifier
@@ -46,14 +47,41 @@ def build_promoter(
 
     registries: dict[str, Registry] = {}
     verifiers: dict[str, SignatureVerifier] = {}
+    control_planes: dict[tuple[str, str], EcrControlPlane] = {}
+
+    from tagrelay.adapters.registry import RegistryLimits
+
+    limits = RegistryLimits(
+        connect_timeout=cfg.limits.http_connect_timeout_seconds,
+        deadline=cfg.limits.http_deadline_seconds,
+        manifest_max_bytes=cfg.limits.manifest_max_bytes,
+        error_body_max_bytes=cfg.limits.error_body_max_bytes,
+    )
 
     def registry(app: App) -> Registry:
         # Keyed by registry URL: apps on the same registry share one client and one ECR token.
-        return registries.setdefault(app.registry_url, registry_for(app))
+        if app.registry_url not in registries:
+            registries[app.registry_url] = registry_for(app, limits=limits)
+        return registries[app.registry_url]
 
     def verifier(app: App) -> SignatureVerifier:
         key = app.model_dump_json(include={"signature"})
-        return verifiers.setdefault(key, verifier_for(app))
+        if key not in verifiers:
+            verifiers[key] = verifier_for(app, limits=cfg.limits)
+        return verifiers[key]
+
+    def ecr(app: App) -> EcrControlPlane | None:
+        from tagrelay.adapters.ecr import EcrControlPlane
+
+        # One per registry (account, region): its mutability cache serves every app on it.
+        registry_id = app.ecr_registry
+        if registry_id is None:
+            return None
+        if registry_id not in control_planes:
+            control_planes[registry_id] = EcrControlPlane(
+                *registry_id, cache_seconds=cfg.limits.tag_mutability_cache_seconds
+            )
+        return control_planes[registry_id]
 
     first_gitops_repo = next(iter(cfg.apps.values())).gitops.repo
     deps = PromoterDependencies(
@@ -66,6 +94,7 @@ def build_promoter(
         ),
         registry_for=registry,
         verifier_for=verifier,
+        ecr_for=ecr,
         refresh_environment=refresh_nudge(cfg),
     )
     return Promoter(deps, dry_run=dry_run)

@@ -26,7 +26,7 @@ from tagrelay.adapters.signatures.checks import (
     parse_signature_layer,
 )
 from tagrelay.adapters.signatures.keys import VerificationKey
-from tagrelay.adapters.signatures.policies import PublicKeyPolicy
+from tagrelay.adapters.signatures.policies import PublicKeyPolicy, commit_annotation_problem
 from tagrelay.adapters.signatures.verifier import examine
 
 DIGEST = "sha256:2f5bb4a0a11803b9514ad928727f19cffb313eb4a48b40fb11243e428443cfe1"
@@ -217,6 +217,9 @@ class RecordingPolicy:
             return PolicyResult(accepted=True, signer="the test key", reason="")
         return PolicyResult(accepted=False, signer=None, reason="not the test key")
 
+    def check_binding(self, payload_type: str, payload: bytes, release: ReleaseContext | None) -> PolicyResult:
+        return PolicyResult(accepted=True, signer=None, reason="")
+
 
 def candidate(payload: bytes = ECR_PAYLOAD, *, origin: str = "layer", declared: str | None = None) -> Candidate:
     return Candidate(
@@ -271,6 +274,41 @@ def test_public_key_policy_names_the_signer(private_key: ec.EllipticCurvePrivate
     rejected = PublicKeyPolicy.of(key).check(forged)
     assert not rejected.accepted
     assert "key sha256:test" in rejected.reason
+
+
+COMMIT = "abc1234" + "d" * 33
+
+
+@pytest.mark.parametrize(
+    ("optional", "tag_sha", "problem"),
+    [
+        ({"git-sha": COMMIT}, "abc1234", None),
+        ({"git-sha": COMMIT[:9]}, "abc1234", None),  # a prefix at least as long as the tag's SHA
+        ({"git-sha": COMMIT[:6]}, "abc1234", "not a commit SHA at least as long"),
+        ({"git-sha": "f" * 40}, "abc1234", "made for commit ffff"),
+        ({"git-sha": COMMIT.upper()}, "abc1234", "not a commit SHA"),
+        ({"other": COMMIT}, "abc1234", "names no commit"),
+        (None, "abc1234", "names no commit"),
+        ({"git-sha": COMMIT}, None, "no release SHA"),
+    ],
+)
+def test_a_key_signature_must_name_the_release_commit(
+    optional: dict[str, str] | None, tag_sha: str | None, problem: str | None
+) -> None:
+    payload = simple_signing_payload(DIGEST, "r/x", optional=optional)
+    found = commit_annotation_problem(payload, "git-sha", tag_sha)
+    assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_the_unbound_rejection_says_how_to_sign(private_key: ec.EllipticCurvePrivateKey) -> None:
+    policy = PublicKeyPolicy.of(VerificationKey(private_key.public_key(), label="k"), commit_annotation="commit")
+    payload = simple_signing_payload(DIGEST, "r/x")
+    result = policy.check_binding(SIMPLE_SIGNING_MEDIA_TYPE, payload, ReleaseContext(sha="abc1234"))
+    assert not result.accepted and result.code == "signature_commit_unbound"
+    assert "-a commit=<full commit SHA>" in result.reason
+    bound = simple_signing_payload(DIGEST, "r/x", optional={"commit": COMMIT})
+    accepted = policy.check_binding(SIMPLE_SIGNING_MEDIA_TYPE, bound, ReleaseContext(sha="abc1234"))
+    assert accepted.accepted and accepted.commit == COMMIT
 
 
 class ListSource:

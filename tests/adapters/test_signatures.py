@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from devstack import images
 from devstack.process import RunningServer
 from tagrelay.adapters.registry import Registry
-from tagrelay.adapters.signatures import NOT_REQUIRED_SIGNER, SignatureVerdict, verifier_for
+from tagrelay.adapters.signatures import NOT_REQUIRED_SIGNER, ReleaseContext, SignatureVerdict, verifier_for
 from tagrelay.adapters.signatures.checks import key_fingerprint
 from tagrelay.adapters.signatures.keys import KmsKeys
 from tagrelay.config import App
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.stack
 
 REPOSITORY = "demo/core-api"
+COMMIT = "abc1234" + "0" * 33  # the release commit the image was built from
+RELEASE = ReleaseContext(sha=COMMIT[:7])
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,13 @@ def fingerprint(signer: images.Signer) -> str:
 
 
 def verify(app_config: App, registry: Registry, digest: str) -> SignatureVerdict:
-    return verifier_for(app_config).verify(registry, REPOSITORY, digest)
+    return verifier_for(app_config).verify(registry, REPOSITORY, digest, release=RELEASE)
+
+
+def sign_image(*args: Any, **kwargs: Any) -> str:
+    """cosign sign --key ... -a git-sha=<commit>, as CI signs for a key policy."""
+    kwargs.setdefault("annotations", {"git-sha": COMMIT})
+    return images.sign_image(*args, **kwargs)
 
 
 # --- accepted ---------------------------------------------------------------------------------------
@@ -85,7 +93,7 @@ def verify(app_config: App, registry: Registry, digest: str) -> SignatureVerdict
 def test_signed_image_verifies_with_two_requests(
     registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
 ) -> None:
-    images.sign_image(registry_server.url, REPOSITORY, image, signer)
+    sign_image(registry_server.url, REPOSITORY, image, signer)
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "verified"
     assert verdict.acceptable
@@ -106,7 +114,7 @@ def test_public_key_file_verifies(
 ) -> None:
     key_file = tmp_path / "cosign.pub"
     key_file.write_text(signer.public_key_pem)
-    images.sign_image(registry_server.url, REPOSITORY, image, signer)
+    sign_image(registry_server.url, REPOSITORY, image, signer)
     verdict = verify(app({"key": {"public_key_file": str(key_file)}}), registry, image)
     assert verdict.status == "verified"
     assert verdict.signer == f"key {fingerprint(signer)}"
@@ -119,8 +127,8 @@ def test_only_the_second_layer_is_valid(
     signer: images.CosignKeySigner,
     stranger: images.CosignKeySigner,
 ) -> None:
-    images.sign_image(registry_server.url, REPOSITORY, image, stranger)
-    images.sign_image(registry_server.url, REPOSITORY, image, signer)  # cosign appends a layer
+    sign_image(registry_server.url, REPOSITORY, image, stranger)
+    sign_image(registry_server.url, REPOSITORY, image, signer)  # cosign appends a layer
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "verified"
     assert len(verdict.details) == 2
@@ -136,8 +144,8 @@ def test_verification_stops_at_the_first_valid_layer(
     signer: images.CosignKeySigner,
     stranger: images.CosignKeySigner,
 ) -> None:
-    images.sign_image(registry_server.url, REPOSITORY, image, signer)
-    images.sign_image(registry_server.url, REPOSITORY, image, stranger)
+    sign_image(registry_server.url, REPOSITORY, image, signer)
+    sign_image(registry_server.url, REPOSITORY, image, stranger)
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "verified"
     assert len(verdict.details) == 1
@@ -148,7 +156,7 @@ def test_docker_reference_is_not_checked(
     registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
 ) -> None:
     # cosign ignores critical.identity (images are signed where they are built and then copied).
-    images.sign_image(registry_server.url, REPOSITORY, image, signer, docker_reference="ghcr.io/elsewhere/app")
+    sign_image(registry_server.url, REPOSITORY, image, signer, docker_reference="ghcr.io/elsewhere/app")
     assert verify(pem_app(signer), registry, image).status == "verified"
 
 
@@ -173,7 +181,7 @@ def test_signed_by_another_key_is_invalid(
     signer: images.CosignKeySigner,
     stranger: images.CosignKeySigner,
 ) -> None:
-    images.sign_image(registry_server.url, REPOSITORY, image, stranger)
+    sign_image(registry_server.url, REPOSITORY, image, stranger)
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "invalid"
     assert verdict.reason is not None
@@ -190,7 +198,7 @@ def test_payload_for_another_digest_is_invalid(
     other = images.push_image(registry_server.url, REPOSITORY, ["fff0000"])
     host = registry_server.url.split("://", 1)[1]
     payload = images.simple_signing_payload(other, f"{host}/{REPOSITORY}")
-    images.sign_image(registry_server.url, REPOSITORY, image, signer, payload=payload)
+    sign_image(registry_server.url, REPOSITORY, image, signer, payload=payload)
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "invalid"
     assert verdict.reason is not None
@@ -201,7 +209,7 @@ def test_wrong_signature_type_is_invalid(
     registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
 ) -> None:
     payload = images.simple_signing_payload(image, "x/y", signature_type="cosign container image attestation")
-    images.sign_image(registry_server.url, REPOSITORY, image, signer, payload=payload)
+    sign_image(registry_server.url, REPOSITORY, image, signer, payload=payload)
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "invalid"
     assert verdict.reason is not None
@@ -211,7 +219,7 @@ def test_wrong_signature_type_is_invalid(
 def test_signature_over_other_bytes_is_invalid(
     registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
 ) -> None:
-    images.sign_image(registry_server.url, REPOSITORY, image, signer, signed_bytes=b"something else")
+    sign_image(registry_server.url, REPOSITORY, image, signer, signed_bytes=b"something else")
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "invalid"
     assert verdict.reason is not None
@@ -225,9 +233,9 @@ def test_every_rejected_layer_is_listed(
     signer: images.CosignKeySigner,
     stranger: images.CosignKeySigner,
 ) -> None:
-    images.sign_image(registry_server.url, REPOSITORY, image, stranger)
-    images.sign_image(registry_server.url, REPOSITORY, image, signer, signed_bytes=b"other")
-    images.sign_image(registry_server.url, REPOSITORY, image, signer, layer_media_type="application/octet-stream")
+    sign_image(registry_server.url, REPOSITORY, image, stranger)
+    sign_image(registry_server.url, REPOSITORY, image, signer, signed_bytes=b"other")
+    sign_image(registry_server.url, REPOSITORY, image, signer, layer_media_type="application/octet-stream")
     verdict = verify(pem_app(signer), registry, image)
     assert verdict.status == "invalid"
     assert [re.search(r"layer \d/\d", line).group() for line in verdict.details] == [  # type: ignore[union-attr]
@@ -287,7 +295,7 @@ def test_key_signature_is_not_a_keyless_signature(
     registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
 ) -> None:
     # The public-good root is pinned in the package; a key-pair signature has no certificate to check.
-    images.sign_image(registry_server.url, REPOSITORY, image, signer)
+    sign_image(registry_server.url, REPOSITORY, image, signer)
     keyless = {"keyless": {"issuer": "https://token.actions.githubusercontent.com", "identity": "x"}}
     verdict = verify(app(keyless), registry, image)
     assert verdict.status == "invalid"
@@ -335,12 +343,12 @@ def test_kms_key_verifies_and_is_fetched_once(
     moto_server: RunningServer, registry_server: RunningServer, registry: Registry, image: str
 ) -> None:
     kms_signer = images.KmsSigner.create(alias="alias/cosign-verifies")
-    images.sign_image(registry_server.url, REPOSITORY, image, kms_signer)
+    sign_image(registry_server.url, REPOSITORY, image, kms_signer)
     kms_keys, calls = counting_kms_keys()
     verifier = verifier_for(app({"key": {"kms_key_id": "alias/cosign-verifies"}}), kms_keys=kms_keys)
     assert calls == []  # lazily: nothing is fetched before a signature needs checking
-    first = verifier.verify(registry, REPOSITORY, image)
-    second = verifier.verify(registry, REPOSITORY, image)
+    first = verifier.verify(registry, REPOSITORY, image, release=RELEASE)
+    second = verifier.verify(registry, REPOSITORY, image, release=RELEASE)
     assert first.status == second.status == "verified"
     assert first.signer == f"kms:alias/cosign-verifies (key {fingerprint(kms_signer)})"
     assert calls == ["GetPublicKey"]
@@ -368,7 +376,7 @@ def test_kms_signature_by_another_key_is_invalid(
     stranger: images.CosignKeySigner,
 ) -> None:
     images.KmsSigner.create(alias="alias/cosign-other")
-    images.sign_image(registry_server.url, REPOSITORY, image, stranger)
+    sign_image(registry_server.url, REPOSITORY, image, stranger)
     kms_keys, _ = counting_kms_keys()
     verdict = verifier_for(app({"key": {"kms_key_id": "alias/cosign-other"}}), kms_keys=kms_keys).verify(
         registry, REPOSITORY, image
@@ -391,11 +399,11 @@ def test_kms_key_that_is_not_p256_is_a_misconfiguration(
     key_spec, key_usage = key_kind
     kms: KMSClient = boto3.client("kms")
     key_id = kms.create_key(KeySpec=key_spec, KeyUsage=key_usage)["KeyMetadata"]["KeyId"]  # type: ignore[arg-type]
-    images.sign_image(registry_server.url, REPOSITORY, image, stranger)  # so that the key is needed
+    sign_image(registry_server.url, REPOSITORY, image, stranger)  # so that the key is needed
     kms_keys, _ = counting_kms_keys()
     verifier = verifier_for(app({"key": {"kms_key_id": key_id}}), kms_keys=kms_keys)
     with pytest.raises(MisconfiguredError, match="ECC_NIST_P256"):
-        verifier.verify(registry, REPOSITORY, image)
+        verifier.verify(registry, REPOSITORY, image, release=RELEASE)
 
 
 def test_unknown_kms_key_is_a_misconfiguration(
@@ -405,8 +413,39 @@ def test_unknown_kms_key_is_a_misconfiguration(
     image: str,
     stranger: images.CosignKeySigner,
 ) -> None:
-    images.sign_image(registry_server.url, REPOSITORY, image, stranger)
+    sign_image(registry_server.url, REPOSITORY, image, stranger)
     kms_keys, _ = counting_kms_keys()
     verifier = verifier_for(app({"key": {"kms_key_id": "alias/does-not-exist"}}), kms_keys=kms_keys)
     with pytest.raises(MisconfiguredError, match="kms:GetPublicKey on alias/does-not-exist"):
-        verifier.verify(registry, REPOSITORY, image)
+        verifier.verify(registry, REPOSITORY, image, release=RELEASE)
+
+
+# --- the key signature names the commit (cosign sign -a git-sha=...) --------------------------------
+
+
+def test_a_key_signature_without_the_commit_annotation_is_unbound(
+    registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
+) -> None:
+    sign_image(registry_server.url, REPOSITORY, image, signer, annotations=None)
+    verdict = verify(pem_app(signer), registry, image)
+    assert verdict.status == "invalid"
+    assert verdict.code == "signature_commit_unbound"
+    assert verdict.reason is not None and "-a git-sha=<full commit SHA>" in verdict.reason
+
+
+def test_a_key_signature_for_another_commit_is_invalid(
+    registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
+) -> None:
+    sign_image(registry_server.url, REPOSITORY, image, signer, annotations={"git-sha": "f" * 40})
+    verdict = verify(pem_app(signer), registry, image)
+    assert (verdict.status, verdict.code) == ("invalid", None)
+    assert verdict.reason is not None and "made for commit ffff" in verdict.reason
+
+
+def test_the_annotation_name_is_configurable_and_the_commit_is_reported(
+    registry_server: RunningServer, registry: Registry, image: str, signer: images.CosignKeySigner
+) -> None:
+    sign_image(registry_server.url, REPOSITORY, image, signer, annotations={"commit": COMMIT})
+    configured = app({"key": {"public_key_pem": signer.public_key_pem, "commit_annotation": "commit"}})
+    verdict = verify(configured, registry, image)
+    assert (verdict.status, verdict.commit) == ("verified", COMMIT)

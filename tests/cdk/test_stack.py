@@ -257,7 +257,12 @@ def test_ecr_reads_are_scoped_to_the_configured_repositories(any_stack: Synthesi
     assert {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*"} in ecr
     reads = [s for s in ecr if s["Action"] != "ecr:GetAuthorizationToken"]
     assert len(reads) == 1
-    assert sorted(reads[0]["Action"]) == ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+    assert sorted(reads[0]["Action"]) == [
+        "ecr:BatchGetImage",
+        "ecr:DescribeImages",
+        "ecr:DescribeRepositories",  # tag mutability: on the configured repositories only
+        "ecr:GetDownloadUrlForLayer",
+    ]
     assert reads[0]["Resource"] == REPOSITORY_ARNS
     assert not any(a.startswith("ecr:") for s in any_stack.statements_of("tracker") for a in as_list(s["Action"]))
 
@@ -477,7 +482,7 @@ def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_bloc
     default: Synthesized,
 ) -> None:
     alarms = default.of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 9
+    assert len(alarms) == 10
 
     dead_letters = alarm(default, "DeadLetterQueueNotEmpty")
     assert (dead_letters["Namespace"], dead_letters["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
@@ -492,6 +497,10 @@ def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_bloc
     rejected = alarm(default, "PromotionsRejected")
     assert (rejected["Namespace"], rejected["MetricName"], rejected["Statistic"]) == ("tagrelay", "Decisions", "Sum")
     assert dimensions(rejected) == {"decision": "reject", "service": "promoter"}
+
+    moved = alarm(default, "ReleaseTagMoved")
+    assert (moved["Namespace"], moved["MetricName"], moved["Statistic"]) == ("tagrelay", "DecisionReasons", "Sum")
+    assert dimensions(moved) == {"decision": "reject", "reason": "tag_moved", "service": "promoter"}
 
     for outcome, name in (("DEGRADED", "Degraded"), ("SYNC_FAILED", "SyncFailed"), ("TIMED_OUT", "TimedOut")):
         failed = alarm(default, f"Deployments{name}")
@@ -514,6 +523,25 @@ def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_bloc
         )
         assert dimensions(blocked) == {"cause": cause, "service": "tracker"}
         assert (blocked["Threshold"], blocked["EvaluationPeriods"]) == (1, 1)
+
+
+def test_the_tag_moved_alarm_matches_what_the_promoter_emits(
+    default: Synthesized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tagrelay.domain.decision import EnvDecision, Evaluation, Verdict
+    from tagrelay.services.observe import emit_decision_metrics
+
+    environment = default.resources[default.function_id("promoter")]["Properties"]["Environment"]["Variables"]
+    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        monkeypatch.setenv(name, environment[name])
+    evaluation = Evaluation(event_id=None, decisions=[EnvDecision("prod", Verdict.REJECT, "tag_moved", "moved")])
+    emit_decision_metrics([evaluation])
+    emitted = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    [emf] = [e for e in emitted if "DecisionReasons" in e]
+    [dimension_set] = emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    found = alarm(default, "ReleaseTagMoved")
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == found["Namespace"]
+    assert {name: emf[name] for name in dimension_set} == dimensions(found)
 
 
 @pytest.mark.parametrize(

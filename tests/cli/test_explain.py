@@ -22,6 +22,7 @@ apps:
   mosaic-life:
     source_repo: mosaic-stories/mosaic-life
     registry: http://127.0.0.1:9          # nothing listens: any request would fail the test
+    ecr: {account: "033691785857", region: us-east-1}   # the ECR registry the events come from
     images: [mosaic-life/web, mosaic-life/core-api]
     gitops: {repo: mosaic-stories/gitops}
     environments: {prod: {branch: main}}
@@ -116,7 +117,7 @@ def test_a_complete_release_would_promote_and_nothing_is_written(
 
     assert (result["decision"], result["reason"]) == ("promote", "ready")
     names = [check["name"] for check in result["checks"]]
-    assert names[:4] == ["readiness", "environment", "signatures", "commit"]
+    assert names[:5] == ["readiness", "tag immutability", "environment", "signatures", "commit"]
     assert all(check["status"] == "pass" for check in result["checks"])
     assert result["evaluations"][0]["full_sha"] == sha
     assert scenario.gitops.head("main") == before  # no commit

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tagrelay.config import parse_config
 from tagrelay.domain.events import (
     BranchTagPushed,
     Ignored,
@@ -18,7 +20,7 @@ from tagrelay.domain.events import (
     SignaturePushed,
     classify,
 )
-from tests.factories import ENV_PREFIXED_PATTERN, config, digest_of, ecr_push_event
+from tests.factories import ENV_PREFIXED_PATTERN, app_config, config, digest_of, ecr_push_event
 
 CONFIG = config()
 HEX64 = "a" * 64
@@ -70,7 +72,6 @@ def test_env_prefixed_grammar_works_by_configuration_alone() -> None:
 @pytest.mark.parametrize(
     ("event_change", "code"),
     [
-        ({"source": "aws.s3"}, "other_source"),
         ({"detail-type": "ECR Image Scan"}, "other_detail_type"),
         ({"detail-type": "ECR Artifact Action"}, "other_detail_type"),
         ({"detail-type": "ECR Referrer Action", "detail": {"action-type": "UPDATE_STORAGE_CLASS"}}, "not_a_push"),
@@ -131,6 +132,15 @@ def test_an_env_prefix_the_app_does_not_configure_is_ignored() -> None:
         ("action-type:missing", "missing_field", "detail.action-type"),
         ("result:list", "bad_field_type", "detail.result"),
         ("time:yesterday", "bad_time", "event.time"),
+        ("time:2026-11-26T10:00:00", "bad_time", "event.time"),
+        ("time:missing", "missing_field", "event.time"),
+        ("id:13cde686\nReviewed-by: x", "bad_id", "not a UUID"),
+        ("id:8c9gd6f7-6fg6-9ccf-c268-EXAMPLE", "bad_id", "not a UUID"),  # AWS's own sample id is no UUID
+        ("source:aws.s3", "bad_source", "aws.ecr"),
+        ("account:missing", "missing_field", "event.account"),
+        ("account:12345", "unknown_registry", "account"),
+        ("account:111111111111", "unknown_registry", "111111111111"),
+        ("region:eu-west-1", "unknown_registry", "eu-west-1"),
     ],
 )
 def test_malformed_events_are_rejected_with_what_is_wrong(event: Any, code: str, names: str) -> None:
@@ -216,7 +226,7 @@ def _broken(spec: str) -> dict[str, Any]:
         del event["id"]
         return event
     field, _, value = spec.partition(":")
-    target = event if field in ("detail", "time") else event["detail"]
+    target = event if field in ("detail", "time", "id", "source", "account", "region") else event["detail"]
     replacements: dict[str, Any] = {"missing": ..., "string": "text", "number": 42, "list": ["SUCCESS"]}
     new_value = replacements.get(value, value)
     if new_value is ...:
@@ -224,3 +234,32 @@ def _broken(spec: str) -> dict[str, Any]:
     else:
         target[field] = new_value
     return event
+
+
+def test_an_event_from_the_future_is_malformed_and_a_late_one_is_not() -> None:
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    ahead = _changed(ecr_push_event(), {"time": "2026-11-26T10:06:00Z"})
+    with pytest.raises(MalformedEvent) as caught:
+        classify(ahead, CONFIG, now=now)
+    assert caught.value.code == "future_time"
+    skewed = _changed(ecr_push_event(), {"time": "2026-11-26T10:04:00Z"})
+    assert isinstance(classify(skewed, CONFIG, now=now), ReleaseTagPushed)
+    redriven = _changed(ecr_push_event(), {"time": "2026-11-20T10:00:00Z"})  # a dead-letter redrive days later
+    assert isinstance(classify(redriven, CONFIG, now=now), ReleaseTagPushed)
+
+
+def test_an_event_of_another_apps_registry_is_malformed() -> None:
+    two = parse_config(
+        {
+            "apps": {
+                "mosaic-life": app_config(),
+                "other": app_config(registry="111111111111.dkr.ecr.eu-west-1.amazonaws.com", images=["other/web"]),
+            },
+            "github": {"auth": {"token_secret": "github-token"}},
+        }
+    )
+    event = _changed(ecr_push_event(repository="other/web"), {})
+    with pytest.raises(MalformedEvent) as caught:
+        classify(event, two)
+    assert caught.value.code == "unknown_registry"
+    assert "other/web belongs to app other" in str(caught.value)

@@ -159,7 +159,9 @@ def test_an_unsigned_image_waits_for_its_signature(scenario: SeedScenario, promo
     assert deploy_commits(scenario) == []
     # The signature arrives: its push event completes the release.
     for image, digest in release.digests.items():
-        signature = sign_image(scenario.stack.registry.url, image, digest, scenario.signer)
+        signature = sign_image(
+            scenario.stack.registry.url, image, digest, scenario.signer, annotations={"git-sha": sha}
+        )
         result = invoke(ecr_push_event(image, f"sha256-{digest.split(':')[1]}.sig", signature))
     assert result["decision"] == "promote"
     assert len(deploy_commits(scenario)) == 1

@@ -81,7 +81,9 @@ def test_every_arrival_order_gives_one_commit_made_by_the_last_deciding_piece(
         for step, piece in enumerate(order):
             content = f"{piece.image}@{sha}".encode()  # same bytes whichever tag creates the manifest
             if piece.kind == "signature":
-                signed = sign_image(registry, piece.image, digests[piece.image], scenario.signer)
+                signed = sign_image(
+                    registry, piece.image, digests[piece.image], scenario.signer, annotations={"git-sha": sha}
+                )
                 event = ecr_push_event(piece.image, signature_tag(digests[piece.image]), signed)
             else:
                 pushed_tag = tag if piece.kind == "release" else "main"

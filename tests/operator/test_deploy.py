@@ -41,6 +41,24 @@ def test_deploy_commits_the_release_with_the_manual_subject_and_records_the_veri
     assert record.status == "COMMITTED"  # tracked like any deployment
 
 
+def test_a_full_sha_is_taken_as_given_not_cut_to_seven_characters(
+    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    operator_env()
+    release = pushed(scenario, "prod")
+    # A mistyped full SHA that shares the release's first seven characters.
+    typo = release.sha[:7] + ("1" if release.sha[7] == "0" else "0") + release.sha[8:]
+
+    code, answer, _ = run_json(capsys, "deploy", typo, "--env", "prod")
+
+    assert code != 0 and answer["ok"] is False
+    assert answer["reason"] == "commit_not_found"
+    assert typo in answer["message"]
+    assert gitops_tag(scenario, "prod") == "prod-cf3124b"
+    code, answer, _ = run_json(capsys, "deploy", release.sha[:12], "--env", "prod")  # a longer prefix is fine
+    assert code == 0 and answer["outcome"] == "committed" and answer["sha"] == release.sha
+
+
 def test_deploy_json_carries_the_checks_and_a_second_run_changes_nothing(
     scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -54,6 +72,7 @@ def test_deploy_json_carries_the_checks_and_a_second_run_changes_nothing(
     checks = {c["name"]: c["status"] for c in answer["checks"]}
     assert checks == {
         "readiness": "pass",
+        "tag immutability": "pass",
         "environment": "pass",
         "signatures": "pass",
         "commit": "pass",

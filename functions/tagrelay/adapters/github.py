@@ -10,6 +10,7 @@ blob SHA) is returned as a specific exception the service turns into a decision.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,14 @@ class CommitAmbiguous(Exception):
 
 class FileNotFound(Exception):
     """The values file (or its branch) does not exist."""
+
+
+class FileTooLarge(Exception):
+    """The file is larger than the caller's cap (nothing past the Contents API's metadata was read)."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
 
 
 class WriteConflict(Exception):
@@ -155,7 +164,13 @@ class GitHub:
         commits = tuple(c["sha"] for c in first_page if isinstance(c, dict) and isinstance(c.get("sha"), str))
         return Comparison(status, commits, total)  # type: ignore[arg-type]
 
-    def read_file(self, repo: str, path: str, branch: str) -> FileVersion:
+    def read_file(self, repo: str, path: str, branch: str, *, max_bytes: int | None = None) -> FileVersion:
+        """A file's bytes and blob SHA (one request; two for a file over 1 MB).
+
+        GitHub's Contents API inlines files up to 1 MB; for 1-100 MB it answers ``encoding: "none"``
+        with empty content, and the bytes come from the Git blobs API (docs.github.com, "Repository
+        contents" and "Git blobs"). A file over ``max_bytes`` raises FileTooLarge before that.
+        """
         from github import GithubException
 
         try:
@@ -163,7 +178,21 @@ class GitHub:
                 content = self._repo(repo).get_contents(path, ref=branch)
                 if isinstance(content, list):
                     raise FileNotFound(f"{path} on {repo}@{branch} is a directory, not a file")
-                return FileVersion(content=content.decoded_content, blob_sha=content.sha)
+                size = int(content.size or 0)
+                if max_bytes is not None and size > max_bytes:
+                    raise FileTooLarge(f"{path} on {repo}@{branch} is {size} bytes, more than {max_bytes}", size)
+                if content.encoding == "base64":
+                    data = content.decoded_content
+                else:  # "none": too large to inline
+                    blob = self._repo(repo).get_git_blob(content.sha)
+                    if blob.encoding != "base64":
+                        raise TransientError("github", f"blob {content.sha} of {path} came as {blob.encoding!r}")
+                    data = base64.b64decode(blob.content)
+                if len(data) != size or (max_bytes is not None and len(data) > max_bytes):
+                    raise TransientError(
+                        "github", f"{path} on {repo}@{branch}: {len(data)} bytes read, {size} announced"
+                    )
+                return FileVersion(content=data, blob_sha=content.sha)
         except GithubException as exc:
             if exc.status == 404:
                 raise FileNotFound(f"{path} does not exist on {repo}@{branch}") from None

@@ -11,6 +11,10 @@ a Query, never a Scan:
 | commit guard     | COMMIT#<repo>@<commit>     | COMMIT               | -                          | -                    |
 | operator request | REQ#<request id>           | REQUEST              | -                          | -                    |
 | used proof nonce | NONCE#<nonce>              | NONCE                | -                          | -                    |
+| promoted release | RELEASE#<app>#<tag>        | DIGESTS              | -                          | -                    |
+
+A promoted release keeps the digests a release tag had when tagrelay first committed it, so a later
+evaluation that finds the tag pointing elsewhere detects the move (``tag_moved``); it never expires.
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ def decision_sort_key(created_at: str, decision_id: str) -> str:
 
 def sha_partition(sha: str) -> str:
     return f"SHA#{sha[:SHORT_SHA_LENGTH]}"
+
+
+RELEASE_SORT_KEY = "DIGESTS"
+
+
+def release_partition(app: str, tag: str) -> str:
+    return f"RELEASE#{app}#{tag}"
 
 
 def sighting_partition(repository: str, digest: str) -> str:

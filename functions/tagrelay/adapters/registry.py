@@ -5,10 +5,14 @@ Four reads, one HTTP request each, so that the requests per event stay bounded a
 ``list_referrers`` (GET the OCI 1.1 referrers of a manifest, for cosign v3 signatures).
 Nothing here lists tags: the design forbids it (design.md §4, "bounded number of registry requests").
 
-Errors follow tagrelay.errors: network failures, timeouts, 429 and 5xx are retried twice inside
-(urllib3 ``Retry``) and then raise ``TransientError``; 401/403 raise ``MisconfiguredError`` naming the
-credential or permission to check; an answer that is wrong (bad JSON, digest mismatch, oversized body,
-other 4xx) raises ``RegistryError``. A 404 on a manifest is an answer, not an error: ``None``. That
+Every read is bounded (adapters/http.py, configured by ``limits:``): a connect timeout, a deadline on
+the whole request (retries and the blob redirect included), and a cap on every body it reads (error
+bodies included: only their first ``error_body_max_bytes`` are read, for the error codes).
+
+Errors follow tagrelay.errors: network failures, timeouts, a missed deadline, 429 and 5xx are retried
+twice inside (urllib3 ``Retry``) and then raise ``TransientError``; 401/403 raise ``MisconfiguredError``
+naming the credential or permission to check; an answer that is wrong (bad JSON, digest mismatch, other
+4xx) raises ``RegistryError``, and one over its size cap ``RegistryResponseTooLarge`` (a RegistryError). A 404 on a manifest is an answer, not an error: ``None``. That
 holds for ``MANIFEST_UNKNOWN`` (tag or digest unknown) and for ``NAME_UNKNOWN`` (repository unknown,
 e.g. an image of the app that was never pushed): for a readiness check both mean "not there (yet)";
 the latter is logged as a warning because it may also be a misspelt repository in the configuration.
@@ -19,9 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,9 +36,16 @@ from urllib.parse import quote, urljoin
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from tagrelay.adapters.http import (
+    DeadlineExceeded,
+    ResponseTooLarge,
+    bounded_session,
+    deadline,
+    read_capped,
+    read_prefix,
+)
 from tagrelay.domain.tags import is_digest, is_valid_image_tag
 from tagrelay.errors import MisconfiguredError, TagrelayError, TransientError
 
@@ -57,7 +71,20 @@ MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MA
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_BLOB_BYTES = 8 * 1024 * 1024
 
+
+@dataclass(frozen=True)
+class RegistryLimits:
+    """The bounds of every registry read (``limits:`` in the configuration, docs/configuration.md)."""
+
+    connect_timeout: float = 3.0
+    deadline: float = 10.0
+    manifest_max_bytes: int = MAX_MANIFEST_BYTES
+    error_body_max_bytes: int = 64 * 1024
+
+
 USER_AGENT = "tagrelay (registry adapter)"
+RETRIES = 2  # per read, for connection failures, 429 and 5xx: after ~0 s and ~0.4 s
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 # OCI distribution-spec repository name grammar; anything else could alter the request path.
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -69,6 +96,10 @@ class RegistryError(TagrelayError):
 
     Permanent: retrying the same read returns the same answer.
     """
+
+
+class RegistryResponseTooLarge(RegistryError):
+    """An answer longer than its cap: refused unread past the cap (reason ``response_too_large``)."""
 
 
 @dataclass(frozen=True)
@@ -111,26 +142,23 @@ def sha256_digest(data: bytes) -> str:
 
 
 def retrying_session() -> requests.Session:
-    """A session that retries idempotent reads a little: twice, after 0 s and ~0.4 s.
+    """A bounded session that retries idempotent reads a little: twice, after 0 s and ~0.4 s.
 
     Small on purpose: a Lambda invocation has a deadline, and the invocation itself is retried when
-    the registry stays unavailable (TransientError).
+    the registry stays unavailable (TransientError). The whole-request deadline covers the retries.
     """
-    session = requests.Session()
+    # Connection failures only: urllib3 drains a 5xx body before retrying (a 200 MB error body would be
+    # read in full), so 429/5xx answers are retried by Registry._send, which closes them unread.
     retry = Retry(
-        total=2,
+        total=RETRIES,
         backoff_factor=0.2,
         backoff_jitter=0.1,
-        status_forcelist=(429, 500, 502, 503, 504),
+        status_forcelist=(),
         allowed_methods=frozenset({"GET", "HEAD"}),
-        raise_on_status=False,  # the last 5xx answer is returned and becomes a TransientError below
+        raise_on_status=False,
         respect_retry_after_header=False,  # a throttled registry's Retry-After can exceed the deadline
     )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = USER_AGENT
-    return session
+    return bounded_session(retry=retry, user_agent=USER_AGENT)
 
 
 class Registry:
@@ -141,14 +169,16 @@ class Registry:
         base_url: str,
         *,
         auth: RegistryAuth | None = None,
-        timeout: float = 5.0,
+        limits: RegistryLimits = RegistryLimits(),
         session: requests.Session | None = None,
     ) -> None:
-        """``session``: share one between clients to reuse connections; ``retrying_session()`` builds one
-        with the retry policy described above (a plain ``requests.Session`` does not retry)."""
+        """``session``: share one between clients to reuse connections; it must be a bounded session
+        (``retrying_session()``, with the retry policy described above, or ``http.bounded_session()``)."""
         self.base_url = base_url.rstrip("/")
         self._auth = auth
-        self._timeout = timeout
+        self.limits = limits
+        # Connect timeout; the read timeout is the whole deadline (the deadline itself cuts it short).
+        self._timeout = (limits.connect_timeout, limits.deadline)
         self._session = session if session is not None else retrying_session()
         self._request_count = 0
 
@@ -168,12 +198,13 @@ class Registry:
         if not is_valid_image_tag(tag):
             raise ValueError(f"not a valid tag: {tag!r}")
         what = f"{repository}:{tag}"
-        response = self._send("HEAD", repository, f"manifests/{tag}", what=what)
-        with response:
-            if response.status_code == 404:
-                # HEAD answers carry no error body, so an unknown repository looks like an unknown tag.
-                return None
-            digest = response.headers.get("Docker-Content-Digest", "")
+        with self._bounded("HEAD", what):
+            response = self._send("HEAD", repository, f"manifests/{tag}", what=what)
+            with response:
+                if response.status_code == 404:
+                    # HEAD answers carry no error body, so an unknown repository looks like an unknown tag.
+                    return None
+                digest = response.headers.get("Docker-Content-Digest", "")
         if not is_digest(digest):
             raise RegistryError(f"HEAD {what} answered without a sha256 Docker-Content-Digest (got {digest!r})")
         return digest
@@ -188,14 +219,15 @@ class Registry:
         if not by_digest and not is_valid_image_tag(reference):
             raise ValueError(f"not a valid tag or sha256 digest: {reference!r}")
         what = f"{repository}@{reference}" if by_digest else f"{repository}:{reference}"
-        response = self._send("GET", repository, f"manifests/{reference}", what=what, stream=True)
-        with response:
-            if response.status_code == 404:
-                self._note_unknown(response, what)
-                return None
-            raw = _read_limited(response, MAX_MANIFEST_BYTES, what=f"manifest {what}")
-            announced = response.headers.get("Docker-Content-Digest")
-            content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
+        with self._bounded("GET", f"manifest {what}"):
+            response = self._send("GET", repository, f"manifests/{reference}", what=what)
+            with response:
+                if response.status_code == 404:
+                    self._note_unknown(response, what)
+                    return None
+                raw = self._read(response, self.limits.manifest_max_bytes, what=f"manifest {what}")
+                announced = response.headers.get("Docker-Content-Digest")
+                content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
         digest = sha256_digest(raw)
         if by_digest and digest != reference:
             raise RegistryError(f"manifest {what} does not match its digest: the body hashes to {digest}")
@@ -217,17 +249,18 @@ class Registry:
         if not is_digest(digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
         what = f"blob {repository}@{digest}"
-        response = self._send("GET", repository, f"blobs/{digest}", what=what, stream=True)
-        if response.status_code in _REDIRECT_STATUSES:
-            location = response.headers.get("Location")
-            response.close()
-            if not location:
-                raise RegistryError(f"{what}: redirect without a Location header")
-            response = self._follow_blob_redirect(urljoin(response.url, location), what=what)
-        with response:
-            if response.status_code == 404:
-                raise RegistryError(f"{what} is unknown to the registry (404), although a manifest refers to it")
-            body = _read_limited(response, max_bytes, what=what)
+        with self._bounded("GET", what):
+            response = self._send("GET", repository, f"blobs/{digest}", what=what)
+            if response.status_code in _REDIRECT_STATUSES:
+                location = response.headers.get("Location")
+                response.close()
+                if not location:
+                    raise RegistryError(f"{what}: redirect without a Location header")
+                response = self._follow_blob_redirect(urljoin(response.url, location), what=what)
+            with response:
+                if response.status_code == 404:
+                    raise RegistryError(f"{what} is unknown to the registry (404), although a manifest refers to it")
+                body = self._read(response, max_bytes, what=what)
         actual = sha256_digest(body)
         if actual != digest:
             raise RegistryError(f"{what} does not match its digest: the body hashes to {actual}")
@@ -248,11 +281,12 @@ class Registry:
             raise ValueError(f"not a sha256 digest: {digest!r}")
         query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
         what = f"referrers of {repository}@{digest}"
-        response = self._send("GET", repository, f"referrers/{digest}{query}", what=what, stream=True)
-        with response:
-            if response.status_code == 404:
-                return None
-            raw = _read_limited(response, MAX_MANIFEST_BYTES, what=what)
+        with self._bounded("GET", what):
+            response = self._send("GET", repository, f"referrers/{digest}{query}", what=what)
+            with response:
+                if response.status_code == 404:
+                    return None
+                raw = self._read(response, self.limits.manifest_max_bytes, what=what)
         try:
             document = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -262,7 +296,31 @@ class Registry:
             raise RegistryError(f"{what}: the answer is not an image index with a 'manifests' list")
         return [descriptor for descriptor in manifests if isinstance(descriptor, dict)]
 
-    def _send(self, method: str, repository: str, path: str, *, what: str, stream: bool = False) -> requests.Response:
+    @contextmanager
+    def _bounded(self, method: str, what: str) -> Iterator[None]:
+        """One read within the whole-request deadline (limits.http_deadline_seconds)."""
+        try:
+            with deadline(self.limits.deadline):
+                yield
+        except DeadlineExceeded:
+            raise TransientError(
+                SYSTEM,
+                f"{method} {what}: {self.base_url} gave no complete answer within {self.limits.deadline:g}s "
+                "(limits.http_deadline_seconds); retrying the event",
+            ) from None
+
+    def _read(self, response: requests.Response, limit: int, *, what: str) -> bytes:
+        try:
+            return read_capped(response, limit)
+        except ResponseTooLarge:
+            response.close()
+            raise RegistryResponseTooLarge(
+                f"{what} is more than the {limit} bytes tagrelay accepts (limits in docs/configuration.md)"
+            ) from None
+        except requests.RequestException as exc:
+            raise TransientError(SYSTEM, f"{what}: the answer was cut off ({type(exc).__name__})") from None
+
+    def _send(self, method: str, repository: str, path: str, *, what: str) -> requests.Response:
         if not _REPOSITORY.match(repository):
             raise ValueError(f"not a valid repository name: {repository!r}")
         headers = {"Accept": MANIFEST_ACCEPT} if path.startswith("manifests/") else {}
@@ -271,9 +329,14 @@ class Registry:
         url = f"{self.base_url}/v2/{repository}/{path}"
         self._request_count += 1
         try:
-            response = self._session.request(
-                method, url, headers=headers, timeout=self._timeout, allow_redirects=False, stream=stream
-            )
+            for attempt in range(RETRIES + 1):
+                response = self._session.request(
+                    method, url, headers=headers, timeout=self._timeout, allow_redirects=False, stream=True
+                )
+                if response.status_code not in _RETRY_STATUSES or attempt == RETRIES:
+                    break
+                response.close()  # unread: an error body is never drained
+                time.sleep(0.2 * 2**attempt * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
         except requests.RequestException as exc:
             if _timed_out(exc):
                 raise TransientError(
@@ -289,7 +352,7 @@ class Registry:
         status = response.status_code
         if status < 300 or status == 404 or status in _REDIRECT_STATUSES:
             return
-        codes = _error_codes(response) if method != "HEAD" else []
+        codes = self._error_codes(response) if method != "HEAD" else []
         response.close()
         detail = f" ({', '.join(codes)})" if codes else ""
         if status == 401:
@@ -331,8 +394,12 @@ class Registry:
         return response
 
     def _note_unknown(self, response: requests.Response, what: str) -> None:
-        if "NAME_UNKNOWN" in _error_codes(response):
+        if "NAME_UNKNOWN" in self._error_codes(response):
             logger.warning("registry repository unknown", extra={"registry": self.base_url, "reference": what})
+
+    def _error_codes(self, response: requests.Response) -> list[str]:
+        """The ``errors[].code`` values of an OCI error body, from its first bytes only (never the rest)."""
+        return _error_codes(read_prefix(response, self.limits.error_body_max_bytes))
 
 
 def _timed_out(exc: requests.RequestException) -> bool:
@@ -346,33 +413,16 @@ def _timed_out(exc: requests.RequestException) -> bool:
     )
 
 
-def _error_codes(response: requests.Response) -> list[str]:
-    """The ``errors[].code`` values of an OCI error body, or [] when there is none."""
+def _error_codes(prefix: bytes) -> list[str]:
+    """The ``errors[].code`` values of an OCI error body, or [] when there is none (or it was cut)."""
     try:
-        body = json.loads(response.content[:65536])
-    except (ValueError, requests.RequestException):
+        body = json.loads(prefix)
+    except ValueError:
         return []
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
         return []
     return [str(error["code"]) for error in errors if isinstance(error, dict) and "code" in error]
-
-
-def _read_limited(response: requests.Response, limit: int, *, what: str) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RegistryError(f"{what} is {declared} bytes, more than the {limit} tagrelay accepts")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_content(chunk_size=65536):
-            size += len(chunk)
-            if size > limit:
-                raise RegistryError(f"{what} is more than the {limit} bytes tagrelay accepts")
-            chunks.append(chunk)
-    except requests.RequestException as exc:
-        raise TransientError(SYSTEM, f"{what}: the answer was cut off ({type(exc).__name__})") from None
-    return b"".join(chunks)
 
 
 def _utc_now() -> datetime:
@@ -473,8 +523,11 @@ def aws_call_failure(system: str, action: str, exc: Exception) -> TagrelayError:
     return TransientError(system, f"{action} failed ({type(exc).__name__})")
 
 
-def registry_for(app: App, *, session: requests.Session | None = None) -> Registry:
+def registry_for(
+    app: App, *, limits: RegistryLimits = RegistryLimits(), session: requests.Session | None = None
+) -> Registry:
     """The registry client for an app: ECR credentials for an ECR host, anonymous otherwise."""
-    ecr = app.ecr_registry
+    match = app.registry_host.endswith(".amazonaws.com") or app.registry_host.endswith(".amazonaws.com.cn")
+    ecr = app.ecr_registry if match else None
     auth = EcrAuth(account=ecr[0], region=ecr[1]) if ecr else None
-    return Registry(app.registry_url, auth=auth, session=session)
+    return Registry(app.registry_url, auth=auth, limits=limits, session=session)

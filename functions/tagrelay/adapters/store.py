@@ -18,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tagrelay.adapters import ledger_schema as keys
-from tagrelay.domain.records import DecisionRecord, EnvironmentState, parse_timestamp, timestamp
+from tagrelay.domain.records import DecisionRecord, EnvironmentState, PromotedRelease, parse_timestamp, timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -156,21 +156,23 @@ class Ledger:
             "decision_pk": keys.env_partition(record.app, record.env),
             "decision_sk": keys.decision_sort_key(record.created_at, record.decision_id),
         }
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _to_dynamo(guard),
+                    "ConditionExpression": "attribute_not_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": keys.PARTITION_KEY},
+                }
+            },
+            {"Put": {"TableName": self.table_name, "Item": _to_dynamo(self._decision_item(record))}},
+        ]
+        if record.tag and record.digests:
+            # In the same transaction: a deployment is never recorded without the digests its tag had.
+            items.append({"Update": self._promoted_release_update(record)})
         try:
             with self._call("TransactWriteItems"):
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self.table_name,
-                                "Item": _to_dynamo(guard),
-                                "ConditionExpression": "attribute_not_exists(#pk)",
-                                "ExpressionAttributeNames": {"#pk": keys.PARTITION_KEY},
-                            }
-                        },
-                        {"Put": {"TableName": self.table_name, "Item": _to_dynamo(self._decision_item(record))}},
-                    ]
-                )
+                self.client.transact_write_items(TransactItems=items)
         except _AlreadyRecorded:
             return False
         if make_current:
@@ -324,6 +326,54 @@ class Ledger:
         except _AlreadyRecorded:
             return False
         return True
+
+    def _promoted_release_update(self, record: DecisionRecord) -> dict[str, Any]:
+        """Keep the first digests a tag was committed with (if_not_exists), and add the environment."""
+        assert record.tag is not None
+        return {
+            "TableName": self.table_name,
+            "Key": _to_dynamo(
+                {
+                    keys.PARTITION_KEY: keys.release_partition(record.app, record.tag),
+                    keys.SORT_KEY: keys.RELEASE_SORT_KEY,
+                }
+            ),
+            "UpdateExpression": (
+                "SET app = :app, tag = :tag, digests = if_not_exists(digests, :digests),"
+                " promoted_at = if_not_exists(promoted_at, :at) ADD envs :env"
+            ),
+            "ExpressionAttributeValues": _to_dynamo(
+                {
+                    ":app": record.app,
+                    ":tag": record.tag,
+                    ":digests": dict(record.digests),
+                    ":at": record.committed_at or record.created_at,
+                    ":env": {record.env},
+                }
+            ),
+        }
+
+    def promoted_release(self, app: str, tag: str) -> PromotedRelease | None:
+        """The digests ``tag`` had when tagrelay first committed it, in any environment (one GetItem)."""
+        with self._call("GetItem"):
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=_to_dynamo(
+                    {keys.PARTITION_KEY: keys.release_partition(app, tag), keys.SORT_KEY: keys.RELEASE_SORT_KEY}
+                ),
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if item is None:
+            return None
+        data = _from_dynamo(item)
+        return PromotedRelease(
+            app=app,
+            tag=tag,
+            digests={str(k): str(v) for k, v in (data.get("digests") or {}).items()},
+            envs=tuple(sorted(str(env) for env in data.get("envs") or ())),
+            promoted_at=data.get("promoted_at"),
+        )
 
     def _advance_state(self, record: DecisionRecord) -> None:
         """Make this deployment the environment's current one, unless a later one already is."""

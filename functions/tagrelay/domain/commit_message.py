@@ -41,6 +41,7 @@ class CommitDetails:
     signer: str
     event_id: str | None = None
     request_id: str | None = None  # operator changes: the request's id, so a retry can find its commit
+    tag_policy: str | None = None  # "immutable" | "mutable (allow_mutable_tags)"
 
 
 def subject(trigger: Trigger, env: str, tag: str) -> str:
@@ -59,7 +60,7 @@ def commit_message(details: CommitDetails) -> str:
         f"Triggered by: {triggered_by}" + (f" (event {details.event_id})" if details.event_id else ""),
         f"Branch: {details.source_branch}",
         f"Commit: {details.full_sha}",
-        f"Actor: {details.actor}",
+        f"Actor: {_one_line(details.actor)}",
         *([f"Request: {details.request_id}"] if details.request_id else []),
         "",
         "This will deploy:",
@@ -69,6 +70,7 @@ def commit_message(details: CommitDetails) -> str:
         *(f"- {image}@{digest}" for image, digest in details.digests.items()),
         "",
         f"Signature: {details.signer}",
+        *([f"Release tags: {details.tag_policy}"] if details.tag_policy else []),
         "",
         SIGNATURE_LINE,
     ]
@@ -135,3 +137,8 @@ def parse_commit_message(message: str) -> ParsedCommit | None:
         request_id=fields.get("Request"),
         digests=digests,
     )
+
+
+def _one_line(text: str) -> str:
+    """Outside text (a git author name) on one line: no control character can forge a trailer."""
+    return "".join(char if char.isprintable() else " " for char in text).strip() or "unknown"

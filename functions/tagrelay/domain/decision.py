@@ -89,6 +89,9 @@ class Evaluation:
     source_committed_at: datetime | None = None
     digests: dict[str, str] = field(default_factory=dict)
     signers: dict[str, str] = field(default_factory=dict)
+    signed_commits: dict[str, str] = field(default_factory=dict)  # image -> commit its signature binds
+    tag_policy: str | None = None  # "immutable" | "mutable (allow_mutable_tags)", once checked
+    promoted_digests: dict[str, str] = field(default_factory=dict)  # tag_moved: what the tag was promoted as
     checks: list[Check] = field(default_factory=list)
     decisions: list[EnvDecision] = field(default_factory=list)
 
@@ -134,3 +137,19 @@ def reachable_from_branch(compare_status: str) -> bool:
 def candidate_is_older(compare_status: str) -> bool:
     """GitHub compare(base=deployed, head=candidate): 'behind' means the candidate is an ancestor."""
     return compare_status == "behind"
+
+
+def candidate_descends(compare_status: str) -> bool:
+    """GitHub compare(base=deployed, head=candidate): only 'ahead' (or the same commit) means the
+    candidate contains everything the environment runs; 'diverged' would drop some of it."""
+    return compare_status in ("ahead", "identical")
+
+
+def moved_images(promoted: Mapping[str, str], current: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Images whose release tag now points at another digest than the one tagrelay promoted:
+    image -> (promoted digest, current digest)."""
+    return {
+        image: (digest, current[image])
+        for image, digest in promoted.items()
+        if image in current and current[image] != digest
+    }

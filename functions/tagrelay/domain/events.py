@@ -1,7 +1,11 @@
 """Event intake: parse an EventBridge event and decide, without any network request, what it asks for.
 
 Every ECR push of a configured repository only says "look at this digest now" (level-triggered,
-design.md §4). Intake turns the event into one of:
+design.md §4). Nothing in the event is trusted as text: the EventBridge envelope is checked first
+(``id`` a UUID, ``source`` ``aws.ecr``, ``account`` and ``region`` those of a configured ECR registry,
+``time`` an RFC 3339 time no later than ``MAX_CLOCK_SKEW`` ahead), because the promoter can also be
+invoked directly and its event id and time end up in GitOps commit messages and the ledger.
+Intake turns the event into one of:
 
 - ``MalformedEvent`` (raised): the event is broken; it is rejected and never retried;
 - ``Ignored``: not ours or not interesting (a DELETE, ``latest``, an attestation, another repo...);
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tagrelay.config import App, Config
@@ -30,6 +34,12 @@ IMAGE_ACTION = "ECR Image Action"
 REFERRER_ACTION = "ECR Referrer Action"
 # The detail-types whose pushes reach the promoter; infra/promoter.py's EventBridge rule matches these.
 PUSH_DETAIL_TYPES = (IMAGE_ACTION, REFERRER_ACTION)
+# How far ahead of the promoter's clock an event's time may be (clocks differ a little).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# EventBridge event ids are UUIDs (8-4-4-4-12 hexadecimal digits).
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 # OCI distribution-spec repository name grammar.
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
@@ -47,9 +57,9 @@ class EcrPush:
     """The facts of one ECR Image Action event that tagrelay uses."""
 
     event_id: str
-    time: datetime | None
-    account: str | None
-    region: str | None
+    time: datetime
+    account: str
+    region: str
     repository: str
     digest: str
     tag: str | None
@@ -96,26 +106,44 @@ Trigger = ReleaseTagPushed | BranchTagPushed | SignaturePushed | ReferrerPushed
 Intake = Trigger | Ignored
 
 
-def parse_push(event: Any) -> EcrPush | Ignored:
-    """Read the envelope; ignore what is not an ECR Image Action, parse what is. No configuration needed."""
+def parse_push(event: Any, *, now: datetime | None = None) -> EcrPush | Ignored:
+    """Check the envelope; ignore what is not an ECR Image Action, parse what is.
+
+    Raises MalformedEvent for an envelope that EventBridge would never deliver. ``now`` is the
+    promoter's clock (default: the system's), against which ``time`` may not be in the future.
+    """
     if not isinstance(event, dict):
         raise MalformedEvent("not_an_object", f"the event must be a JSON object, got {type(event).__name__}")
     event_id = _required_string(event, "id", "event")
+    if not _UUID.match(event_id):
+        # Never echo it: it is exactly the text a forger chose.
+        raise MalformedEvent("bad_id", "event.id is not a UUID, so the event did not come from EventBridge")
     source = _required_string(event, "source", "event")
-    detail_type = _required_string(event, "detail-type", "event")
     if source != ECR_SOURCE:
-        return Ignored("other_source", f"source is {source!r}, not {ECR_SOURCE!r}", event_id)
+        raise MalformedEvent("bad_source", f"event.source must be {ECR_SOURCE!r}: tagrelay only reads ECR events")
+    detail_type = _required_string(event, "detail-type", "event")
+    account = _required_string(event, "account", "event")
+    region = _required_string(event, "region", "event")
+    if not _ACCOUNT.match(account) or not _REGION.match(region):
+        raise MalformedEvent("unknown_registry", "event.account/region are not an AWS account id and region")
+    time = _event_time(event, now or datetime.now(UTC))
     if detail_type not in PUSH_DETAIL_TYPES:
         expected = " or ".join(map(repr, PUSH_DETAIL_TYPES))
         return Ignored("other_detail_type", f"detail-type is {detail_type!r}, not {expected}", event_id)
-    return _parse_image_action(event, event_id)
+    return _parse_image_action(event, event_id, time=time, account=account, region=region)
 
 
-def classify(event: Any, config: Config) -> Intake:
+def classify(event: Any, config: Config, *, now: datetime | None = None) -> Intake:
     """Full intake: envelope, then which app and which kind of tag. Raises MalformedEvent."""
-    push = parse_push(event)
+    push = parse_push(event, now=now)
     if isinstance(push, Ignored):
         return push
+    registries = {app.ecr_registry for app in config.apps.values()}
+    if (push.account, push.region) not in registries:
+        raise MalformedEvent(
+            "unknown_registry",
+            f"the event is from account {push.account} in {push.region}, which is no configured app's ECR registry",
+        )
     if push.action != "PUSH":
         return Ignored("not_a_push", f"action-type is {push.action!r}; only PUSH promotes", push.event_id)
     if push.result != "SUCCESS":
@@ -126,6 +154,11 @@ def classify(event: Any, config: Config) -> Intake:
             "unknown_repository", f"repository {push.repository} is not an image of any configured app", push.event_id
         )
     app_name, app = owner
+    if app.ecr_registry != (push.account, push.region):
+        raise MalformedEvent(
+            "unknown_registry",
+            f"{push.repository} belongs to app {app_name}, whose registry is not account {push.account} in {push.region}",
+        )
     return _classify_tag(push, app_name, app)
 
 
@@ -157,7 +190,7 @@ def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
     )
 
 
-def _parse_image_action(event: dict[str, Any], event_id: str) -> EcrPush:
+def _parse_image_action(event: dict[str, Any], event_id: str, *, time: datetime, account: str, region: str) -> EcrPush:
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise MalformedEvent("bad_detail", "event.detail must be an object")
@@ -177,9 +210,9 @@ def _parse_image_action(event: dict[str, Any], event_id: str) -> EcrPush:
         )
     return EcrPush(
         event_id=event_id,
-        time=_optional_time(event),
-        account=_optional_string(event, "account"),
-        region=_optional_string(event, "region"),
+        time=time,
+        account=account,
+        region=region,
         repository=repository,
         digest=digest,
         tag=tag or None,
@@ -200,18 +233,17 @@ def _required_string(mapping: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _optional_string(mapping: dict[str, Any], key: str) -> str | None:
-    value = mapping.get(key)
-    if value is not None and not isinstance(value, str):
-        raise MalformedEvent("bad_field_type", f"event.{key} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _optional_time(event: dict[str, Any]) -> datetime | None:
-    value = _optional_string(event, "time")
-    if value is None:
-        return None
+def _event_time(event: dict[str, Any], now: datetime) -> datetime:
+    value = _required_string(event, "time", "event")
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise MalformedEvent("bad_time", f"event.time {value!r} is not an RFC 3339 timestamp") from None
+        raise MalformedEvent("bad_time", "event.time is not an RFC 3339 timestamp") from None
+    if moment.tzinfo is None:
+        raise MalformedEvent("bad_time", "event.time has no time zone (EventBridge writes UTC, ending in Z)")
+    if moment > now + MAX_CLOCK_SKEW:
+        raise MalformedEvent(
+            "future_time",
+            f"event.time is {moment - now} ahead of the promoter's clock (more than {MAX_CLOCK_SKEW} is not a real event)",
+        )
+    return moment

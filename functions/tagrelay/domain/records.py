@@ -49,6 +49,10 @@ class DecisionRecord:
     digests: dict[str, str] = field(default_factory=dict)
     signers: dict[str, str] = field(default_factory=dict)
     signature_policy: str | None = None
+    # "immutable", or "mutable (allow_mutable_tags)" when the app accepted overwritable release tags.
+    tag_policy: str | None = None
+    # tag_moved: image -> the digest tagrelay promoted under the tag (``digests`` holds where it points now).
+    promoted_digests: dict[str, str] = field(default_factory=dict)
     previous_tag: str | None = None
     deployed_sha: str | None = None
     gitops_commit: str | None = None
@@ -86,6 +90,17 @@ class DecisionRecord:
     @property
     def in_flight(self) -> bool:
         return self.outcome == "committed" and self.status in (None, "COMMITTED", "SYNCING")
+
+
+@dataclass(frozen=True)
+class PromotedRelease:
+    """The digests a release tag had when tagrelay first committed it, and the environments it went to."""
+
+    app: str
+    tag: str
+    digests: dict[str, str]
+    envs: tuple[str, ...] = ()
+    promoted_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,12 @@ def set_value(text: str, key_path: str, tag: str) -> ValuesEdit:
     new_text = text[: target.start] + replacement + text[target.end :]
 
     # The splice is correct by construction; re-reading it guards against a YAML corner not foreseen.
-    if _locate(new_text, segments).previous != tag:
+    # The text before the splice is unchanged and the new value is one double-quoted scalar where the
+    # old one stood, so the scanner's tokens are the same but that one: checking it is enough (and
+    # costs a scan up to the value, not a second parse of a file that may be a megabyte).
+    if not _spliced_scalar_reads(new_text, target.start + len(replacement) - len(quoted), tag) and (
+        _locate(new_text, segments).previous != tag
+    ):
         raise ValuesFileError(
             "unsupported_value",
             f"{key_path} at line {target.line}: tagrelay could not place the tag there safely; "
@@ -97,6 +102,18 @@ def set_value(text: str, key_path: str, tag: str) -> ValuesEdit:
             line=target.line,
         )
     return ValuesEdit(text=new_text, previous=target.previous, changed=True)
+
+
+def _spliced_scalar_reads(text: str, start: int, tag: str) -> bool:
+    """Whether the scanner reads a double-quoted scalar ``tag`` at ``start``, spanning exactly its quotes."""
+    tokens = _scan(text, start)
+    scalar = next((t for t in tokens.within(start, start + 1) if isinstance(t, ScalarToken)), None)
+    return (
+        scalar is not None
+        and scalar.style == '"'
+        and scalar.value == tag
+        and int(scalar.end_mark.index) == start + len(tag) + 2
+    )
 
 
 @dataclass(frozen=True)
@@ -119,7 +136,9 @@ def _locate(text: str, segments: list[str]) -> _Target:
     root = _compose_single_document(text)
     _refuse_duplicate_keys(root, text)
     key_node, value_node = _walk(root, segments)
-    return _value_target(text, _scan(text), segments, key_node, value_node)
+    # The tokens are only needed up to the value: stop scanning there (the image tag is usually near the top).
+    stop_after = max(int(key_node.end_mark.index), int(value_node.end_mark.index))
+    return _value_target(text, _scan(text, stop_after), segments, key_node, value_node)
 
 
 def _line(node_or_token: Node | Token) -> int:
@@ -304,11 +323,18 @@ class _Tokens:
         return None
 
 
-def _scan(text: str) -> _Tokens:
+def _scan(text: str, stop_after: int) -> _Tokens:
+    """The scanner's tokens up to the first token with characters that starts after ``stop_after``."""
+    tokens: list[Token] = []
     try:
-        return _Tokens(list(YAML(typ="rt", pure=True).scan(text)))
+        for token in YAML(typ="rt", pure=True).scan(text):
+            tokens.append(token)
+            start, end = int(token.start_mark.index), int(token.end_mark.index)
+            if start > stop_after and end > start:
+                break
     except YAMLError as exc:  # pragma: no cover - the composer already parsed the same text
         raise _unparsable(exc) from None
+    return _Tokens(tokens)
 
 
 def _reads_as_string(node: ScalarNode) -> bool:

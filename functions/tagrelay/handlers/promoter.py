@@ -7,6 +7,7 @@ for transient or operator-fixable failures, which Lambda retries and then dead-l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -31,9 +32,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def _promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if is_operator_request(event):  # `tagrelay deploy/rollback/pin/unpin` (services/operate.py)
-        return runtime.operator().handle(event, invocation_id=context.aws_request_id)
-    evaluations = runtime.promoter().process(event)
+    # The invocation's own deadline, so that no GitOps commit starts that Lambda would cut short.
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+    with runtime.promoter().invocation_deadline(deadline):
+        if is_operator_request(event):  # `tagrelay deploy/rollback/pin/unpin` (services/operate.py)
+            return runtime.operator().handle(event, invocation_id=context.aws_request_id)
+        evaluations = runtime.promoter().process(event)
     log_decisions(evaluations)
     emit_decision_metrics(evaluations)
     return report(evaluations)

@@ -305,6 +305,7 @@ class Operator:
                 request_id=request.request_id,
                 check_precondition=True,
                 expect_current_tag=request.expect_current_tag,
+                requested_sha=request.sha,
             )
         )
         return self._evaluated(request, caller, evaluation)
@@ -332,6 +333,7 @@ class Operator:
                     request_id=request.request_id,
                     check_precondition=True,
                     expect_current_tag=request.expect_current_tag,
+                    requested_sha=request.sha,
                 )
             )
         except BaseException:

@@ -4,13 +4,18 @@ Level-triggered (design.md §4): the event only says which digest to look at; th
 evaluated from current facts, in this order, stopping at the first check that is not met:
 
 1. readiness     every image of the app carries the release tag          (registry: 1 HEAD per image)
-2. environments  from the tag's env prefix, or the branch tags that point
+2. moved tag     the tag still points at the digests tagrelay promoted it
+                 with, if it ever did                                     (ledger: 1 read)
+3. immutability  ECR will not let the release tag be overwritten          (ECR: <= 1 per repository per
+                                                                           container per cache period)
+4. environments  from the tag's env prefix, or the branch tags that point
                  at the same digest                                       (registry: 1 HEAD per environment)
-3. signatures    every digest signed as the app's policy demands          (registry: 2 GETs per image)
-4. commit        the short SHA is exactly one commit of the source repo    (GitHub: 1)
-5. per environment: the commit is on the environment's branch (GitHub: 1), the environment is not
-   pinned (ledger), the values file does not already hold this or a newer commit (GitHub: 1 read,
-   1 compare), then a compare-and-swap commit of the one-line edit (GitHub: 1).
+5. signatures    every digest signed as the app's policy demands          (registry: 2 GETs per image)
+6. commit        the short SHA is exactly one commit of the source repo    (GitHub: 1)
+7. per environment: the commit is on the environment's branch (GitHub: 1), the environment is not
+   pinned (ledger), the values file does not already hold this commit, and the commit descends from
+   the one it holds (GitHub: 1 read, 1 compare), then a compare-and-swap commit of the one-line edit
+   (GitHub: 1).
 
 Operator requests (services/operate.py: `tagrelay deploy`, `tagrelay rollback`) take the same path
 with the environment named instead of resolved (step 2); a rollback also passes the pin (it pins the
@@ -24,15 +29,18 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tagrelay.adapters.ecr import EcrControlPlane
 from tagrelay.adapters.github import (
     CommitAmbiguous,
     CommitNotFound,
     FileNotFound,
+    FileTooLarge,
     FileVersion,
     GitHub,
     SourceCommit,
@@ -58,6 +66,7 @@ from tagrelay.domain.events import (
 from tagrelay.domain.events import (
     Trigger as AcceptedEvent,
 )
+from tagrelay.domain.mutability import SIGNATURE_TAG_FILTER, assess, fix_command, safe_exclusions
 from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
 from tagrelay.domain.values_patch import InvalidEditRequest, ValuesEdit, ValuesFileError, set_value
@@ -80,9 +89,12 @@ class PromoterDependencies:
     github: GitHub
     registry_for: Callable[[App], Registry]
     verifier_for: Callable[[App], SignatureVerifier]
+    # The app's ECR control plane (tag mutability); None when its registry is not ECR.
+    ecr_for: Callable[[App], EcrControlPlane | None] = lambda app: None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
+    monotonic: Callable[[], float] = time.monotonic
     # (app, env) -> None, called right after a commit: the Argo CD refresh nudge (runtime.refresh_nudge).
     # It must never raise nor block for long; None when the configuration turns it off.
     refresh_environment: Callable[[str, str], None] | None = None
@@ -118,6 +130,8 @@ class ReleaseRequest:
     request_id: str | None = None
     check_precondition: bool = False
     expect_current_tag: str | None = None
+    # Operator requests: the SHA exactly as given (7 to 40 characters); the commit must start with it.
+    requested_sha: str | None = None
 
 
 class Promoter:
@@ -130,15 +144,38 @@ class Promoter:
     def _now(self) -> datetime:
         # Read through deps each time: tests and the local stack replace the clock after construction.
         return self.deps.clock()
+        self._deadline: float | None = None  # deps.monotonic() time by which the invocation ends
+
+    @contextmanager
+    def invocation_deadline(self, deadline: float | None) -> Iterator[None]:
+        """While inside, a commit starts only if ``limits.commit_reserve_seconds`` remain before ``deadline``."""
+        previous, self._deadline = self._deadline, deadline
+        try:
+            yield
+        finally:
+            self._deadline = previous
+
+    def _ensure_time_for_a_commit(self, env: str) -> None:
+        if self._deadline is None:
+            return
+        left = self._deadline - self.deps.monotonic()
+        reserve = self.config.limits.commit_reserve_seconds
+        if left < reserve:
+            raise TransientError(
+                "lambda",
+                f"only {max(left, 0):.1f}s of the invocation remain, less than the {reserve:g}s a commit to {env} "
+                "may need (limits.commit_reserve_seconds): retrying the event rather than starting a commit that "
+                "could be cut short",
+            )
 
     # --- entry points ---
 
     def process(self, event: Any) -> list[Evaluation]:
         """Intake, then evaluation. Malformed and ignored events are decided without any request."""
         try:
-            intake = classify(event, self.config)
+            intake = classify(event, self.config, now=self.deps.clock())
         except MalformedEvent as exc:
-            evaluation = Evaluation(event_id=_event_id(event))
+            evaluation = Evaluation(event_id=None)  # its id is not trusted: it may be what is wrong
             evaluation.check("event", "fail", str(exc))
             evaluation.decide(None, Verdict.REJECT, f"malformed_event:{exc.code}", str(exc))
             return [evaluation]
@@ -238,6 +275,8 @@ class Promoter:
         digests = {image: digest for image, digest in resolved.items() if digest}
         evaluation.digests = digests
         evaluation.check("readiness", "pass", f"all {len(digests)} images carry {release.tag}")
+        if self._tag_moved(app, request, evaluation) or not self._tags_immutable(app, request, evaluation):
+            return []
         if request.push and digests.get(request.push.repository) not in (None, request.push.digest):
             evaluation.check(
                 "event digest", "skip", f"{release.tag} moved since the event; evaluating its current digest"
@@ -250,6 +289,69 @@ class Promoter:
         if envs and self._signatures(app, digests, registry, evaluation, envs):
             return envs
         return []
+
+    def _tag_moved(self, app: App, request: ReleaseRequest, evaluation: Evaluation) -> bool:
+        """A release tag tagrelay committed before must still point at the digests it committed."""
+        release = request.release
+        promoted = self.deps.ledger.promoted_release(request.app_name, release.tag)
+        moved = rules.moved_images(promoted.digests, evaluation.digests) if promoted else {}
+        if not moved or promoted is None:
+            if promoted is not None:
+                evaluation.check("moved tag", "pass", f"{release.tag} still points at the digests it was promoted with")
+            return False
+        evaluation.promoted_digests = dict(promoted.digests)
+        what = "; ".join(
+            f"{image} was promoted as {old} and now points at {new}" for image, (old, new) in moved.items()
+        )
+        message = (
+            f"release tag {release.tag} moved: {what}. A pod started now would pull an image tagrelay never "
+            f"verified. Find who pushed it (CloudTrail PutImage), restore the tag or redeploy another release; "
+            f"tagrelay will not commit {release.tag} again while it points elsewhere"
+        )
+        evaluation.check("moved tag", "fail", message)
+        for env in promoted.envs or (request.env or release.env,):
+            evaluation.decide(env, Verdict.REJECT, "tag_moved", message)
+        return True
+
+    def _tags_immutable(self, app: App, request: ReleaseRequest, evaluation: Evaluation) -> bool:
+        """ECR must not let the release tag be overwritten (or the app accepts it: allow_mutable_tags)."""
+        release = request.release
+        problems = self._mutability_problems(app)
+        if not problems:
+            evaluation.tag_policy = "immutable"
+            evaluation.check("tag immutability", "pass", f"ECR keeps {release.tag} on its digest in every repository")
+            return True
+        listing = "; ".join(f"{image}: {problem}" for image, problem in problems.items())
+        if app.allow_mutable_tags:
+            evaluation.tag_policy = "mutable (allow_mutable_tags)"
+            evaluation.check("tag immutability", "skip", f"risk accepted (allow_mutable_tags: true): {listing}")
+            return True
+        message = (
+            f"release tags can be overwritten, so the image verified now may not be the one that runs: {listing}. "
+            f"Or accept the risk with apps.{request.app_name}.allow_mutable_tags: true"
+        )
+        evaluation.check("tag immutability", "fail", message)
+        evaluation.decide(request.env or release.env, Verdict.REJECT, "tags_mutable", message)
+        return False
+
+    def _mutability_problems(self, app: App) -> dict[str, str]:
+        """image -> why its release tags are not protected, with the command that fixes it."""
+        ecr = self.deps.ecr_for(app)
+        if ecr is None:
+            return {
+                image: f"{app.registry} is not an Amazon ECR registry, so tagrelay cannot establish that tags "
+                "are immutable (name its ECR registry with `ecr:`)"
+                for image in app.images
+            }
+        required = [SIGNATURE_TAG_FILTER, *dict.fromkeys(env.branch for env in app.environments.values())]
+        problems = {}
+        for image, settings in ecr.repository_settings(app.images).items():
+            verdict = assess(settings.mutability, settings.exclusion_filters, app.tag_regex)
+            if not verdict.protected:
+                exclusions = safe_exclusions(settings.exclusion_filters, app.tag_regex, required)
+                command = fix_command(image, account=ecr.account, region=ecr.region, exclusions=exclusions)
+                problems[image] = f"repository {image}: {verdict.problem}; fix: {command}"
+        return problems
 
     def _environments(
         self, app: App, release: ReleaseTag, digests: dict[str, str], registry: Registry, evaluation: Evaluation
@@ -282,9 +384,11 @@ class Promoter:
         missing = {image: v for image, v in verdicts.items() if v.status == "missing"}
         if invalid:
             message = "; ".join(f"{image}: {v.reason}" for image, v in invalid.items())
+            codes = {v.code for v in invalid.values()}
+            reason = codes.pop() if len(codes) == 1 and None not in codes else "signature_invalid"
             evaluation.check("signatures", "fail", message)
             for env in envs:
-                evaluation.decide(env, Verdict.REJECT, "signature_invalid", message)
+                evaluation.decide(env, Verdict.REJECT, reason or "signature_invalid", message)
             return False
         if missing:
             message = "; ".join(f"{image}: {v.reason}" for image, v in missing.items())
@@ -300,6 +404,7 @@ class Promoter:
                 evaluation.decide(env, Verdict.WAIT, "signature_missing", message)
             return False
         evaluation.signers = {image: v.signer or "unknown" for image, v in verdicts.items()}
+        evaluation.signed_commits = {image: v.commit for image, v in verdicts.items() if v.commit}
         if all(v.status == "not_required" for v in verdicts.values()):
             evaluation.check("signatures", "skip", "not verified: the app's policy is 'signature: none'")
         else:
@@ -324,11 +429,20 @@ class Promoter:
     ) -> _ValuesSnapshot | None:
         """Read and edit the environment's values file in memory; None once decided (noop, invalid, missing)."""
         repo, path = app.gitops.repo, app.gitops.values_path(env)
+        cap = self.config.limits.values_file_max_bytes
         try:
-            current = self.deps.github.read_file(repo, path, app.gitops.branch)
+            current = self.deps.github.read_file(repo, path, app.gitops.branch, max_bytes=cap)
         except FileNotFound as exc:
             evaluation.check(f"{env}: values file", "fail", str(exc))
             evaluation.decide(env, Verdict.REJECT, "values_file_missing", f"{exc}; create it first")
+            return None
+        except FileTooLarge as exc:
+            message = (
+                f"{exc}: tagrelay edits values files up to limits.values_file_max_bytes ({cap} bytes); "
+                "split the file, or raise the limit"
+            )
+            evaluation.check(f"{env}: values file", "fail", message)
+            evaluation.decide(env, Verdict.REJECT, "values_file_too_large", message)
             return None
         try:
             edit = set_value(current.content.decode("utf-8"), app.gitops.key, request.release.tag)
@@ -356,7 +470,8 @@ class Promoter:
     ) -> SourceCommit | None:
         release = request.release
         try:
-            commit = self.deps.github.resolve_commit(app.source_repo, release.sha)
+            # An operator's longer SHA is resolved as given, so that it can only name its own commit.
+            commit = self.deps.github.resolve_commit(app.source_repo, request.requested_sha or release.sha)
         except CommitNotFound as exc:
             message = f"{release.sha} is not a commit of {app.source_repo} ({exc})"
             evaluation.check("commit", "fail", message)
@@ -368,6 +483,25 @@ class Promoter:
             evaluation.check("commit", "fail", message)
             for env in envs:
                 evaluation.decide(env, Verdict.REJECT, "commit_ambiguous", message)
+            return None
+        unbound = {
+            image: signed
+            for image, signed in evaluation.signed_commits.items()
+            if not commit.sha.startswith(signed) or len(signed) < len(release.sha)
+        }
+        if unbound:
+            # The signature named a commit that shares the tag's prefix but is not the one it resolves to.
+            what = "; ".join(f"{image} is signed for commit {signed}" for image, signed in unbound.items())
+            message = f"{release.tag} resolves to {commit.sha}, but {what}; sign the release's own commit"
+            evaluation.check("commit", "fail", message)
+            for env in envs:
+                evaluation.decide(env, Verdict.REJECT, "signature_invalid", message)
+            return None
+        if request.requested_sha and not commit.sha.startswith(request.requested_sha):
+            message = f"{request.requested_sha} is not a prefix of {commit.sha}, the commit {release.sha} names"
+            evaluation.check("commit", "fail", message)
+            for env in envs:
+                evaluation.decide(env, Verdict.REJECT, "commit_not_found", message)
             return None
         evaluation.full_sha = commit.sha
         evaluation.actor = request.actor or commit.author
@@ -413,7 +547,7 @@ class Promoter:
             previous = snapshot.edit.previous
             if request.allow_downgrade:
                 evaluation.check(f"{env}: order", "skip", "a rollback: the no-downgrade guard does not apply")
-            elif self._is_downgrade(app, env, previous, commit, evaluation):
+            elif self._out_of_order(app, env, previous, commit, request, evaluation):
                 return
             if self.dry_run:
                 evaluation.check(f"{env}: commit", "pass", f"would set {app.gitops.key} to {request.release.tag}")
@@ -431,8 +565,10 @@ class Promoter:
                     signer=_signer_line(app, evaluation),
                     event_id=request.event_id,
                     request_id=request.request_id,
+                    tag_policy=evaluation.tag_policy,
                 )
             )
+            self._ensure_time_for_a_commit(env)
             try:
                 written = github.write_file(
                     repo,
@@ -472,10 +608,17 @@ class Promoter:
             "github", f"{repo}:{path} kept changing: {attempts} compare-and-swap attempts lost; retrying the event"
         )
 
-    def _is_downgrade(
-        self, app: App, env: str, current_tag: str | None, commit: SourceCommit, evaluation: Evaluation
+    def _out_of_order(
+        self,
+        app: App,
+        env: str,
+        current_tag: str | None,
+        commit: SourceCommit,
+        request: ReleaseRequest,
+        evaluation: Evaluation,
     ) -> bool:
-        """No downgrade on the push path: is the environment already at a commit newer than ours?"""
+        """Descendants only: the candidate must contain the environment's current commit. Older is
+        superseded; diverged is refused on the push path (a manual deploy records it and goes on)."""
         current = parse_release_tag(current_tag, app.tag_regex) if current_tag else None
         if current is None or commit.sha.startswith(current.sha):
             return False
@@ -494,6 +637,19 @@ class Promoter:
                 message,
                 previous_tag=current_tag,
                 deployed_sha=current.sha,
+            )
+            return True
+        if not rules.candidate_descends(status):
+            message = (
+                f"{commit.sha} does not descend from {current.sha} ({current_tag}, what {env} runs): GitHub "
+                f"compare says {status!r}, so promoting it would drop commits {env} has"
+            )
+            if request.trigger == "manual":
+                evaluation.check(f"{env}: order", "skip", f"{message}; deployed anyway: a manual deploy")
+                return False
+            evaluation.check(f"{env}: order", "fail", message)
+            evaluation.decide(
+                env, Verdict.REJECT, "not_descendant", message, previous_tag=current_tag, deployed_sha=current.sha
             )
             return True
         evaluation.check(f"{env}: order", "pass", f"{commit.sha[:12]} is {status} of deployed {current_tag}")
@@ -582,6 +738,8 @@ class Promoter:
                 digests=dict(evaluation.digests),
                 signers=dict(evaluation.signers),
                 signature_policy="required" if app.signature_required else "none",
+                tag_policy=evaluation.tag_policy,
+                promoted_digests=dict(evaluation.promoted_digests),
                 previous_tag=decided.previous_tag,
                 deployed_sha=decided.deployed_sha,
                 gitops_commit=decided.gitops_commit,
@@ -609,8 +767,3 @@ def _signer_line(app: App, evaluation: Evaluation) -> str:
     if len(signers) == 1:
         return f"verified, {signers.pop()}"
     return "verified, " + "; ".join(f"{image}: {signer}" for image, signer in evaluation.signers.items())
-
-
-def _event_id(event: Any) -> str | None:
-    value = event.get("id") if isinstance(event, dict) else None
-    return value if isinstance(value, str) else None

@@ -45,7 +45,7 @@ class SignatureLayer:
     annotations: Mapping[str, str]
 
 
-def parse_signature_layer(layer: Any) -> SignatureLayer | str:
+def parse_signature_layer(layer: Any, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> SignatureLayer | str:
     """A layer descriptor of a ``.sig`` manifest, or why it cannot be a cosign signature."""
     if not isinstance(layer, dict):
         return "the layer descriptor is not a JSON object"
@@ -56,8 +56,8 @@ def parse_signature_layer(layer: Any) -> SignatureLayer | str:
         return f"the layer media type {media_type!r} is not a cosign simple-signing payload"
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         return f"the layer size {size!r} is not a byte count"
-    if size > MAX_PAYLOAD_BYTES:
-        return f"the payload is {size} bytes, more than the {MAX_PAYLOAD_BYTES} a signature payload can be"
+    if size > max_bytes:
+        return f"the payload is {size} bytes, more than the {max_bytes} a signature payload can be"
     annotations = layer.get("annotations")
     if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
         return f"the layer has no string annotations (expected {SIGNATURE_ANNOTATION})"

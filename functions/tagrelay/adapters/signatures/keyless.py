@@ -48,6 +48,10 @@ class KeylessPolicy:
             return check_bundle(candidate, self.rule, self.trust, release)
         return self._check_legacy(candidate, release)
 
+    def check_binding(self, payload_type: str, payload: bytes, release: ReleaseContext | None) -> PolicyResult:
+        # The certificate's commit extension was bound in check(); nothing to read from the payload.
+        return PolicyResult(accepted=True, signer=None, reason="")
+
     def _check_legacy(self, candidate: Candidate, release: ReleaseContext | None) -> PolicyResult:
         checks: list[Check] = []
 

@@ -108,6 +108,11 @@ class SignatureVerdict:
     details: tuple[str, ...] = ()
     identity: SignerIdentity | None = None  # the accepted keyless identity (None for keys)
     examined: tuple[Examined, ...] = ()  # every candidate looked at, in order, with its checks
+    # The commit the accepted signature is bound to (certificate, or the key signature's annotation);
+    # the promoter checks it against the commit the tag resolves to.
+    commit: str | None = None
+    # Why an invalid verdict is invalid, when it is one fixable thing: "signature_commit_unbound".
+    code: str | None = None
 
     @property
     def acceptable(self) -> bool:
@@ -133,6 +138,7 @@ class Unusable:
 
     origin: str
     problem: str
+    code: str | None = None  # "response_too_large" when a read hit its size cap
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,8 @@ class PolicyResult:
     checks: tuple[Check, ...] = ()  # the rules applied, in order, up to the first that failed
     identity: SignerIdentity | None = None
     signed: SignedPayload | None = None
+    code: str | None = None  # a rejection's stable code, when it has one (signature_commit_unbound)
+    commit: str | None = None  # the commit the signature is bound to, once accepted
 
 
 class SignatureSource(Protocol):
@@ -175,7 +183,12 @@ class SignerPolicy(Protocol):
         ...
 
     def check(self, candidate: Candidate, release: ReleaseContext | None) -> PolicyResult:
-        """``release`` is None when the caller has no release (a key policy does not need one)."""
+        """``release`` is None when the caller has no release (verifying a bare digest)."""
+        ...
+
+    def check_binding(self, payload_type: str, payload: bytes, release: ReleaseContext | None) -> PolicyResult:
+        """After the claims: is the signed payload bound to the release's commit? (A keyless policy binds
+        through the certificate in ``check`` and accepts here; a key policy reads the annotation.)"""
         ...
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tagrelay.adapters.registry import RegistryError
+from tagrelay.adapters.registry import RegistryError, RegistryResponseTooLarge
 from tagrelay.adapters.signatures.checks import MAX_PAYLOAD_BYTES, parse_signature_layer
 from tagrelay.adapters.signatures.model import Candidate, SignatureSource, Unusable
 from tagrelay.domain.tags import is_digest, signature_tag
@@ -21,11 +21,25 @@ if TYPE_CHECKING:
     from tagrelay.adapters.registry import Manifest, Registry
 
 
+def _unusable(origin: str, problem: str, exc: RegistryError) -> Unusable:
+    code = "response_too_large" if isinstance(exc, RegistryResponseTooLarge) else None
+    return Unusable(origin=origin, problem=f"{problem}: {exc}", code=code)
+
+
+# Signatures examined per image: cosign adds one layer (or one referrer) per signing run, so an image has
+# a handful; thousands are an attack on the promoter's time, not signatures (limits.signature_layers_max).
+MAX_SIGNATURE_LAYERS = 16
+
+
 class LegacyTagSource:
     """cosign's ``sha256-<hex>.sig`` tag: one manifest per signed digest, one layer per signature.
 
-    Costs one manifest GET, then one blob GET per layer examined.
+    Costs one manifest GET, then one blob GET per layer examined; at most ``max_layers`` layers are.
     """
+
+    def __init__(self, *, max_layers: int = MAX_SIGNATURE_LAYERS, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+        self.max_layers = max_layers
+        self.max_payload_bytes = max_payload_bytes
 
     def location(self, digest: str) -> str:
         return f"tag {signature_tag(digest)}"
@@ -35,14 +49,13 @@ class LegacyTagSource:
         try:
             manifest = registry.get_manifest(repository, tag)
         except RegistryError as exc:
-            return iter([Unusable(origin=tag, problem=f"the signature manifest is unusable: {exc}")])
+            return iter([_unusable(tag, "the signature manifest is unusable", exc)])
         if manifest is None:
             return None
         return self._candidates(registry, repository, tag, manifest)
 
-    @staticmethod
     def _candidates(
-        registry: Registry, repository: str, tag: str, manifest: Manifest
+        self, registry: Registry, repository: str, tag: str, manifest: Manifest
     ) -> Iterator[Candidate | Unusable]:
         layers = manifest.document().get("layers")
         if not isinstance(layers, list) or not layers:
@@ -50,15 +63,22 @@ class LegacyTagSource:
             return
         for index, descriptor in enumerate(layers, start=1):
             origin = f"{tag} layer {index}/{len(layers)}"
-            layer = parse_signature_layer(descriptor)
+            if index > self.max_layers:
+                yield Unusable(
+                    origin=f"{tag} layers {index}-{len(layers)}",
+                    problem=f"not examined: only the first {self.max_layers} signature layers are "
+                    "(limits.signature_layers_max)",
+                )
+                return
+            layer = parse_signature_layer(descriptor, max_bytes=self.max_payload_bytes)
             if isinstance(layer, str):  # refused without downloading anything
                 yield Unusable(origin=origin, problem=layer)
                 continue
             origin = f"{origin} ({layer.digest})"
             try:
-                payload = registry.get_blob(repository, layer.digest, max_bytes=MAX_PAYLOAD_BYTES)
+                payload = registry.get_blob(repository, layer.digest, max_bytes=self.max_payload_bytes)
             except RegistryError as exc:
-                yield Unusable(origin=origin, problem=f"the payload cannot be read: {exc}")
+                yield _unusable(origin, "the payload cannot be read", exc)
                 continue
             yield Candidate(
                 origin=origin,
@@ -82,8 +102,13 @@ class ReferrersSource:
     """cosign v3 bundles: OCI 1.1 referrer manifests whose ``subject`` is the image (wire-formats.md §2.6).
 
     Costs one request to list them (the referrers API; where it is missing, one more for the referrers
-    tag ``sha256-<hex>``), then two per bundle examined (its manifest and its bundle blob).
+    tag ``sha256-<hex>``), then two per bundle examined (its manifest and its bundle blob); at most
+    ``max_bundles`` are.
     """
+
+    def __init__(self, *, max_bundles: int = MAX_BUNDLES, max_bundle_bytes: int = MAX_BUNDLE_BYTES) -> None:
+        self.max_bundles = max_bundles
+        self.max_bundle_bytes = max_bundle_bytes
 
     def location(self, digest: str) -> str:
         return f"the OCI referrers of {digest} (API, or tag {digest.replace(':', '-')})"
@@ -102,22 +127,24 @@ class ReferrersSource:
                 descriptors = [d for d in listed if isinstance(d, dict)] if isinstance(listed, list) else []
                 via = f"referrers tag {fallback_tag}"
         except RegistryError as exc:
-            return iter([Unusable(origin=f"referrers of {digest}", problem=f"the referrers are unreadable: {exc}")])
+            return iter([_unusable(f"referrers of {digest}", "the referrers are unreadable", exc)])
         bundles = [d for d in descriptors if d.get("artifactType") == BUNDLE_ARTIFACT_TYPE]
         if not bundles:
             return None
         return self._candidates(registry, repository, digest, bundles, via)
 
-    @staticmethod
     def _candidates(
-        registry: Registry, repository: str, digest: str, bundles: Sequence[dict[str, Any]], via: str
+        self, registry: Registry, repository: str, digest: str, bundles: Sequence[dict[str, Any]], via: str
     ) -> Iterator[Candidate | Unusable]:
         for number, descriptor in enumerate(bundles, start=1):
             reference = descriptor.get("digest")
             origin = f"bundle {number}/{len(bundles)} ({via}, {reference})"
-            if number > MAX_BUNDLES:
-                yield Unusable(origin=origin, problem=f"not examined: only the first {MAX_BUNDLES} bundles are")
-                continue
+            if number > self.max_bundles:
+                yield Unusable(
+                    origin=f"bundles {number}-{len(bundles)} ({via})",
+                    problem=f"not examined: only the first {self.max_bundles} bundles are (limits.referrers_max)",
+                )
+                return
             if not isinstance(reference, str) or not is_digest(reference):
                 yield Unusable(origin=origin, problem="the referrer's digest is not a sha256 digest")
                 continue
@@ -126,13 +153,13 @@ class ReferrersSource:
                 if manifest is None:
                     yield Unusable(origin=origin, problem="the referrer is listed, but its manifest does not exist")
                     continue
-                layer = _bundle_layer(manifest.document(), digest)
+                layer = _bundle_layer(manifest.document(), digest, self.max_bundle_bytes)
                 if isinstance(layer, str):
                     yield Unusable(origin=origin, problem=layer)
                     continue
-                payload = registry.get_blob(repository, layer["digest"], max_bytes=MAX_BUNDLE_BYTES)
+                payload = registry.get_blob(repository, layer["digest"], max_bytes=self.max_bundle_bytes)
             except RegistryError as exc:
-                yield Unusable(origin=origin, problem=f"the bundle cannot be read: {exc}")
+                yield _unusable(origin, "the bundle cannot be read", exc)
                 continue
             yield Candidate(
                 origin=origin,
@@ -143,7 +170,7 @@ class ReferrersSource:
             )
 
 
-def _bundle_layer(document: dict[str, Any], digest: str) -> dict[str, Any] | str:
+def _bundle_layer(document: dict[str, Any], digest: str, max_bytes: int = MAX_BUNDLE_BYTES) -> dict[str, Any] | str:
     """The bundle layer of a referrer manifest, or why the manifest is not a bundle of this image."""
     subject = document.get("subject")
     subject_digest = subject.get("digest") if isinstance(subject, dict) else None
@@ -159,8 +186,8 @@ def _bundle_layer(document: dict[str, Any], digest: str) -> dict[str, Any] | str
         return f"the referrer's layer is {layer.get('mediaType')!r}, not a Sigstore bundle v0.3"
     if not isinstance(layer_digest, str) or not is_digest(layer_digest):
         return "the bundle layer's digest is not a sha256 digest"
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BUNDLE_BYTES:
-        return f"the bundle layer's size {size!r} is not between 1 and {MAX_BUNDLE_BYTES} bytes"
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= max_bytes:
+        return f"the bundle layer's size {size!r} is not between 1 and {max_bytes} bytes"
     return layer
 
 

@@ -28,7 +28,7 @@ from tagrelay.domain.tags import is_digest
 
 if TYPE_CHECKING:
     from tagrelay.adapters.registry import Registry
-    from tagrelay.config import App, KeylessSignature, KeySignature
+    from tagrelay.config import App, KeylessSignature, KeySignature, LimitsConfig
 
 NOT_REQUIRED_SIGNER = "none (signature: none)"
 
@@ -53,7 +53,13 @@ def examine(
     if problem is not None:
         why = f"validly signed, but {problem}"
         return PolicyResult(accepted=False, signer=None, reason=why, checks=(*checks, Check("claims", "fail", problem)))
-    return replace(result, checks=(*checks, Check("claims", "pass", f"the signed payload names {digest}")))
+    checks = (*checks, Check("claims", "pass", f"the signed payload names {digest}"))
+    binding = policy.check_binding(signed_type, signed, release)
+    checks = (*checks, *binding.checks)
+    if not binding.accepted:
+        return replace(binding, reason=f"validly signed, but {binding.reason}", checks=checks)
+    commit = result.identity.commit if result.identity else binding.commit
+    return replace(result, checks=checks, commit=commit)
 
 
 class CosignVerifier:
@@ -84,9 +90,11 @@ class CosignVerifier:
             )
         rejections: list[tuple[str, str]] = []  # (origin, why), in the order examined
         examined: list[Examined] = []
+        codes: set[str | None] = set()
         for item in found:
             if isinstance(item, Unusable):
                 rejections.append((item.origin, item.problem))
+                codes.add(item.code)
                 examined.append(Examined(item.origin, False, item.problem, (Check("layout", "fail", item.problem),)))
                 continue
             result = examine(item, digest, self.policy, release)
@@ -100,8 +108,10 @@ class CosignVerifier:
                     details=details,
                     identity=result.identity,
                     examined=tuple(examined),
+                    commit=result.commit,
                 )
             rejections.append((item.origin, result.reason))
+            codes.add(result.code)
         first = rejections[0][1] if rejections else "there are no signatures"
         more = f" (and {len(rejections) - 1} more, see details)" if len(rejections) > 1 else ""
         return SignatureVerdict(
@@ -114,7 +124,18 @@ class CosignVerifier:
             ),
             details=_rejection_lines(rejections),
             examined=tuple(examined),
+            code=_verdict_code(codes),
         )
+
+
+def _verdict_code(codes: set[str | None]) -> str | None:
+    # A signature by the right key that only lacks the commit is one fixable thing: say so. An answer
+    # over its size cap is another (response_too_large), unless something else was wrong too.
+    if "signature_commit_unbound" in codes:
+        return "signature_commit_unbound"
+    if codes == {"response_too_large"}:
+        return "response_too_large"
+    return None
 
 
 def _rejection_lines(rejections: list[tuple[str, str]]) -> tuple[str, ...]:
@@ -138,13 +159,17 @@ class NotRequiredVerifier:
 def key_policy(key: KeySignature, *, kms_keys: KmsKeys = KMS_KEYS) -> PublicKeyPolicy:
     """PEM and file keys are read now, so that a bad key fails the cold start rather than an event;
     a KMS key is fetched on the first signature it has to check."""
+    annotation = key.commit_annotation
     if key.public_key_pem is not None:
-        return PublicKeyPolicy.of(key_from_pem(key.public_key_pem, source="signature.key.public_key_pem"))
+        pem_key = key_from_pem(key.public_key_pem, source="signature.key.public_key_pem")
+        return PublicKeyPolicy.of(pem_key, commit_annotation=annotation)
     if key.public_key_file is not None:
-        return PublicKeyPolicy.of(key_from_file(key.public_key_file))
+        return PublicKeyPolicy.of(key_from_file(key.public_key_file), commit_annotation=annotation)
     if key.kms_key_id is not None:
         kms_key_id = key.kms_key_id
-        return PublicKeyPolicy(lambda: kms_keys.get(kms_key_id), label=f"kms:{kms_key_id}")
+        return PublicKeyPolicy(
+            lambda: kms_keys.get(kms_key_id), label=f"kms:{kms_key_id}", commit_annotation=annotation
+        )
     raise ValueError("signature.key gives no key")  # the configuration schema rules this out
 
 
@@ -162,16 +187,23 @@ def keyless_policy(keyless: KeylessSignature) -> KeylessPolicy:
     return KeylessPolicy(rule, trusted_root_for(keyless.trusted_root), verify_sct=keyless.verify_sct)
 
 
-def verifier_for(app: App, *, kms_keys: KmsKeys = KMS_KEYS) -> SignatureVerifier:
-    """The verifier an app's ``signature`` configuration asks for."""
+def verifier_for(app: App, *, kms_keys: KmsKeys = KMS_KEYS, limits: LimitsConfig | None = None) -> SignatureVerifier:
+    """The verifier an app's ``signature`` configuration asks for, within ``limits`` (the defaults if None)."""
+    from tagrelay.config import LimitsConfig
+
+    limits = limits or LimitsConfig()
     policy = app.signature
     if policy == "none":
         return NotRequiredVerifier()
+    legacy = LegacyTagSource(
+        max_layers=limits.signature_layers_max, max_payload_bytes=limits.signature_payload_max_bytes
+    )
     if policy.key is not None:
-        return CosignVerifier(LegacyTagSource(), key_policy(policy.key, kms_keys=kms_keys))
+        return CosignVerifier(legacy, key_policy(policy.key, kms_keys=kms_keys))
     if policy.keyless is not None:
         # The legacy tag first: it is what cosign v1/v2 write (the seed), and a verified legacy
         # signature then costs no referrers request. cosign v3 bundles are found next.
-        source = AnySource([LegacyTagSource(), ReferrersSource()])
+        referrers = ReferrersSource(max_bundles=limits.referrers_max, max_bundle_bytes=limits.bundle_max_bytes)
+        source = AnySource([legacy, referrers])
         return CosignVerifier(source, keyless_policy(policy.keyless), config_field="signature.keyless")
     raise ValueError("signature gives no policy")  # the configuration schema rules this out
