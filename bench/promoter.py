@@ -5,7 +5,8 @@
 Figures, not thresholds (the machine is shared and noisy). What it measures:
 
 * requests per event, by decision, for a two-image app with two environments: GitHub (the stand-in's
-  request log), registry (the adapter's request count), DynamoDB (the ledger's request count);
+  request log), registry (the adapter's request count), ECR's API (the ECR stand-in's log: the tag
+  mutability lookup), DynamoDB (the ledger's request count);
 * warm time per event (p50/p95) over ``--releases`` releases whose six pieces arrive one by one
   (image tag, branch tag, signature for each image), so most events wait and one promotes;
 * cold start: importing the handler module in a fresh interpreter (median of 5), and the heaviest imports;
@@ -47,16 +48,30 @@ def main(argv: list[str] | None = None) -> int:
         scenario = SeedScenario.create(stack, isolate_as="bench")
         config_path = scenario.write_config()
         with stack.environment(config_path):
+            stack.ecr_calls(clear=True)
             requests = requests_per_event(stack, scenario)
             timings = time_per_event(scenario, args.releases)
+            describe = sum(1 for c in stack.ecr_calls() if c["operation"] == "DescribeRepositories")
             cold_process = fresh_process(stack)
     cold = cold_start()
 
     print("requests per event (budget: GitHub <= 5 per committed promotion and 0 per ignored event;")
-    print("                    registry <= 3 per image + 1 per environment = 8 here)")
-    print(f"  {'event':<44}{'decision':<22}{'github':>7}{'registry':>9}{'dynamodb':>9}")
-    for label, decision, github, registry, dynamodb in requests:
-        print(f"  {label:<44}{decision:<22}{github:>7}{registry:>9}{dynamodb:>9}")
+    print("                    registry <= 3 per image + 1 per environment = 8 here;")
+    print("                    ECR API <= 1 per repository per container per cache period)")
+    print(f"  {'event':<44}{'decision':<22}{'github':>7}{'registry':>9}{'ecr':>5}{'dynamodb':>9}")
+    for label, decision, github, registry, ecr, dynamodb in requests:
+        print(f"  {label:<44}{decision:<22}{github:>7}{registry:>9}{ecr:>5}{dynamodb:>9}")
+    promoted = [row for row in requests if row[1].startswith("promote")]
+    ignored = [row for row in requests if row[1].startswith(("ignore", "reject (malformed"))]
+    print(
+        f"  budget check: GitHub per promotion {max((r[2] for r in promoted), default=0)} (<= 5), "
+        f"per ignored/malformed event {max((r[2] for r in ignored), default=0)} (0)"
+    )
+    total_events = len(requests) + sum(len(v) for v in timings.values())
+    print(
+        f"  tag mutability: {describe} DescribeRepositories request(s) for {total_events} events of one warm "
+        f"container (2 repositories, cache {runtime_cache_seconds()} s)"
+    )
 
     print(f"\nwarm time per event over {args.releases} releases ({sum(len(v) for v in timings.values())} events)")
     every = [t for values in timings.values() for t in values]
@@ -83,7 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def requests_per_event(stack: LocalStack, scenario: SeedScenario) -> list[tuple[str, str, int, int, int]]:
+def runtime_cache_seconds() -> float:
+    from tagrelay import runtime
+
+    return runtime.config().limits.tag_mutability_cache_seconds
+
+
+def requests_per_event(stack: LocalStack, scenario: SeedScenario) -> list[tuple[str, str, int, int, int, int]]:
     """Deliver one release's events in CI order and count each event's requests to every system."""
     from devstack.lambda_context import lambda_context
     from tagrelay import runtime
@@ -98,6 +119,7 @@ def requests_per_event(stack: LocalStack, scenario: SeedScenario) -> list[tuple[
     def measure(label: str, event: dict[str, Any]) -> None:
         stack.github_control.clear_requests()
         registry_before, ledger_before = registry.request_count, ledger.request_count
+        ecr_before = len(stack.ecr_calls())
         result = handler(event, lambda_context("promoter"))
         github = len(stack.github_control.requests())
         rows.append(
@@ -106,6 +128,7 @@ def requests_per_event(stack: LocalStack, scenario: SeedScenario) -> list[tuple[
                 f"{result['decision']} ({result['reason'][:12]})",
                 github,
                 registry.request_count - registry_before,
+                len(stack.ecr_calls()) - ecr_before,
                 ledger.request_count - ledger_before,
             )
         )
@@ -148,7 +171,7 @@ def release_pieces(
         tag_image(registry, image, digest, "main")
         arrive(f"{name}:main (branch tag)", ecr_push_event(image, "main", digest))
     for image in scenario.images:
-        signed = sign_image(registry, image, digests[image], scenario.signer)
+        signed = sign_image(registry, image, digests[image], scenario.signer, annotations={"git-sha": sha})
         arrive(
             f"{image.split('/')[-1]}:sha256-….sig (signature)",
             ecr_push_event(image, signature_tag(digests[image]), signed),
@@ -171,7 +194,7 @@ def time_per_event(scenario: SeedScenario, releases: int) -> dict[str, list[floa
             timed(handler, ecr_push_event(image, tag, digest), timings, lambda_context)
             tag_image(registry, image, digest, "main")
             timed(handler, ecr_push_event(image, "main", digest), timings, lambda_context)
-            signed = sign_image(registry, image, digest, scenario.signer)
+            signed = sign_image(registry, image, digest, scenario.signer, annotations={"git-sha": sha})
             timed(handler, ecr_push_event(image, signature_tag(digest), signed), timings, lambda_context)
     return timings
 
