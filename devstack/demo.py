@@ -6,7 +6,9 @@
    seed's real values files), and the Argo CD applications that deploy them.
 3. CI's work: push web and core-api with their short-SHA and branch tags, and sign them with cosign.
 4. Deliver the ECR events to the promoter Lambda handler in shuffled order, with a duplicate.
-5. Show the GitOps commit (git log -p of the values file), the ledger, and the rejected cases.
+5. Show the GitOps commit (git log -p of the values file), the ledger, and the rejected cases: an
+   unsigned image, a wrong signer, a repository whose release tags are mutable (`tags_mutable`, with
+   the command that fixes it) and a promoted tag pushed again with another image (`tag_moved`).
 6. Argo CD syncs; the tracker Lambda handler records each outcome (prod SUCCEEDED, staging DEGRADED:
    its tag is marked bad in the simulator), then `tagrelay history` and `tagrelay status`.
 
@@ -29,9 +31,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devstack.images import CosignKeySigner
+from devstack.events import ecr_push_event
+from devstack.images import CosignKeySigner, push_image, tag_image
 from devstack.lambda_context import lambda_context
-from devstack.scenario import Release, SeedScenario
+from devstack.scenario import RELEASE_EXCLUSIONS, Release, SeedScenario, set_tag_mutability
 from devstack.sigstore_testing import demo_sigstore
 from devstack.stack import LEDGER_TABLE, LocalStack
 
@@ -116,6 +119,7 @@ def _demo(workdir: Path, log_path: Path) -> None:
 
             step(6, "rejected and held-back cases")
             _rejections(scenario, handler)
+            _integrity_cases(scenario, handler, prod)
 
             step(7, f"the ledger (DynamoDB table {LEDGER_TABLE})")
             _print_ledger()
@@ -193,6 +197,36 @@ def _rejections(scenario: SeedScenario, handler: Any) -> None:
     detail(f"-> {_decision(result)}: {_short(result['message'])}")
     value = scenario.values_file("prod").decode().splitlines()[1].strip()
     detail(f"prod still runs {value}; nothing was committed for either")
+
+
+def _integrity_cases(scenario: SeedScenario, handler: Any, promoted: Release) -> None:
+    """Release tags must stay on the digests tagrelay verified (docs/integrity.md)."""
+    from tagrelay import runtime
+    from tagrelay.services.report import report
+
+    web, api = scenario.images
+    ecr = scenario.stack.ecr_client()
+    settings = ecr.describe_repositories(repositoryNames=[web])["repositories"][0]
+    filters = ", ".join(f["filter"] for f in settings.get("imageTagMutabilityExclusionFilters", []))
+    print(f"  {BOLD}release tags must be immutable{RESET} (ECR: {settings['imageTagMutability']}, exempting {filters})")
+    set_tag_mutability(scenario.stack, api, "MUTABLE")  # someone relaxes the repository
+    mutable = scenario.release(scenario.commit("main", "feat(api): pushed to a mutable repository"), branch="main")
+    # A fresh container: its tag-mutability cache starts empty (the warm one caches for 5 minutes).
+    fresh = runtime.build_promoter(runtime.config())
+    results = [report(fresh.process(event)) for event in mutable.events]
+    result = next(r for r in results if r["decision"] == "reject")
+    detail(f"{api} made MUTABLE -> {_decision(result)}: {_short(result['message'], 120)}")
+    command = result["message"].split("fix: ", 1)[1].split(". Or accept", 1)[0]
+    detail(f"the fix it prints: {DIM}{command}{RESET}")
+    set_tag_mutability(scenario.stack, api, "IMMUTABLE_WITH_EXCLUSION", RELEASE_EXCLUSIONS)
+
+    print(f"  {BOLD}a promoted tag pushed again with another image{RESET} ({web}:{promoted.tag})")
+    swapped = push_image(scenario.stack.registry.url, web, [promoted.tag], content=b"an image nobody verified")
+    result = _invoke(handler, ecr_push_event(web, promoted.tag, swapped))
+    detail(
+        f"-> {_decision(result)}: promoted as {promoted.digests[web][:19]}…, now {swapped[:19]}…; alarm ReleaseTagMoved"
+    )
+    tag_image(scenario.stack.registry.url, web, promoted.digests[web], promoted.tag)  # restored, by hand
 
 
 def _twenty_minutes_later(scenario: SeedScenario, release: Release) -> dict[str, Any]:

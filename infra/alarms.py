@@ -116,9 +116,11 @@ class PipelineAlarms(Construct):
             self._alarm(
                 "ReleaseTagMoved",
                 pipeline_metrics.reason_count(pipeline_metrics.REJECT, pipeline_metrics.TAG_MOVED),
-                "A release tag that tagrelay promoted now points at another image (tag_moved): pods started now "
-                "may run an image nobody verified. `tagrelay history --reason tag_moved` and `tagrelay status` show "
-                "which; find the push in CloudTrail (PutImage) and see docs/integrity.md.",
+                meaning="A release tag tagrelay promoted now points at another image (tag_moved): a pod started "
+                "now may run an image nobody verified.",
+                action="treat it as a security incident: `tagrelay history --all` shows the tag and both digests; "
+                "find the push in CloudTrail (PutImage, BatchDeleteImage), restore the verified digest or deploy "
+                "another release.",
             ),
             *(
                 self._alarm(

@@ -145,6 +145,7 @@ def refresh_nudge(cfg: Config) -> Callable[[str, str], None] | None:
                 argocd,
                 connect_timeout=NUDGE_CONNECT_TIMEOUT_SECONDS,
                 refresh_timeout=NUDGE_READ_TIMEOUT_SECONDS,
+                max_response_bytes=cfg.limits.argocd_response_max_bytes,
             )
             with client:
                 # False: refused or unreachable (the client logs the HTTP status or the error's type).
@@ -174,7 +175,7 @@ def build_tracker(cfg: Config) -> Tracker:
 
     def argocd() -> ArgoCDClient:
         assert cfg.argocd is not None  # Tracker.run() asks only when Argo CD is configured
-        return argocd_client(cfg.argocd)
+        return argocd_client(cfg.argocd, max_response_bytes=cfg.limits.argocd_response_max_bytes)
 
     def github() -> GitHub:
         # Only to ask whether a later revision contains our commit (compare: read-only); the

@@ -57,6 +57,25 @@ def test_a_promoted_tag_pushed_again_with_another_image_is_a_recorded_tag_moved_
     assert record.digests[web] == swapped
 
 
+def test_status_shows_a_moved_tag_as_a_disagreement(
+    scenario: SeedScenario, tracker_env: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tagrelay.cli.main import main
+
+    setup = tracker_env()
+    sha, digests = promote(scenario)
+    web = scenario.images[0]
+    swapped = push_image(scenario.stack.registry.url, web, [sha[:7]], content=b"swapped after promotion")
+    capsys.readouterr()
+    main(["status", "--env", "prod", "--output", "json", "--config", str(setup.config_path)])
+    [prod] = json.loads(capsys.readouterr().out)
+    assert prod["moved"] == {web: [digests[web], swapped]}
+    assert prod["agree"] is False
+    assert any(f"{web}:{sha[:7]} moved" in problem and "tag_moved" in problem for problem in prod["problems"])
+
+
 def test_a_rollback_to_a_moved_tag_is_refused_too(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
     from tagrelay import runtime
     from tagrelay.domain.tags import parse_release_tag

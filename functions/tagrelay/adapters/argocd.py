@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from tagrelay.adapters.http import DeadlineExceeded, ResponseTooLarge, bounded_session, deadline, read_capped
 from tagrelay.config import ArgoCDConfig
 from tagrelay.domain.outcome import (
     AccessDenied,
@@ -64,6 +64,8 @@ class ArgoCDClient:
         retries: int = 3,
         backoff_factor: float = 0.5,
         refresh_timeout: float = 2.0,
+        max_response_bytes: int = 8 * 1024 * 1024,
+        deadline_seconds: float = 30.0,
     ) -> None:
         if ca_bundle and insecure:
             raise ValueError("give either ca_bundle or insecure=True, not both")
@@ -72,6 +74,10 @@ class ArgoCDClient:
         self.url = url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self.refresh_timeout = refresh_timeout
+        # Bounds (limits.argocd_response_max_bytes): an answer is read in chunks and refused past the cap,
+        # and a whole request, retries included, ends within the deadline (adapters/http.py).
+        self.max_response_bytes = max_response_bytes
+        self.deadline_seconds = deadline_seconds
         self.request_count = 0
         if insecure:
             logger.warning("Argo CD TLS verification is off (argocd.insecure: true)")
@@ -192,8 +198,20 @@ class ArgoCDClient:
     def _get(self, path: str, params: Mapping[str, str] | None) -> requests.Response:
         self.request_count += 1
         try:
-            # verify per request: requests lets REQUESTS_CA_BUNDLE override a Session's own verify.
-            response = self.session.get(f"{self.url}{path}", params=params, timeout=self.timeout, verify=self._verify)
+            with deadline(self.deadline_seconds):
+                # verify per request: requests lets REQUESTS_CA_BUNDLE override a Session's own verify.
+                response = self.session.get(
+                    f"{self.url}{path}", params=params, timeout=self.timeout, verify=self._verify, stream=True
+                )
+                # Read now, within the cap; .json() and .text then use these bytes.
+                response._content = read_capped(response, self.max_response_bytes)
+        except ResponseTooLarge:
+            raise TransientError(
+                SYSTEM,
+                f"the answer to {path} is larger than {self.max_response_bytes} bytes (limits.argocd_response_max_bytes)",
+            ) from None
+        except DeadlineExceeded:
+            raise TransientError(SYSTEM, f"no complete answer to {path} within {self.deadline_seconds:g}s") from None
         except requests.exceptions.SSLError as error:
             raise MisconfiguredError(
                 SYSTEM, f"TLS verification failed ({_reason(error)}); check argocd.ca_bundle"
@@ -214,13 +232,10 @@ class ArgoCDClient:
 
 
 def _session(token: str, verify: bool | str, retry: Retry) -> requests.Session:
-    session = requests.Session()
+    session = bounded_session(retry=retry)  # its connections honour the whole-request deadline
     session.headers["Authorization"] = f"Bearer {token}"
     session.headers["Accept"] = "application/json"
     session.verify = verify
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
     return session
 
 

@@ -3,7 +3,8 @@
 The seed runbook's "Wrong Image Deployed" troubleshooting (git show the values file, `argocd app
 get`, `kubectl get pods -o jsonpath=...image`) in one command. Costs per environment: one Argo CD
 GET, two or three GitHub reads (the values file at the branch and at the revision Argo CD synced),
-and two ledger reads.
+two ledger reads, and one registry HEAD per image (does the deployed tag still point at the digest
+tagrelay promoted? docs/integrity.md).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ DESCRIPTION = f"""\
 Show, for each environment: the image tag the GitOps repository holds (the values file on the
 GitOps branch), the revision Argo CD synced and the tag at that revision, the sync status and
 health, the images actually running (Argo CD's status.summary.images), tagrelay's last recorded
-deployment, and whether they all agree. Anything that does not agree is listed with what it means.
+deployment, whether its release tag still points at the images tagrelay verified, and whether they
+all agree. Anything that does not agree is listed with what it means.
 
 "Agree" means: Argo CD is Synced to a revision whose tag is the GitOps tag, and every image of the
 app runs that tag and no other. Health is reported beside it (a Degraded app can agree on tags).
@@ -106,6 +108,8 @@ class EnvironmentStatus:
     ledger_tag: str | None = None
     ledger_status: str | None = None
     ledger_commit: str | None = None
+    # image -> [digest tagrelay promoted the ledger's tag with, digest the tag points at now]
+    moved: dict[str, list[str]] = field(default_factory=dict)
     agree: bool = False
     problems: list[str] = field(default_factory=list)
     unavailable: str | None = None  # why part of the picture is missing (Argo CD or GitHub unreadable)
@@ -146,6 +150,11 @@ def assess(status: EnvironmentStatus) -> EnvironmentStatus:
             problems.append(
                 f"health is {status.health}" + (f": {status.health_message}" if status.health_message else "")
             )
+    for image, (promoted, now) in status.moved.items():
+        problems.append(
+            f"{image}:{status.ledger_tag} moved: tagrelay promoted it as {promoted}, it now points at {now} "
+            "(tag_moved): a pod started now may run an image nobody verified (docs/integrity.md)"
+        )
     if status.ledger_tag is not None and tag is not None and status.ledger_tag != tag:
         problems.append(
             f"tagrelay's last deployment was {status.ledger_tag}: the values file was changed outside tagrelay"
@@ -159,7 +168,7 @@ def assess(status: EnvironmentStatus) -> EnvironmentStatus:
         and bool(status.running)
         and all(tags == [tag] for tags in status.running.values())
     )
-    status.agree = tags_agree
+    status.agree = tags_agree and not status.moved
     status.problems = problems
     return status
 
@@ -248,7 +257,8 @@ def _environment(
     status.argocd_app = environment.argocd_app
     try:
         status.gitops_tag = _tag_at(github, app, path, app.gitops.branch)
-        _ledger(status, ledger)
+        promoted = _ledger(status, ledger)
+        status.moved = _moved(app, status.ledger_tag, promoted)
         if client is not None and environment.argocd_app:
             observation = client.observe_application(environment.argocd_app, environment.argocd_project)
             _argocd_side(status, app, path, observation, github)
@@ -306,13 +316,26 @@ def _tag_at(github: GitHub, app: App, path: str, ref: str) -> str | None:
         return None
 
 
-def _ledger(status: EnvironmentStatus, ledger: Ledger) -> None:
+def _ledger(status: EnvironmentStatus, ledger: Ledger) -> dict[str, str]:
+    """Fill in tagrelay's current deployment; returns the digests it was committed with."""
     state = ledger.environment_state(status.app, status.env)
     if state is None or state.current_decision_id is None or state.committed_at is None:
-        return
+        return {}
     status.ledger_tag, status.ledger_commit = state.current_tag, state.gitops_commit
     record = ledger.decision(status.app, status.env, state.committed_at, state.current_decision_id)
     status.ledger_status = (record.status or "COMMITTED") if record is not None else None
+    return dict(record.digests) if record is not None else {}
+
+
+def _moved(app: App, tag: str | None, promoted: dict[str, str]) -> dict[str, list[str]]:
+    """Where the deployed tag points now, per image, where that is not what was promoted (one HEAD each)."""
+    if tag is None or not promoted:
+        return {}
+    from tagrelay.adapters.registry import registry_for
+
+    registry = registry_for(app)
+    now = {image: registry.resolve_tag(image, tag) for image in promoted if image in app.images}
+    return {image: [promoted[image], digest] for image, digest in now.items() if digest and digest != promoted[image]}
 
 
 # --------------------------------------------------------------------------------------------------
