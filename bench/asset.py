@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "mosaic-life.yaml"
 IGNORED_EVENT = {
     "version": "0",
-    "id": "bench-cold-start",
+    "id": "00000000-0000-4000-8000-00000000c01d",  # a UUID, as EventBridge ids are (else: malformed)
     "detail-type": "ECR Image Scan",
     "source": "aws.ecr",
     "account": "033691785857",
@@ -52,6 +52,7 @@ imported = time.perf_counter()
 class Context:
     function_name = "tagrelay-promoter"; memory_limit_in_mb = 1024; aws_request_id = "bench"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tagrelay-promoter"
+    def get_remaining_time_in_millis(self): return 120_000
 promoter.handler(json.loads(sys.argv[2]), Context())
 handled = time.perf_counter()
 import github, boto3, tagrelay.adapters.signatures.bundles, sigstore.verify, sigstore.models
