@@ -140,11 +140,11 @@ class Promoter:
         self.config = deps.config
         self.dry_run = dry_run
         self.healer = EnvironmentHealer(deps.config, deps.ledger, deps.github, self._now)
+        self._deadline: float | None = None  # deps.monotonic() time by which the invocation ends
 
     def _now(self) -> datetime:
         # Read through deps each time: tests and the local stack replace the clock after construction.
         return self.deps.clock()
-        self._deadline: float | None = None  # deps.monotonic() time by which the invocation ends
 
     @contextmanager
     def invocation_deadline(self, deadline: float | None) -> Iterator[None]:
