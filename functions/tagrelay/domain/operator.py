@@ -188,6 +188,15 @@ def hint_for(reason: str, operation: Operation, env: str, sha: str | None) -> st
         f"or 'tagrelay rollback --env {env} --to {target}' to deploy it and keep {env} pinned",
         "values_file_missing": "create the environment's values file in the GitOps repository first",
         "values_file_invalid": "fix the values file by hand; tagrelay does not rewrite it",
+        "values_file_too_large": "split the values file, or raise limits.values_file_max_bytes",
+        "tags_mutable": "run the aws ecr put-image-tag-mutability command in the message, or accept the risk "
+        "with allow_mutable_tags: true (docs/integrity.md)",
+        "tag_moved": "the release tag now points at another image: do not deploy it; find the push in CloudTrail "
+        "(docs/integrity.md)",
+        "not_descendant": "the release does not contain what the environment runs; merge first, or roll back "
+        f"on purpose: tagrelay rollback --env {env} --to {target}",
+        "signature_commit_unbound": "re-sign the digest with `cosign sign --key <key> -a git-sha=<full commit SHA>`",
+        "response_too_large": "the registry answered more than tagrelay reads (limits in docs/configuration.md)",
         "no_deployment_recorded": f"name the release: tagrelay rollback --env {env} --to SHA",
         "no_earlier_success": f"name the release: tagrelay rollback --env {env} --to SHA "
         "(tagrelay history --env ENV lists the earlier deployments)",
