@@ -29,6 +29,14 @@ def rewrite(path: Path, change: Any) -> None:
         yaml.dump(data, stream)
 
 
+def wall_clock(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge would hand it to `tagrelay explain` now: the tracker tests' events carry
+    the simulator's time, which runs ahead of the wall clock, and a future event time is malformed."""
+    from datetime import UTC, datetime
+
+    return {**event, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def without_the_write_secret(data: Any) -> None:
     """The write credential's secret does not exist: a command that still works never read it."""
     data["github"]["auth"] = {"token_secret": "tagrelay/no-such-secret"}
@@ -68,7 +76,7 @@ def test_without_a_read_credential_status_and_explain_say_how_to_provide_one(
     release = promote(scenario, setup, "prod")
     rewrite(setup.config_path, lambda data: data["github"].pop("read_token_secret"))
     event = tmp_path / "event.json"
-    event.write_text(json.dumps(release.events[0]))
+    event.write_text(json.dumps(wall_clock(release.events[0])))
 
     for argv in (["status", "--env", "prod"], ["explain", str(event)]):
         code, out, err = cli(capsys, *argv, "--config", str(setup.config_path))
@@ -93,13 +101,13 @@ def test_github_token_and_gh_come_before_the_secret(
 
     rewrite(setup.config_path, only_the_environment)
     event = tmp_path / "event.json"
-    event.write_text(json.dumps(release.events[0]))
+    event.write_text(json.dumps(wall_clock(release.events[0])))
     monkeypatch.delenv("GH_TOKEN", raising=False)
 
     monkeypatch.setenv("GITHUB_TOKEN", GITHUB_READ_TOKEN)
     code, out, err = cli(capsys, "explain", str(event), "-o", "json", "--config", str(setup.config_path))
     assert code == 0, err
-    assert json.loads(out)["decision"] == "noop"  # already deployed: GitHub was read
+    assert json.loads(out)["decision"] == "noop", out  # already deployed: GitHub was read
 
     # No GITHUB_TOKEN: the GitHub CLI's token for the configured host.
     monkeypatch.delenv("GITHUB_TOKEN")
