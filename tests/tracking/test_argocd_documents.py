@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 from tagrelay.domain.outcome import (
+    AccessDenied,
+    AppMissing,
+    ArgoCDUnreachable,
     DeploymentState,
+    EndWatch,
     Lineage,
     NoTransition,
     TrackedDeployment,
@@ -271,3 +275,18 @@ def test_watched_successes_stop_being_watched_when_the_window_ends() -> None:
 )
 def test_a_repo_url_is_matched_to_the_gitops_repository_in_any_form_argo_cd_accepts(url: str, same: bool) -> None:
     assert same_repository(url, "mosaic-stories/gitops") is same
+
+
+def test_a_watch_ends_with_its_window_even_when_the_application_is_gone_or_argo_cd_cannot_be_asked() -> None:
+    watched = tracked(
+        VELERO, "2024-03-05T07:33:00Z", state=DeploymentState.SUCCEEDED, watch_until=at("2024-03-05T07:38:04Z")
+    )
+    after = at("2024-03-05T07:39:00Z")
+
+    gone = evaluate(watched, AppMissing("velero-test", 404, "not found"), after)
+    blocked = evaluate(watched, AccessDenied("velero-test", "sre"), after)
+    much_later = evaluate(watched, ArgoCDUnreachable("connection refused"), after + timedelta(minutes=15))
+
+    assert isinstance(gone, EndWatch)
+    assert isinstance(blocked, NoTransition)  # a flap within the window may still show once it answers
+    assert isinstance(much_later, EndWatch) and "could not be asked" in much_later.reason

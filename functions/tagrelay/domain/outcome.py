@@ -576,8 +576,13 @@ def _flapped(f: _Facts) -> Decision | None:
 
 def _watch_ended(f: _Facts) -> Decision | None:
     d = f.deployment
-    if not d.watching or f.app is None or d.watch_until is None or f.now < d.watch_until:
+    if not d.watching or d.watch_until is None or f.now < d.watch_until:
         return None
+    if isinstance(f.observation, ArgoCDUnreachable | AccessDenied):
+        # A flap within the window may still show once Argo CD answers; but not forever.
+        if f.now < d.watch_until + d.timeout:
+            return None
+        return EndWatch(d.deployment_id, "flap window over, and Argo CD could not be asked since")
     return EndWatch(d.deployment_id, f"no flap within {_span(d.flap_window)} after SUCCEEDED")
 
 
