@@ -6,6 +6,7 @@ rules are tested together on the shape Argo CD really sends.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -559,6 +560,21 @@ def test_evaluate_environment_supersedes_the_older_and_tracks_the_newest() -> No
     assert old_decision.superseded_by == "new"
     assert old_decision.deployment_id == "old"
     assert isinstance(new_decision, Transition) and new_decision.state is DeploymentState.SYNCING
+
+
+def test_a_newer_success_still_watched_supersedes_an_older_deployment_and_ends_no_watch_of_its_own() -> None:
+    older = deployment(OLDER, committed=0, deployment_id="old", state=DeploymentState.SYNCING)
+    newer = replace(
+        deployment(OURS, committed=60, deployment_id="new", state=DeploymentState.SUCCEEDED), watch_until=at(400)
+    )
+
+    old_decision, new_decision = evaluate_environment(
+        [older, newer], parse_application(synced_healthy()), at(120), KNOWN
+    )
+
+    assert isinstance(old_decision, Transition) and old_decision.state is DeploymentState.SUPERSEDED
+    assert old_decision.superseded_by == "new"
+    assert isinstance(new_decision, NoTransition) and "watching for a flap" in new_decision.reason
 
 
 def test_an_older_deployment_whose_outcome_is_visible_keeps_it() -> None:

@@ -824,16 +824,18 @@ def revisions_to_check(deployment: TrackedDeployment, observation: Observation) 
 
 
 def superseded_by_newest(in_flight: Sequence[TrackedDeployment]) -> list[tuple[TrackedDeployment, TrackedDeployment]]:
-    """Given the in-flight deployments of ONE environment, the (older, newest) pairs to supersede.
+    """Given the tracked deployments of ONE environment, the (older, newest) pairs to supersede.
 
-    "Newest" is the latest ``committed_at``; the promoter serializes commits per environment, so
-    commit time orders them. Deployments that tie with the newest are left alone (evaluate() settles
-    them by their commit), and so is the newest itself.
+    "Newest" is the latest ``committed_at`` among those without an outcome and those watched after
+    SUCCEEDED; the promoter serializes commits per environment, so commit time orders them. Only
+    deployments without an outcome are superseded. Deployments that tie with the newest are left alone
+    (evaluate() settles them by their commit), and so is the newest itself.
     """
-    live = [d for d in in_flight if d.live]
-    if len(live) < 2:
+    tracked = [d for d in in_flight if d.live or d.watching]
+    live = [d for d in tracked if d.live]
+    if not live or len(tracked) < 2:
         return []
-    newest = max(live, key=lambda d: d.committed_at)
+    newest = max(tracked, key=lambda d: d.committed_at)
     return [(old, newest) for old in live if old.committed_at < newest.committed_at]
 
 
