@@ -172,6 +172,18 @@ def test_a_manifest_error_after_our_commit_fails_it_with_argo_cds_message() -> N
     assert "Manifest generation error (cached): open does-not-exist-values.yaml" in decision.reason
 
 
+def test_an_error_reported_in_the_second_of_our_commit_is_about_it() -> None:
+    # Argo CD writes times to the second: 08:30:00 may be 08:30:00.999, after our commit at 08:30:00.400.
+    document = fixture("comparison-error-manifest.json")
+    document["status"]["reconciledAt"] = "2024-03-05T08:30:00Z"
+
+    decision = evaluate(
+        tracked("b" * 40, "2024-03-05T08:30:00.400Z"), parse_application(document), at("2024-03-05T08:30:30Z")
+    )
+
+    assert isinstance(decision, Transition) and decision.state is DeploymentState.SYNC_FAILED
+
+
 def test_a_manifest_error_from_before_our_commit_does_not_fail_it() -> None:
     app = parse_application(fixture("comparison-error-manifest.json"))
 

@@ -231,9 +231,10 @@ def test_an_error_about_our_revision_fails_it_with_argo_cds_message(
     scenario: SeedScenario, tracker_env: Configure
 ) -> None:
     setup = tracker_env()
+    setup.control.tick(0.5)  # mid-second: Argo CD's times (to the second) then look older than our commit's
     release = promote(scenario, setup, "staging", mark="comparison_error")
 
-    result = track()  # the nudge made Argo CD compare ours at once
+    result = track()  # the nudge made Argo CD compare ours at once, in the same second
 
     assert moves(result) == [("staging", release.tag, "SYNC_FAILED")]
     reason = deployment("staging", release.tag).status_reason or ""

@@ -31,6 +31,9 @@ DEFAULT_FLAP_WINDOW = timedelta(minutes=5)
 CLOCK_SKEW = timedelta(seconds=5)
 # A revision Argo CD reported more than this before our commit cannot contain it; later ones are looked up.
 LOOKUP_SKEW = timedelta(seconds=10)
+# Argo CD writes its times to the second (metav1.Time), ours have milliseconds: a time Argo CD reports
+# as 12:00:00 may be anything up to 12:00:00.999.
+ARGO_TIME_PRECISION = timedelta(seconds=1)
 
 # Argo CD enums (pkg/apis/application/v1alpha1/types.go, gitops-engine pkg/health, pkg/sync/common).
 SYNCED = "Synced"
@@ -514,7 +517,7 @@ class _Facts:
         app = self.app
         assert app is not None
         changed = condition.last_transition_time
-        if changed is not None and changed < self.deployment.committed_at:
+        if changed is not None and not _not_before(changed, self.deployment.committed_at):
             return "older"  # Argo CD moves lastTransitionTime only when the message changes (SetConditions)
         if condition.transient:
             return "transient"
@@ -522,7 +525,9 @@ class _Facts:
             return "ours"
         # A failed manifest generation reports no commit (v3.2+: the target revision's name, before: nothing):
         # a reconcile after our commit that resolved no other commit was about ours.
-        reconciled_since = app.reconciled_at is not None and app.reconciled_at >= self.deployment.committed_at
+        reconciled_since = app.reconciled_at is not None and _not_before(
+            app.reconciled_at, self.deployment.committed_at
+        )
         resolved = [r for r in app.sync_revisions if _COMMIT_SHA.match(r)]
         if reconciled_since and not _gitops_revisions(resolved, app, self.deployment):
             return "ours"
@@ -921,6 +926,11 @@ def same_repository(url: str, full_name: str) -> bool:
 
 # --------------------------------------------------------------------------------------------------
 # Helpers of the rules.
+
+
+def _not_before(argo_time: datetime, ours: datetime) -> bool:
+    """Can an Argo CD time (truncated to the second) be at or after one of ours?"""
+    return argo_time + ARGO_TIME_PRECISION > ours
 
 
 def _gitops_revisions(
