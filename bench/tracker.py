@@ -129,34 +129,38 @@ def set_up(stack: LocalStack, workdir: Path) -> tuple[Path, GitOpsRepo]:
 def seed(ties: bool, after: datetime) -> None:
     """50 committed deployments, straight into an empty ledger (what the promoter would have written),
     committed well after Argo CD last looked (so that no revision it reports can contain them)."""
-    from tagrelay.adapters.store import Ledger
-    from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
-
-    ledger = Ledger(LEDGER_TABLE)
     now = max(datetime.now(UTC), after + timedelta(minutes=1))
     for index in range(APPLICATIONS):
         for number in range(PER_APPLICATION):
-            at = timestamp(now - timedelta(seconds=0 if ties else PER_APPLICATION - number))
-            tag = secrets.token_hex(4)[:7]
-            ledger.record_decision(
-                DecisionRecord(
-                    decision_id=new_decision_id(),
-                    app="bench",
-                    env=f"env{index}",
-                    outcome="committed",
-                    reason="committed",
-                    message="bench",
-                    created_at=at,
-                    trigger="push",
-                    tag=tag,
-                    sha=tag,
-                    gitops_commit=secrets.token_hex(20),
-                    digests={"bench/web": "sha256:" + "0" * 64, "bench/core-api": "sha256:" + "1" * 64},
-                    status="COMMITTED",
-                    committed_at=at,
-                    pushed_at=at,
-                )
-            )
+            at = now - timedelta(seconds=0 if ties else PER_APPLICATION - number)
+            record_deployment(f"env{index}", secrets.token_hex(4)[:7], secrets.token_hex(20), at)
+
+
+def record_deployment(env: str, tag: str, gitops_commit: str, at: datetime) -> None:
+    """One committed deployment in the ledger, as the promoter records it."""
+    from tagrelay.adapters.store import Ledger
+    from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
+
+    when = timestamp(at)
+    Ledger(LEDGER_TABLE).record_decision(
+        DecisionRecord(
+            decision_id=new_decision_id(),
+            app="bench",
+            env=env,
+            outcome="committed",
+            reason="committed",
+            message="bench",
+            created_at=when,
+            trigger="push",
+            tag=tag,
+            sha=tag,
+            gitops_commit=gitops_commit,
+            digests={"bench/web": "sha256:" + "0" * 64, "bench/core-api": "sha256:" + "1" * 64},
+            status="COMMITTED",
+            committed_at=when,
+            pushed_at=when,
+        )
+    )
 
 
 def measure(stack: LocalStack, runs: int, *, ties: bool) -> dict[str, Any]:
@@ -196,37 +200,16 @@ def measure(stack: LocalStack, runs: int, *, ties: bool) -> dict[str, Any]:
 def measure_lineage(stack: LocalStack, repo: GitOpsRepo) -> dict[str, Any]:
     """10 deployments whose commits a later docs commit contains; Argo CD synced that docs commit."""
     from tagrelay import runtime
-    from tagrelay.adapters.store import Ledger
     from tagrelay.config import load_config
-    from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
 
     stack.reset_ledger()
     control, github = stack.argocd_control, stack.github_control
-    ledger = Ledger(LEDGER_TABLE)
     start = control.now()
     for index in range(APPLICATIONS):
         tag = secrets.token_hex(4)[:7]
         commit = repo.set_tag(f"env{index}", tag)
-        at = timestamp(start + timedelta(seconds=20 * index))  # the promoter commits one after the other
-        ledger.record_decision(
-            DecisionRecord(
-                decision_id=new_decision_id(),
-                app="bench",
-                env=f"env{index}",
-                outcome="committed",
-                reason="committed",
-                message="bench",
-                created_at=at,
-                trigger="push",
-                tag=tag,
-                sha=tag,
-                gitops_commit=commit,
-                digests={"bench/web": "sha256:" + "0" * 64, "bench/core-api": "sha256:" + "1" * 64},
-                status="COMMITTED",
-                committed_at=at,
-                pushed_at=at,
-            )
-        )
+        # The promoter commits one after the other, on the branch head.
+        record_deployment(f"env{index}", tag, commit, start + timedelta(seconds=20 * index))
     repo.write_file("docs/README.md", f"# bench {secrets.token_hex(4)}\n", "docs: how to run the bench")
     control.tick(20 * APPLICATIONS + 1)
     control.settle()  # every application's poll sees the docs commit, which changes its tag: it syncs it
