@@ -412,11 +412,12 @@ class Tracker:
     ) -> None:
         for group in groups:
             repo = self.config.apps[group.app].gitops.repo
+            commits = {d.gitops_commit for d in group.deployments}
             lineage = Lineage(
                 {
                     (revision, commit): answer
                     for (cached_repo, revision, commit), answer in self.lineage_cache.items()
-                    if cached_repo == repo and commit in {d.gitops_commit for d in group.deployments}
+                    if cached_repo == repo and commit in commits
                 }
             )
             decisions = evaluate_environment(group.deployments, observation, now, lineage)
