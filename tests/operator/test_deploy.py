@@ -119,7 +119,7 @@ def test_deploy_refuses_what_a_push_would_not_promote_and_commits_nothing(
     assert (found.reason, found.tag) == ("external_change", "prod-cf3124b")
     refused = [r for r in records("prod") if r.trigger != "external"]
     assert sorted(r.reason for r in refused) == sorted(reason for _, reason, _ in cases.values())
-    assert {(r.trigger, r.actor, r.outcome) for r in refused} == {("manual", MOTO_CALLER, "rejected")}
+    assert {(r.trigger, r.actor, r.outcome) for r in refused} == {("manual", MOTO_CALLER, "refused")}
 
 
 def test_deploy_never_goes_back_and_points_to_rollback(

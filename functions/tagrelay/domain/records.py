@@ -34,7 +34,7 @@ class DecisionRecord:
     decision_id: str
     app: str
     env: str
-    outcome: str  # committed | rejected | noop | superseded | skipped | waiting | pinned | unpinned
+    outcome: str  # committed | rejected | refused (an operator's request) | noop | superseded | skipped | waiting | pinned | unpinned
     reason: str
     message: str
     created_at: str

@@ -18,8 +18,12 @@ evaluated from current facts, in this order, stopping at the first check that is
    (GitHub: 1).
 
 Operator requests (services/operate.py: `tagrelay deploy`, `tagrelay rollback`) take the same path
-with the environment named instead of resolved (step 2); a rollback also passes the pin (it pins the
-environment itself) and the no-downgrade guard, each by an explicit field of its ReleaseRequest.
+with the environment named instead of resolved (step 2), but check the commit first: steps 4 and 5's
+branch check come before step 1, because an operator names a commit, and a typo (`commit_not_found`)
+or a develop commit for prod (`commit_not_on_branch`) must be said as that, not as an incomplete
+release or a bad signature. A refused operator request is recorded as `refused`, not `rejected`. A
+rollback also passes the pin (it pins the environment itself) and the no-downgrade guard, each by an
+explicit field of its ReleaseRequest.
 
 Every decision is written to the ledger, except in a dry run (`tagrelay explain`), which writes nothing.
 """
@@ -75,6 +79,8 @@ from tagrelay.services.heal import EnvironmentHealer
 
 logger = logging.getLogger(__name__)
 
+# The ledger outcome of an operator's request that was not carried out (`tagrelay deploy`, `rollback`).
+REFUSED = "refused"
 # Backoff between compare-and-swap attempts: base * 2^attempt, scaled by a random factor in [0.5, 1.5).
 CAS_BACKOFF_BASE_SECONDS = 0.1
 CAS_BACKOFF_CAP_SECONDS = 2.0
@@ -244,20 +250,41 @@ class Promoter:
             sha=request.release.sha,
             actor=request.actor,
         )
+        commit: SourceCommit | None = None
         if request.trigger != "push":
             evaluation.trigger = request.trigger
+            # An operator names a commit, and what an operator gets wrong is the commit: a typo, or a
+            # develop commit for prod. Say that first, not what it does to the images or signatures.
+            commit = self._operator_commit(app, request, evaluation)
+            if commit is None:
+                if not self.dry_run:
+                    self._record(app, request, evaluation)
+                return evaluation
         envs = self._check_artifacts(app, request, evaluation)
         # Read each environment's values file before asking GitHub about the commit: a duplicate or
         # late event then costs one request (the file already holds the tag) instead of four.
         pending = [(env, snapshot) for env in envs if (snapshot := self._read_values(app, env, request, evaluation))]
         if pending:
-            commit = self._resolve_commit(app, request, evaluation, [env for env, _ in pending])
+            branch_checked = commit is not None
+            commit = commit or self._resolve_commit(app, request, evaluation, [env for env, _ in pending])
             if commit is not None:
                 for env, snapshot in pending:
-                    self._promote_to_environment(app, env, commit, snapshot, request, evaluation)
+                    self._promote_to_environment(
+                        app, env, commit, snapshot, request, evaluation, branch_checked=branch_checked
+                    )
         if not self.dry_run:
             self._record(app, request, evaluation)
         return evaluation
+
+    def _operator_commit(self, app: App, request: ReleaseRequest, evaluation: Evaluation) -> SourceCommit | None:
+        """An operator request's commit: it exists, and it is on the environment's branch; None once decided."""
+        env = request.env or request.release.env
+        if env is None:  # operator requests always name their environment (services/operate.py)
+            raise ValueError("an operator request names its environment")
+        commit = self._resolve_commit(app, request, evaluation, [env])
+        if commit is None or not self._on_branch(app, env, commit, evaluation):
+            return None
+        return commit
 
     # --- release-wide checks on the registry: readiness, environments, signatures ---
 
@@ -511,6 +538,19 @@ class Promoter:
 
     # --- per environment: branch, pin, order, compare-and-swap commit ---
 
+    def _on_branch(self, app: App, env: str, commit: SourceCommit, evaluation: Evaluation) -> bool:
+        """The commit is on the environment's branch; otherwise decided (commit_not_on_branch)."""
+        branch = app.environments[env].branch
+        status = self.deps.github.compare(app.source_repo, commit.sha, branch)
+        if not rules.reachable_from_branch(status):
+            message = f"commit {commit.sha[:12]} is not on branch {branch} (GitHub compare says {status!r})"
+            evaluation.check(f"{env}: branch", "fail", message)
+            evaluation.decide(env, Verdict.REJECT, "commit_not_on_branch", message)
+            return False
+        evaluation.check(f"{env}: branch", "pass", f"{branch} contains {commit.sha[:12]}")
+        evaluation.source_branch = branch
+        return True
+
     def _promote_to_environment(
         self,
         app: App,
@@ -519,17 +559,13 @@ class Promoter:
         snapshot: _ValuesSnapshot,
         request: ReleaseRequest,
         evaluation: Evaluation,
+        *,
+        branch_checked: bool = False,
     ) -> None:
         github = self.deps.github
         branch = app.environments[env].branch
-        status = github.compare(app.source_repo, commit.sha, branch)
-        if not rules.reachable_from_branch(status):
-            message = f"commit {commit.sha[:12]} is not on branch {branch} (GitHub compare says {status!r})"
-            evaluation.check(f"{env}: branch", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, "commit_not_on_branch", message)
+        if not branch_checked and not self._on_branch(app, env, commit, evaluation):
             return
-        evaluation.check(f"{env}: branch", "pass", f"{branch} contains {commit.sha[:12]}")
-        evaluation.source_branch = branch
 
         repo, path = app.gitops.repo, app.gitops.values_path(env)
         attempts = self.config.github.commit_attempts
@@ -717,8 +753,10 @@ class Promoter:
         push = request.push if request else None
         for decided in evaluation.decisions:
             outcome = rules.LEDGER_OUTCOME[decided.verdict]
-            if request and request.trigger != "push" and decided.verdict is Verdict.WAIT:
-                outcome = "rejected"  # no later event re-evaluates an operator's request: kept, not expired
+            if request and request.trigger != "push" and decided.verdict in (Verdict.WAIT, Verdict.REJECT):
+                # An operator's request that was refused, not a release rejected: kept (no later event
+                # re-evaluates it), and not counted as a security rejection of a release.
+                outcome = REFUSED
             # A deployment is dated by its commit (the state's committed_at names its record's sort key).
             created_at = (decided.committed_at or now) if decided.verdict is Verdict.PROMOTE else now
             record = DecisionRecord(
