@@ -1,4 +1,4 @@
-"""EventBridge `ECR Image Action` events exactly as AWS delivers them (wire-formats.md §1.2).
+"""EventBridge `ECR Image Action` events exactly as AWS delivers them (the ECR user guide, "Amazon ECR events and EventBridge").
 
 The local registry emits no events, so the tests and the demo build the events ECR would have sent
 for each push, and deliver them to the promoter handler.

@@ -2,7 +2,7 @@
 
 What CI does in production (``docker push``, ``cosign sign --key ...``), reproduced with ``requests`` so
 that tests and the demo need neither Docker nor cosign. Signatures follow cosign's legacy layout
-byte for byte (reference/wire-formats.md §2.2/§2.4): a manifest tagged ``sha256-<hex>.sig`` whose
+byte for byte (cosign's specs/SIGNATURE_SPEC.md): a manifest tagged ``sha256-<hex>.sig`` whose
 layers are simple-signing payloads, each annotated with a base64 ECDSA P-256/SHA-256 signature;
 re-signing appends a layer, as cosign does.
 

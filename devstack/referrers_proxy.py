@@ -1,6 +1,6 @@
-"""The OCI 1.1 referrers API in front of Debian's registry, which lacks it (reference/local-stack.md §3).
+"""The OCI 1.1 referrers API in front of Debian's registry, which lacks it.
 
-ECR answers ``GET /v2/<repo>/referrers/<digest>`` (wire-formats.md §2.7, §3.2); distribution 2.8 does
+ECR answers ``GET /v2/<repo>/referrers/<digest>`` (OCI distribution-spec 1.1, "Listing Referrers"; ECR supports it since 2024-06-27, AWS What's New); distribution 2.8 does
 not, so the tests of cosign v3 bundles could only reach the referrers tag-schema fallback. This proxy
 forwards every request to the registry unchanged and remembers each manifest pushed through it that
 has a ``subject``; it answers the referrers API from that memory, as the distribution spec describes

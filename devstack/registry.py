@@ -1,7 +1,7 @@
 """Debian's ``docker-registry`` (the CNCF distribution registry): the local stand-in for ECR's registry API.
 
 It speaks the same OCI distribution API that ECR speaks, so the registry adapter is tested against a real
-server. Differences that matter (reference/local-stack.md §3): no authentication, no OCI 1.1 referrers
+server. Differences that matter: no authentication, no OCI 1.1 referrers
 API, blobs served directly instead of through a redirect, and a 404 for OCI manifests unless the
 request's Accept header lists the OCI type (the adapter always sends it).
 """

@@ -3,7 +3,7 @@
 `SeedScenario.create(stack)` gives what mosaic-stories/mosaic-life looks like to tagrelay:
 
 * source repo ``mosaic-stories/mosaic-life`` with commits on ``main`` and ``develop``;
-* GitOps repo ``mosaic-stories/gitops`` with the seed's values files (reference-system.md §9);
+* GitOps repo ``mosaic-stories/gitops`` with the seed's values files (mosaic-stories/gitops, environments/*/values.yaml);
 * images ``mosaic-life/web`` and ``mosaic-life/core-api`` pushed to the registry with the short-SHA
   tag and the branch tag, each signed with a cosign key, exactly as CI would.
 
@@ -41,7 +41,7 @@ BRANCH_OF_ENV = {"prod": "main", "staging": "develop"}
 # the tags that must move exempt: cosign's signature tags (sha256-<hex>.sig, re-pushed per signature) and
 # the branch tags CI moves on every push.
 RELEASE_EXCLUSIONS = ("sha256-*", *BRANCH_OF_ENV.values())
-# The seed's real values files, kept byte for byte in the values-edit corpus (reference-system.md §9).
+# The seed's real values files, kept byte for byte in the values-edit corpus (mosaic-stories/gitops, environments/*/values.yaml).
 _CORPUS = Path(__file__).resolve().parent.parent / "tests" / "testdata" / "values"
 SEED_VALUES = {
     "base/values.yaml": _CORPUS / "refused" / "base-values-without-image-tag.yaml",

@@ -62,7 +62,7 @@ class SigstoreJsSignature:
         return x509.load_der_x509_certificate(base64.b64decode(raw["rawBytes"]))
 
     def cosign_annotations(self) -> dict[str, str]:
-        """The bundle's content as cosign's legacy layout annotations (wire-formats.md §2.2-2.3)."""
+        """The bundle's content as cosign's legacy layout annotations (cosign's specs/SIGNATURE_SPEC.md and pkg/cosign/bundle/rekor.go)."""
         entry = self.bundle["verificationMaterial"]["tlogEntries"][0]
         rekor_bundle = {
             "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],

@@ -1,8 +1,8 @@
 """A private Sigstore for tests and the demo: Fulcio CA, Rekor log and CT log, with real encodings.
 
-Production Sigstore cannot sign test images, so this module plays its parts with keys it generates
-(design.md §6): a Fulcio root and intermediate CA issuing short-lived leaf certificates with the
-GitHub Actions extensions (reference/wire-formats.md §2.4 table: raw values for .1-.6, DER UTF8String
+Production Sigstore cannot sign test images, so this module plays its parts with keys it generates:
+a Fulcio root and intermediate CA issuing short-lived leaf certificates with the
+GitHub Actions extensions (Fulcio's docs/oid-info.md: raw values for .1-.6, DER UTF8String
 for .8-.22), an RFC 6962 precertificate SCT embedded by a CT log key, and a Rekor log that returns
 what real Rekor v1 returns: the canonicalised entry body, a signed entry timestamp (SET), and an
 RFC 6962 inclusion proof with a signed-note checkpoint. ``trusted_root()`` describes it all as a
@@ -140,7 +140,7 @@ class RekorEntry:
     checkpoint: str
 
     def cosign_bundle_annotation(self) -> str:
-        """The ``dev.sigstore.cosign/bundle`` annotation (cosign's RekorBundle, wire-formats.md §2.3)."""
+        """The ``dev.sigstore.cosign/bundle`` annotation (cosign's RekorBundle, pkg/cosign/bundle/rekor.go)."""
         return json.dumps(
             {
                 "SignedEntryTimestamp": base64.b64encode(self.signed_entry_timestamp).decode(),
@@ -614,7 +614,7 @@ def sign_image_bundle(
 def attach_bundle(
     registry_url: str, repository: str, digest: str, bundle: bytes, *, tag_fallback: bool | None = None
 ) -> str:
-    """Push ``bundle`` as cosign v3 does (wire-formats.md §2.6): a manifest whose ``subject`` is the
+    """Push ``bundle`` as cosign v3 does (cosign's pkg/oci/remote/write.go; OCI distribution-spec 1.1, referrers): a manifest whose ``subject`` is the
     image, pushed by digest. Where the registry has no referrers API (``tag_fallback`` None: probe it),
     also add it to the referrers tag-schema index ``sha256-<hex>``, as go-containerregistry does."""
     base = registry_url.rstrip("/")
@@ -683,7 +683,7 @@ def keyless_signature_config(
     server_url: str = "https://github.com",
 ) -> dict[str, Any]:
     """The ``signature:`` block that accepts what a ``KeylessSigner`` with that workflow signs, for
-    the environment's branch (the seed's identity, reference-system.md §3)."""
+    the environment's branch (the seed's identity: mosaic-stories/mosaic-life's build-push.yml)."""
     return {
         "keyless": {
             "issuer": issuer,

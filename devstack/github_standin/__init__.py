@@ -9,7 +9,7 @@ Routes (below an optional prefix such as ``/api/v3``): ``GET /repos/{o}/{r}``, `
 Git Data ``refs`` (get, list, matching, create, update, delete), ``commits``, ``blobs``, ``trees``, and
 the App flow ``GET /repos/{o}/{r}/installation``, ``GET /app``, ``POST /app/installations/{id}/access_tokens``.
 
-Behaviours taken from GitHub (wire-formats.md §5): 409 ``<path> does not match <sha>`` for a stale blob
+Behaviours taken from GitHub (GitHub's REST API docs, as PyGithub 2.x calls it): 409 ``<path> does not match <sha>`` for a stale blob
 SHA; 422 ``Invalid request.\\n\\n"sha" wasn't supplied.``; 422 ``No commit found for SHA: <ref>``;
 422 ``Update is not a fast forward``; 422 ``Reference already exists``; 401 ``Bad credentials``;
 401 ``A JSON web token could not be decoded`` and the expired-``exp`` text; 409 ``Git Repository is

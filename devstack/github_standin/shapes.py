@@ -1,4 +1,4 @@
-"""JSON bodies shaped like GitHub's (wire-formats.md §5), with every URL pointing back at the stand-in.
+"""JSON bodies shaped like GitHub's (GitHub's REST API docs, as PyGithub 2.x calls it), with every URL pointing back at the stand-in.
 
 PyGithub refuses to follow a URL whose host or port differs from its ``base_url``, so no body may
 mention api.github.com. API URLs carry the prefix (``/api/v3`` for GitHub Enterprise); web URLs

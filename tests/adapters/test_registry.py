@@ -429,6 +429,6 @@ def test_registry_for_uses_ecr_credentials_only_for_ecr_hosts() -> None:
 
 
 def test_the_adapter_never_lists_tags() -> None:
-    # The design bounds requests per event; a tag listing is unbounded (design.md §4).
+    # The design bounds requests per event; a tag listing is unbounded.
     source = Path(__file__).parents[2] / "functions" / "tagrelay" / "adapters" / "registry.py"
     assert "tags/list" not in source.read_text()

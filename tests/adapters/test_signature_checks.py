@@ -31,7 +31,7 @@ from tagrelay.adapters.signatures.verifier import examine
 
 DIGEST = "sha256:2f5bb4a0a11803b9514ad928727f19cffb313eb4a48b40fb11243e428443cfe1"
 OTHER_DIGEST = "sha256:" + "1" * 64
-# The real payload cosign wrote to ECR (sigstore/cosign#1684, reference/wire-formats.md §2.2).
+# The real payload cosign wrote to ECR (sigstore/cosign#1684).
 ECR_PAYLOAD = (
     b'{"critical":{"identity":{"docker-reference":"123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-app"},'
     b'"image":{"docker-manifest-digest":"sha256:2f5bb4a0a11803b9514ad928727f19cffb313eb4a48b40fb11243e428443cfe1"},'

@@ -1,15 +1,18 @@
-"""The documentation stays true: what README.md and docs/ name must exist.
+"""The documentation stays true: what README.md and docs/ name must exist, and nothing points outside.
 
 - every relative link (and its #anchor) points at a file (and a heading) of this repository;
 - every `tagrelay ...` command the docs name runs `--help`, and docs/cli.md has a section for every
   command the CLI has;
 - every configuration key the docs name (`github.read_token_secret`, `apps.<app>.tag_pattern`, and the
   rows of docs/configuration.md's tables) exists in the schema (tagrelay.config);
+- nothing in the repository points at documents outside it (the design notes and research the project
+  started from): facts are carried into docs/ with their public sources instead.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,11 @@ _SECTIONS = (
     "reconcile",
 )
 _KEY = re.compile(r"`((?:%s)\.[A-Za-z0-9_.<>*-]+)`" % "|".join(_SECTIONS))  # noqa: UP031 - a regex
+# What a document must not point at: the project's own notes outside the repository.
+_OUTSIDE = re.compile(
+    r"(/work/shared|\.\./shared|\bdesign\.md\b|wire-formats(\.md)?|reference-system(\.md)?|peers\.md"
+    r"|reference/local-stack|\breference/)"
+)
 GITHUB_ACTIONS_CONTEXT = {"sha", "ref", "ref_name", "event_name", "repository", "actor", "workflow", "run_id"}
 
 
@@ -196,3 +204,24 @@ def test_the_key_check_can_fail() -> None:
     assert schema_has(["deploy", "tracker_vpc", "subnet_ids"])
     assert not schema_has(["github", "token"])
     assert not schema_has(["apps", "<app>", "signature", "keyless", "idnetity"])
+
+
+# --- nothing points outside the repository ---------------------------------------------------------------
+
+
+def tracked_text_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    files = [REPO_ROOT / name for name in listed.stdout.splitlines()]
+    return [f for f in files if f.suffix in (".md", ".py", ".yaml", ".yml", ".json", ".cjs", ".toml") and f.is_file()]
+
+
+def test_nothing_refers_to_documents_outside_the_repository() -> None:
+    this_file = Path(__file__).resolve()
+    offending = []
+    for file in tracked_text_files():
+        if file.resolve() == this_file or "testdata" in file.parts:
+            continue
+        for number, line in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if _OUTSIDE.search(line):
+                offending.append(f"{file.relative_to(REPO_ROOT)}:{number}: {line.strip()[:120]}")
+    assert offending == [], "\n".join(offending)

@@ -153,7 +153,7 @@ def test_malformed_events_are_rejected_with_what_is_wrong(event: Any, code: str,
 
 
 def test_awss_own_sample_with_a_60_hex_digest_is_malformed() -> None:
-    # wire-formats.md §1.4: AWS's much-copied sample digest has only 60 hex digits.
+    # The ECR user guide's samples: AWS's much-copied sample digest has only 60 hex digits.
     event = ecr_push_event(digest="sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234")
     with pytest.raises(MalformedEvent, match="image-digest"):
         classify(event, CONFIG)

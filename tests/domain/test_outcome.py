@@ -1,4 +1,4 @@
-"""The outcome state machine, rule by rule, including the traps from peers.md §c.
+"""The outcome state machine, rule by rule, including the traps Argo CD's notification triggers, Kargo and argo-watcher ran into.
 
 Observations are built as Argo CD v3 JSON and go through parse_application, so the parser and the
 rules are tested together on the shape Argo CD really sends.
@@ -251,7 +251,7 @@ def test_a_visible_outcome_wins_over_an_elapsed_deadline() -> None:
     assert isinstance(decision, Transition) and decision.state is DeploymentState.SUCCEEDED
 
 
-# ---------------------------------------------------------------------------------------------- traps (peers.md §c)
+# ---------------------------------------------------------------------------------------------- traps (Argo CD notifications, Kargo, argo-watcher)
 
 
 def test_trap_healthy_from_before_our_commit_was_picked_up() -> None:

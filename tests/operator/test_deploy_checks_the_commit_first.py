@@ -104,3 +104,27 @@ def test_history_shows_an_operators_refused_request_as_refused(
     assert code == 0
     rows = [line.split() for line in out.splitlines()[1:] if " manual " in line]
     assert len(rows) == 2 and all(row[5] == "refused" for row in rows), out
+
+
+def test_checking_the_commit_first_still_binds_the_signatures_to_it(
+    scenario: SeedScenario,
+    operator_env: Configure,
+    private_sigstore: tuple[TestSigstore, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The commit is resolved before the signatures are read; their commit must still be that one. A
+    signature for another commit that shares the short SHA passes the tag's prefix check, not this."""
+    sigstore, trusted_root = private_sigstore
+    operator_env(signature=keyless_signature_config(trusted_root))
+    sha = scenario.commit("main")
+    impostor = sha[:7] + ("0" if sha[7] != "0" else "1") + sha[8:]
+    release = scenario.release(sha, branch="main", sign=False)
+    signer = KeylessSigner(sigstore, GitHubIdentity().for_commit(impostor, branch="main"))
+    for image, digest in release.digests.items():
+        sign_image_keyless(scenario.stack.registry.url, image, digest, signer)
+
+    code, _, err = run(capsys, "deploy", sha, "--env", "prod")
+
+    assert code == 1
+    assert "refused (signature_invalid)" in err and f"signed for commit {impostor}" in err
+    assert gitops_tag(scenario, "prod") == "prod-cf3124b"

@@ -39,7 +39,7 @@ ISSUER = "https://token.actions.githubusercontent.com"
 def test_pinned_public_good_root_is_the_default() -> None:
     root = trusted_root_for(None)
     assert root.path == PUBLIC_GOOD_TRUSTED_ROOT
-    # Rekor's public-good log id (wire-formats.md §2.3) and Fulcio's current CA.
+    # Rekor's public-good log id (Rekor's public-good instance, in the pinned trusted_root.json) and Fulcio's current CA.
     assert bytes.fromhex("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d") in root.tlogs
     assert any(
         ca.uri == "https://fulcio.sigstore.dev" and ca.validity.end is None for ca in root.certificate_authorities

@@ -3,7 +3,7 @@
 Four reads, one HTTP request each, so that the requests per event stay bounded and countable:
 ``resolve_tag`` (HEAD a manifest), ``get_manifest`` (GET a manifest), ``get_blob`` (GET a blob) and
 ``list_referrers`` (GET the OCI 1.1 referrers of a manifest, for cosign v3 signatures).
-Nothing here lists tags: the design forbids it (design.md §4, "bounded number of registry requests").
+Nothing here lists tags: every event has a bounded number of registry requests (docs/promotion.md).
 
 Every read is bounded (adapters/http.py, configured by ``limits:``): a connect timeout, a deadline on
 the whole request (retries and the blob redirect included), and a cap on every body it reads (error

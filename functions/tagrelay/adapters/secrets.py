@@ -1,4 +1,4 @@
-"""Secrets Manager through Powertools Parameters, cached per process (design.md §4).
+"""Secrets Manager through Powertools Parameters, cached per process.
 
 A secret's value is returned to the caller only; it is never logged, put in an exception, or stored.
 """

@@ -1,6 +1,6 @@
 """The GitOps commit message, in the seed's convention so existing history and tooling keep working.
 
-The seed's CI wrote (reference-system.md §4):
+The seed's CI wrote (mosaic-stories/mosaic-life, .github/workflows/build-push.yml, update-image-tags job):
 
     deploy(prod): update image tag to prod-cf3124b
 

@@ -153,3 +153,40 @@ def moved_images(promoted: Mapping[str, str], current: Mapping[str, str]) -> dic
         for image, digest in promoted.items()
         if image in current and current[image] != digest
     }
+
+
+# The checks of a release, in the order services/promote.py makes them; the first one not met decides.
+# Names as the evaluation records them ("{env}: " for the per-environment ones). docs/promotion.md
+# lists the same names in the same order, and tests/operator/test_check_order.py holds the code and
+# the document to these lists.
+PUSH_CHECK_ORDER = (
+    "readiness",
+    "moved tag",
+    "tag immutability",
+    "environment",
+    "signatures",
+    "{env}: values file",
+    "{env}: precondition",
+    "commit",
+    "{env}: branch",
+    "{env}: pin",
+    "{env}: order",
+    "{env}: commit",
+)
+# `tagrelay deploy` and `rollback` name a commit: whether it exists and is on the environment's branch
+# comes first (a typo or a develop commit for prod is said as that); its signatures are then bound to it.
+OPERATOR_CHECK_ORDER = (
+    "commit",
+    "{env}: branch",
+    "readiness",
+    "moved tag",
+    "tag immutability",
+    "environment",
+    "signatures",
+    "{env}: values file",
+    "{env}: precondition",
+    "commit",  # the signatures' commit is the one resolved first
+    "{env}: pin",
+    "{env}: order",
+    "{env}: commit",
+)

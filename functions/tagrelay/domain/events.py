@@ -1,7 +1,7 @@
 """Event intake: parse an EventBridge event and decide, without any network request, what it asks for.
 
 Every ECR push of a configured repository only says "look at this digest now" (level-triggered,
-design.md §4). Nothing in the event is trusted as text: the EventBridge envelope is checked first
+docs/promotion.md). Nothing in the event is trusted as text: the EventBridge envelope is checked first
 (``id`` a UUID, ``source`` ``aws.ecr``, ``account`` and ``region`` those of a configured ECR registry,
 ``time`` an RFC 3339 time no later than ``MAX_CLOCK_SKEW`` ahead), because the promoter can also be
 invoked directly and its event id and time end up in GitOps commit messages and the ledger.

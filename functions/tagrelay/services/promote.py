@@ -1,29 +1,32 @@
 """promote(event): turn one ECR push event into recorded decisions, and at most one GitOps commit per environment.
 
-Level-triggered (design.md §4): the event only says which digest to look at; the release is then
-evaluated from current facts, in this order, stopping at the first check that is not met:
+Level-triggered: the event only says which digest to look at; the release is then evaluated from
+current facts, in this order (domain/decision.py PUSH_CHECK_ORDER, docs/promotion.md §3), stopping at
+the first check that is not met:
 
-1. readiness     every image of the app carries the release tag          (registry: 1 HEAD per image)
-2. moved tag     the tag still points at the digests tagrelay promoted it
-                 with, if it ever did                                     (ledger: 1 read)
-3. immutability  ECR will not let the release tag be overwritten          (ECR: <= 1 per repository per
+1. readiness         every image of the app carries the release tag      (registry: 1 HEAD per image)
+2. moved tag         the tag still points at the digests tagrelay promoted it with, if it ever did
+                                                                          (ledger: 1 read)
+3. tag immutability  ECR will not let the release tag be overwritten      (ECR: <= 1 per repository per
                                                                            container per cache period)
-4. environments  from the tag's env prefix, or the branch tags that point
-                 at the same digest                                       (registry: 1 HEAD per environment)
-5. signatures    every digest signed as the app's policy demands          (registry: 2 GETs per image)
-6. commit        the short SHA is exactly one commit of the source repo    (GitHub: 1)
-7. per environment: the commit is on the environment's branch (GitHub: 1), the environment is not
-   pinned (ledger), the values file does not already hold this commit, and the commit descends from
-   the one it holds (GitHub: 1 read, 1 compare), then a compare-and-swap commit of the one-line edit
-   (GitHub: 1).
+4. environment       from the tag's env prefix, or the branch tags that point at the same digest
+                                                                          (registry: 1 HEAD per environment)
+5. signatures        every digest signed as the app's policy demands      (registry: 2 GETs per image)
+6. values file       per environment, read (and edited in memory) before the commit is resolved, so
+                     that a duplicate event costs one request             (GitHub: 1 read)
+7. precondition      operator requests: the file holds the tag the command saw
+8. commit            the short SHA is exactly one commit of the source repo, the signatures' commit
+                                                                          (GitHub: 1)
+9-12. per environment: branch (GitHub compare), pin (ledger), order: the commit descends from the one
+      the file holds (GitHub compare), then a compare-and-swap commit of the one-line edit (GitHub: 1).
 
 Operator requests (services/operate.py: `tagrelay deploy`, `tagrelay rollback`) take the same path
-with the environment named instead of resolved (step 2), but check the commit first: steps 4 and 5's
-branch check come before step 1, because an operator names a commit, and a typo (`commit_not_found`)
-or a develop commit for prod (`commit_not_on_branch`) must be said as that, not as an incomplete
-release or a bad signature. A refused operator request is recorded as `refused`, not `rejected`. A
-rollback also passes the pin (it pins the environment itself) and the no-downgrade guard, each by an
-explicit field of its ReleaseRequest.
+with the environment named instead of resolved, but check the commit and its branch first
+(OPERATOR_CHECK_ORDER): an operator names a commit, and a typo (`commit_not_found`) or a develop
+commit for prod (`commit_not_on_branch`) must be said as that, not as an incomplete release or a bad
+signature; the signatures are then bound to that commit. A refused operator request is recorded as
+`refused`, not `rejected`. A rollback also passes the pin (it pins the environment itself) and the
+no-downgrade guard, each by an explicit field of its ReleaseRequest.
 
 Every decision is written to the ledger, except in a dry run (`tagrelay explain`), which writes nothing.
 """
@@ -266,7 +269,11 @@ class Promoter:
         pending = [(env, snapshot) for env in envs if (snapshot := self._read_values(app, env, request, evaluation))]
         if pending:
             branch_checked = commit is not None
-            commit = commit or self._resolve_commit(app, request, evaluation, [env for env, _ in pending])
+            if commit is None:
+                commit = self._resolve_commit(app, request, evaluation, [env for env, _ in pending])
+            elif not self._signed_for(commit, request, evaluation, [env for env, _ in pending]):
+                # An operator's commit was resolved before the signatures named theirs: bind them now.
+                commit = None
             if commit is not None:
                 for env, snapshot in pending:
                     self._promote_to_environment(
@@ -511,18 +518,7 @@ class Promoter:
             for env in envs:
                 evaluation.decide(env, Verdict.REJECT, "commit_ambiguous", message)
             return None
-        unbound = {
-            image: signed
-            for image, signed in evaluation.signed_commits.items()
-            if not commit.sha.startswith(signed) or len(signed) < len(release.sha)
-        }
-        if unbound:
-            # The signature named a commit that shares the tag's prefix but is not the one it resolves to.
-            what = "; ".join(f"{image} is signed for commit {signed}" for image, signed in unbound.items())
-            message = f"{release.tag} resolves to {commit.sha}, but {what}; sign the release's own commit"
-            evaluation.check("commit", "fail", message)
-            for env in envs:
-                evaluation.decide(env, Verdict.REJECT, "signature_invalid", message)
+        if not self._signed_for(commit, request, evaluation, envs):
             return None
         if request.requested_sha and not commit.sha.startswith(request.requested_sha):
             message = f"{request.requested_sha} is not a prefix of {commit.sha}, the commit {release.sha} names"
@@ -535,6 +531,26 @@ class Promoter:
         evaluation.source_committed_at = commit.committed_at
         evaluation.check("commit", "pass", f"{release.sha} is {commit.sha} ({commit.subject!r} by {commit.author})")
         return commit
+
+    def _signed_for(
+        self, commit: SourceCommit, request: ReleaseRequest, evaluation: Evaluation, envs: list[str]
+    ) -> bool:
+        """Every signature's commit (evaluation.signed_commits, from the signature check) is this commit."""
+        release = request.release
+        unbound = {
+            image: signed
+            for image, signed in evaluation.signed_commits.items()
+            if not commit.sha.startswith(signed) or len(signed) < len(release.sha)
+        }
+        if not unbound:
+            return True
+        # The signature named a commit that shares the tag's prefix but is not the one it resolves to.
+        what = "; ".join(f"{image} is signed for commit {signed}" for image, signed in unbound.items())
+        message = f"{release.tag} resolves to {commit.sha}, but {what}; sign the release's own commit"
+        evaluation.check("commit", "fail", message)
+        for env in envs:
+            evaluation.decide(env, Verdict.REJECT, "signature_invalid", message)
+        return False
 
     # --- per environment: branch, pin, order, compare-and-swap commit ---
 

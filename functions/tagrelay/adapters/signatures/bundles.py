@@ -1,5 +1,5 @@
 """cosign v3 signatures: a Sigstore bundle (DSSE envelope of an in-toto statement), checked with
-sigstore-python's ``Verifier.verify_dsse`` (reference/wire-formats.md §2.6, §2.8).
+sigstore-python's ``Verifier.verify_dsse`` (sigstore-python 4.x, sigstore/verify/verifier.py).
 
 sigstore-python checks the certificate chain to a Fulcio CA at the log's integrated time, the embedded
 SCT, the Rekor inclusion proof, checkpoint and SET, the DSSE signature and the log entry's consistency

@@ -1,7 +1,7 @@
 """Pure checks of cosign signatures: no I/O, so every rule is unit-testable on its own.
 
 Each ``check_*`` function returns None when the rule holds, else one sentence saying what is wrong.
-The rules are cosign's (reference/wire-formats.md §2.2/§2.4): the payload must hash to the layer
+The rules are cosign's (cosign's specs/SIGNATURE_SPEC.md): the payload must hash to the layer
 digest that announced it, the signature must verify over the payload bytes exactly as downloaded
 (never a re-serialisation), and the simple-signing claims must say "cosign container image signature"
 for exactly the digest being verified.

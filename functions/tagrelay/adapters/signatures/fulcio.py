@@ -1,7 +1,7 @@
 """What a Fulcio certificate says about its signer: SAN, OIDC issuer and the GitHub Actions claims.
 
 Pure: reads a parsed ``x509.Certificate``, no I/O. Fulcio writes each claim twice in GitHub Actions
-certificates (reference/wire-formats.md §2.4 table): the deprecated extensions .1-.6 hold raw bytes,
+certificates (Fulcio's docs/oid-info.md): the deprecated extensions .1-.6 hold raw bytes,
 the current ones .8-.22 a DER UTF8String. Older certificates only have the former, so every claim is
 read from the current extension first and from its deprecated twin otherwise, as cosign does.
 """

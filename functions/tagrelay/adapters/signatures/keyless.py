@@ -2,7 +2,7 @@
 
 ``KeylessPolicy`` checks both layouts a keyless ``cosign sign`` produces:
 
-* cosign's legacy layout (v1/v2, wire-formats.md §2.2-2.4), with ``cryptography``: the certificate and
+* cosign's legacy layout (v1/v2, cosign's specs/SIGNATURE_SPEC.md), with ``cryptography``: the certificate and
   chain from the layer annotations, the signature over the payload, the Rekor SET and the entry's
   consistency with this signature, the certificate's validity at the integrated time, the chain to a
   Fulcio CA of the trusted root with code signing, the embedded SCT (unless ``verify_sct: false``);

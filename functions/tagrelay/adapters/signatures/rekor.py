@@ -1,6 +1,6 @@
 """Rekor evidence of a legacy keyless signature: the ``dev.sigstore.cosign/bundle`` annotation.
 
-Pure checks (reference/wire-formats.md §2.3): the signed entry timestamp (SET) must verify with a
+Pure checks (cosign's pkg/cosign/bundle/rekor.go; Rekor's API): the signed entry timestamp (SET) must verify with a
 Rekor key of the trusted root, which makes the entry's integrated time trustworthy; and the logged
 entry must be *this* signature: same signature bytes, same certificate, same payload hash (cosign's
 ``VerifyBundle``/``compareSigs``/``comparePublicKey``/``bundleHash``, against CVE-2022-36056-style

@@ -1,6 +1,6 @@
 """Signature sources: where the signatures of an image digest are stored.
 
-* ``LegacyTagSource``: cosign's legacy layout (wire-formats.md §2.2), which cosign v1/v2 write by
+* ``LegacyTagSource``: cosign's legacy layout (cosign's specs/SIGNATURE_SPEC.md), which cosign v1/v2 write by
   default and v3 writes with ``--new-bundle-format=false``;
 * ``ReferrersSource``: cosign v3 Sigstore bundles stored as OCI 1.1 referrers (§2.6), found through
   the referrers API, or through the referrers tag schema on registries without it;
@@ -99,7 +99,7 @@ MAX_BUNDLES = 16
 
 
 class ReferrersSource:
-    """cosign v3 bundles: OCI 1.1 referrer manifests whose ``subject`` is the image (wire-formats.md §2.6).
+    """cosign v3 bundles: OCI 1.1 referrer manifests whose ``subject`` is the image (cosign's pkg/oci/remote/write.go; OCI distribution-spec 1.1, referrers).
 
     Costs one request to list them (the referrers API; where it is missing, one more for the referrers
     tag ``sha256-<hex>``), then two per bundle examined (its manifest and its bundle blob); at most
