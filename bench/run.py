@@ -18,6 +18,7 @@ BENCHMARKS = {
     "hostile-registry": "bench.hostile_registry",
     "signatures": "bench.signature_verify",
     "tracker": "bench.tracker",
+    "reconcile": "bench.reconcile",
     "github-standin": "bench.github_standin_latency",
     "asset": "bench.asset",
 }

@@ -17,6 +17,7 @@ or ``deploy.runbook_url``). Missing data (no events, no deployments) is normal a
 
 from __future__ import annotations
 
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -55,6 +56,8 @@ class PipelineAlarms(Construct):
         dead_letter_queue: sqs.IQueue,
         promoter: lambda_.IFunction,
         tracker: lambda_.IFunction,
+        reconciler: lambda_.IFunction,
+        reconcile_period: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -75,6 +78,7 @@ class PipelineAlarms(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.deploy.alarm_email))
 
         minutes = int(pipeline_metrics.PERIOD.to_minutes()) * ERROR_PERIODS
+        sweep_minutes = int(reconcile_period.to_minutes())
         self.alarms: list[cloudwatch.Alarm] = [
             self._alarm(
                 "DeadLetterQueueNotEmpty",
@@ -104,6 +108,26 @@ class PipelineAlarms(Construct):
                 "are not being recorded (they are caught up once it works again).",
                 action="read the tracker's log group (Argo CD unreachable from its network, its token "
                 "refused, DynamoDB throttled, or a bug) and fix the cause.",
+            ),
+            self._alarm(
+                "ReconcilerErrors",
+                reconciler.metric_errors(period=reconcile_period, statistic=cloudwatch.Stats.SUM),
+                periods=2,
+                meaning=f"The reconcile sweep failed two runs in a row ({sweep_minutes} minutes apart): lost "
+                "events are not being recovered and hand edits not recorded. Each run does what it can and "
+                "fails at the end, so its log says which release or environment could not be handled.",
+                action="read the reconciler's log group (GitHub, the registry or DynamoDB failing, a "
+                "credential refused) and fix the cause; the next run catches up.",
+            ),
+            self._alarm(
+                "ReleasesStuckWaiting",
+                pipeline_metrics.reconciler_count(pipeline_metrics.RELEASES_STUCK_METRIC, reconcile_period),
+                meaning="A release has been waiting longer than reconcile.stuck_after_minutes since it was first "
+                "seen: an image never pushed with the tag, a branch tag never moved to it, or a signature that "
+                "never came (it is rejected once promotion.signature_grace_minutes has passed).",
+                action="the reconciler's log names each release and the reason it waits; run `tagrelay explain` "
+                "on one of its events, and fix CI (push the missing image or tag, sign it) or leave it: it "
+                "leaves the report after reconcile.lookback_hours.",
             ),
             self._alarm(
                 "PromotionsRejected",

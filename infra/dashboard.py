@@ -24,12 +24,14 @@ class PipelineDashboard(Construct):
         config: Config,
         promoter: lambda_.IFunction,
         tracker: lambda_.IFunction,
+        reconciler: lambda_.IFunction,
+        reconcile_period: cdk.Duration,
         dead_letter_queue: sqs.IQueue,
         alarms: list[cloudwatch.Alarm],
     ) -> None:
         super().__init__(scope, construct_id)
         period = pipeline_metrics.PERIOD
-        functions = (("promoter", promoter), ("tracker", tracker))
+        functions = (("promoter", promoter), ("tracker", tracker), ("reconciler", reconciler))
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
@@ -67,6 +69,20 @@ class PipelineDashboard(Construct):
                             for statistic in ("p50", "p90", "Maximum")
                         ],
                         width=HALF,
+                    ),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Reconcile sweep: releases stuck waiting, changes made outside tagrelay, states healed",
+                        left=[
+                            pipeline_metrics.reconciler_count(name, reconcile_period, label=name)
+                            for name in (
+                                pipeline_metrics.RELEASES_STUCK_METRIC,
+                                pipeline_metrics.EXTERNAL_CHANGES_METRIC,
+                                pipeline_metrics.STATES_HEALED_METRIC,
+                            )
+                        ],
+                        width=WIDTH,
                     ),
                 ],
                 [

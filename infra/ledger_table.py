@@ -33,6 +33,7 @@ LEDGER_ACTIONS = (
 INDEXES = (
     (keys.BY_SHA_INDEX, keys.BY_SHA_PARTITION_KEY, keys.BY_SHA_SORT_KEY),
     (keys.IN_FLIGHT_INDEX, keys.IN_FLIGHT_PARTITION_KEY, keys.IN_FLIGHT_SORT_KEY),
+    (keys.UNDECIDED_INDEX, keys.UNDECIDED_PARTITION_KEY, keys.UNDECIDED_SORT_KEY),
 )
 
 
@@ -99,7 +100,7 @@ class LedgerTable(Construct):
         return [f"{self.table_arn}/index/{index}" for index, _, _ in INDEXES]
 
     def grant_ledger_access(self, grantee: iam.IGrantable) -> None:
-        """Exactly the ledger's operations, on the table and its two indexes by name (no index/* wildcard)."""
+        """Exactly the ledger's operations, on the table and its indexes by name (no index/* wildcard)."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="LedgerReadWrite",

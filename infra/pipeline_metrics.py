@@ -45,6 +45,13 @@ PERMISSION_DENIED_CAUSE = "permission_denied"
 UNREACHABLE_PAST_TIMEOUT_CAUSE = "unreachable_past_timeout"
 BLOCKED_CAUSES = (PERMISSION_DENIED_CAUSE, UNREACHABLE_PAST_TIMEOUT_CAUSE)
 
+# Reconciler (the sweep): per run, the releases still waiting past reconcile.stuck_after_minutes (0
+# included), and when not 0 the changes found made outside tagrelay and the environment states healed.
+RECONCILER_SERVICE = "reconciler"
+RELEASES_STUCK_METRIC = "ReleasesStuckWaiting"
+EXTERNAL_CHANGES_METRIC = "ExternalChanges"
+STATES_HEALED_METRIC = "EnvironmentStatesHealed"
+
 PERIOD = Duration.minutes(5)
 
 
@@ -113,4 +120,17 @@ def nudge_failures() -> cloudwatch.Metric:
         statistic=cloudwatch.Stats.SUM,
         period=PERIOD,
         label="Refresh nudges failed",
+    )
+
+
+def reconciler_count(metric_name: str, period: Duration, *, label: str | None = None) -> cloudwatch.Metric:
+    """A count the reconcile sweep emits once per run: read over the sweep's own period (a shorter one
+    would have empty periods between runs)."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={SERVICE_DIMENSION: RECONCILER_SERVICE},
+        statistic=cloudwatch.Stats.MAXIMUM,
+        period=period,
+        label=label,
     )

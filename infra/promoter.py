@@ -123,44 +123,51 @@ class Promoter(Construct):
             )
         )
 
-        pipeline = self.pipeline_function
-        token_policy = pipeline.add_policy(
-            "EcrRegistryToken",
-            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-        )
-        nag.acknowledge(
-            token_policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken is account-wide by design and supports no resource-level permissions; "
-            "the token grants nothing by itself (the repository statement scopes every read).",
-        )
-        pipeline.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="EcrReadConfiguredRepositories",
-                actions=list(access.ECR_READ_ACTIONS),
-                resources=sorted(access.repository_arn(self, repository) for repository in repositories),
-            )
-        )
-        signing_keys = access.signing_key_statements(self, config)
-        if signing_keys:
-            keys_policy = pipeline.add_policy("SigningKeys", *signing_keys)
-            for statement in signing_keys:
-                if statement.conditions:  # an alias: any key of the account, narrowed to the alias's key
-                    for resource in statement.resources:
-                        nag.acknowledge(
-                            keys_policy,
-                            nag.wildcard_resource_finding(self, resource),
-                            "A KMS alias cannot be an IAM resource for key operations; kms:GetPublicKey is "
-                            "allowed on key/* only where the condition kms:ResourceAliases names the configured "
-                            "alias (apps.*.signature.key.kms_key_id), i.e. on the one key it points to.",
-                        )
-        secrets = access.promoter_secrets(config)
-        if secrets:
-            pipeline.role.add_to_principal_policy(access.secret_read_statement(self, "ReadCredentials", secrets))
-        ledger.grant_ledger_access(pipeline.role)
+        grant_promotion_access(self, self.pipeline_function, config, ledger)
 
         # Manual deploys (`tagrelay deploy`) invoke the promoter directly, from the operators' roles.
         for index, role_arn in enumerate(config.deploy.operators_role_arns):
             self.function.add_permission(
                 f"OperatorInvoke{index}", principal=iam.ArnPrincipal(role_arn), action="lambda:InvokeFunction"
             )
+
+
+def grant_promotion_access(scope: Construct, pipeline: PipelineFunction, config: Config, ledger: LedgerTable) -> None:
+    """What evaluating and committing a release needs, for the promoter and the reconcile sweep alike:
+    reads of the configured ECR repositories (and the registry token), the signing keys' public halves,
+    the GitHub (and Argo CD nudge) credentials, and the ledger."""
+    repositories = access.image_repositories(config)
+    token_policy = pipeline.add_policy(
+        "EcrRegistryToken",
+        iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+    )
+    nag.acknowledge(
+        token_policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken is account-wide by design and supports no resource-level permissions; "
+        "the token grants nothing by itself (the repository statement scopes every read).",
+    )
+    pipeline.role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="EcrReadConfiguredRepositories",
+            actions=list(access.ECR_READ_ACTIONS),
+            resources=sorted(access.repository_arn(scope, repository) for repository in repositories),
+        )
+    )
+    signing_keys = access.signing_key_statements(scope, config)
+    if signing_keys:
+        keys_policy = pipeline.add_policy("SigningKeys", *signing_keys)
+        for statement in signing_keys:
+            if statement.conditions:  # an alias: any key of the account, narrowed to the alias's key
+                for resource in statement.resources:
+                    nag.acknowledge(
+                        keys_policy,
+                        nag.wildcard_resource_finding(scope, resource),
+                        "A KMS alias cannot be an IAM resource for key operations; kms:GetPublicKey is "
+                        "allowed on key/* only where the condition kms:ResourceAliases names the configured "
+                        "alias (apps.*.signature.key.kms_key_id), i.e. on the one key it points to.",
+                    )
+    secrets = access.promoter_secrets(config)
+    if secrets:
+        pipeline.role.add_to_principal_policy(access.secret_read_statement(scope, "ReadCredentials", secrets))
+    ledger.grant_ledger_access(pipeline.role)

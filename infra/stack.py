@@ -15,6 +15,7 @@ from infra.dashboard import PipelineDashboard
 from infra.ledger_table import LedgerTable
 from infra.pipeline_function import PYTHON_VERSION
 from infra.promoter import Promoter
+from infra.reconciler import Reconciler
 from infra.tracker import Tracker
 from tagrelay.config import Config
 
@@ -34,6 +35,7 @@ class TagrelayStack(cdk.Stack):
         self.ledger = LedgerTable(self, "Ledger", table_name=config.ledger.table)
         self.promoter = Promoter(self, "Promoter", config=config, code=code, ledger=self.ledger)
         self.tracker = Tracker(self, "Tracker", config=config, code=code, ledger=self.ledger)
+        self.reconciler = Reconciler(self, "Reconciler", config=config, code=code, ledger=self.ledger)
         self.alarms = PipelineAlarms(
             self,
             "Alarms",
@@ -41,6 +43,8 @@ class TagrelayStack(cdk.Stack):
             dead_letter_queue=self.promoter.dead_letter_queue,
             promoter=self.promoter.function,
             tracker=self.tracker.function,
+            reconciler=self.reconciler.function,
+            reconcile_period=self.reconciler.period,
         )
         self.dashboard = PipelineDashboard(
             self,
@@ -48,6 +52,8 @@ class TagrelayStack(cdk.Stack):
             config=config,
             promoter=self.promoter.function,
             tracker=self.tracker.function,
+            reconciler=self.reconciler.function,
+            reconcile_period=self.reconciler.period,
             dead_letter_queue=self.promoter.dead_letter_queue,
             alarms=self.alarms.alarms,
         )
@@ -58,6 +64,7 @@ class TagrelayStack(cdk.Stack):
         outputs = {
             "PromoterFunctionName": (self.promoter.function.function_name, "invoked by `tagrelay deploy`"),
             "TrackerFunctionName": (self.tracker.function.function_name, "runs on the tracking schedule"),
+            "ReconcilerFunctionName": (self.reconciler.function.function_name, "runs the reconcile sweep"),
             "LedgerTableName": (self.ledger.table_name, "the deployment ledger"),
             "DeadLetterQueueUrl": (self.promoter.dead_letter_queue.queue_url, "events that could not be promoted"),
             "AlarmTopicArn": (self.alarms.topic.topic_arn, "subscribe on-call tools here"),

@@ -73,6 +73,7 @@ def promoter_env(stack: LocalStack, scenario: SeedScenario) -> Iterator[Callable
         contexts.append(context)
         runtime.config.cache_clear()
         runtime.promoter.cache_clear()
+        runtime.reconciler.cache_clear()
         return path
 
     yield configure
@@ -80,6 +81,7 @@ def promoter_env(stack: LocalStack, scenario: SeedScenario) -> Iterator[Callable
         context.__exit__(None, None, None)
     runtime.config.cache_clear()
     runtime.promoter.cache_clear()
+    runtime.reconciler.cache_clear()
 
 
 @dataclass

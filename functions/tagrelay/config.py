@@ -409,6 +409,24 @@ class TrackingConfig(_Model):
     )
 
 
+class ReconcileConfig(_Model):
+    """The reconcile sweep (services/reconcile.py): the backstop for lost events and changes made by hand."""
+
+    schedule_minutes: int = Field(default=10, ge=1, le=24 * 60, description="How often the sweep runs")
+    lookback_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="Re-evaluate undecided releases first seen this recently"
+    )
+    stuck_after_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=7 * 24 * 60,
+        description="A release still waiting this long after it was first seen is reported (ReleasesStuckWaiting)",
+    )
+    max_releases_per_run: int = Field(
+        default=25, ge=1, le=500, description="At most this many releases re-evaluated per run (oldest first)"
+    )
+
+
 class VpcPlacement(_Model):
     """Where the tracker Lambda runs when Argo CD is only reachable inside a VPC."""
 
@@ -511,6 +529,7 @@ class Config(_Model):
     promotion: PromotionConfig = PromotionConfig()
     limits: LimitsConfig = LimitsConfig()
     tracking: TrackingConfig = TrackingConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     deploy: DeployConfig = DeployConfig()
     operators: OperatorsConfig = OperatorsConfig()
 

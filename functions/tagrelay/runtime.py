@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tagrelay.config import ArgoCDConfig
     from tagrelay.services.operate import Operator
     from tagrelay.services.promote import Promoter
+    from tagrelay.services.reconcile import Reconciler
     from tagrelay.services.track import Tracker
 
 
@@ -233,3 +234,18 @@ def build_operator(cfg: Config, promoter: Promoter) -> Operator:
 def operator() -> Operator:
     """The Lambda's operator service: shares the warm promoter (its clients, its clock)."""
     return build_operator(config(), promoter())
+
+
+# --- the reconcile sweep (its own function, on a schedule) ---
+
+
+def build_reconciler(cfg: Config, promoter: Promoter) -> Reconciler:
+    from tagrelay.services.reconcile import Reconciler, ReconcilerDependencies
+
+    return Reconciler(ReconcilerDependencies(config=cfg, promoter=promoter))
+
+
+@cache
+def reconciler() -> Reconciler:
+    """The Lambda's sweep: it promotes, heals and records with a promoter of its own process."""
+    return build_reconciler(config(), promoter())

@@ -38,8 +38,12 @@ class Synthesized:
         return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
 
     def function_id(self, service: str) -> str:
-        pipeline = self.stack.promoter if service == "promoter" else self.stack.tracker
-        return self.logical_id(pipeline.function)
+        functions = {
+            "promoter": self.stack.promoter.function,
+            "tracker": self.stack.tracker.function,
+            "reconciler": self.stack.reconciler.function,
+        }
+        return self.logical_id(functions[service])
 
     def statements_of(self, service: str) -> list[dict[str, Any]]:
         """Every statement of the policies attached to a function's role."""

@@ -60,6 +60,7 @@ def _everything_else(data: dict[str, Any]) -> None:
         "operators_role_arns": [OPERATOR_ROLE],
     }
     data["tracking"]["schedule_minutes"] = 5
+    data["reconcile"] = {"schedule_minutes": 15}
     data["ledger"]["table"] = "ops-ledger"
     data["github"]["auth"] = {"app": {"app_id": 123456, "private_key_secret": GITHUB_APP_KEY_ARN}}
     data["argocd"]["refresh_after_commit"] = False
@@ -145,6 +146,77 @@ def test_tracker_runs_on_the_configured_schedule(default: Synthesized, variant: 
                 ],
             },
         )
+
+
+def test_the_reconcile_sweep_runs_on_its_schedule_and_a_failed_run_is_not_retried(
+    default: Synthesized, variant: Synthesized
+) -> None:
+    for synthesized, expression, seconds in ((default, "rate(10 minutes)", 600), (variant, "rate(15 minutes)", 900)):
+        function = synthesized.function_id("reconciler")
+        synthesized.template.has_resource_properties(
+            "AWS::Events::Rule",
+            {
+                "ScheduleExpression": expression,
+                "Targets": [
+                    Match.object_like(
+                        {
+                            "Arn": {"Fn::GetAtt": [function, "Arn"]},
+                            "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": seconds},
+                        }
+                    )
+                ],
+            },
+        )
+        properties = synthesized.resources[function]["Properties"]
+        assert properties["Handler"] == "tagrelay.handlers.reconciler.handler"
+        assert properties["Timeout"] == seconds  # a run ends before the next one starts
+        synthesized.template.has_resource_properties(
+            "AWS::Lambda::EventInvokeConfig", {"FunctionName": {"Ref": function}, "MaximumRetryAttempts": 0}
+        )
+
+
+def test_the_reconcile_sweep_has_the_promoters_access_and_nothing_more(any_stack: Synthesized) -> None:
+    def actions(service: str) -> set[tuple[str, str]]:
+        return {
+            (action, json.dumps(statement["Resource"], sort_keys=True))
+            for statement in any_stack.statements_of(service)
+            for action in as_list(statement["Action"])
+            # Each function's own log group and X-Ray are granted per function; the promoter's queue is its
+            # on-failure destination (the sweep has none).
+            if not action.startswith(("logs:", "xray:", "sqs:"))
+        }
+
+    sweep, promoter = actions("reconciler"), actions("promoter")
+    assert sweep and {action for action, _ in sweep} == {action for action, _ in promoter}
+    assert len(sweep) == len(promoter)
+    assert not any(action in ("dynamodb:Scan", "ecr:ListImages", "lambda:InvokeFunction") for action, _ in sweep)
+    # Nobody may invoke it but its schedule (the promoter's operators may not).
+    function = any_stack.function_id("reconciler")
+    invokers = [
+        p["Properties"]["Principal"]
+        for p in any_stack.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] in ({"Fn::GetAtt": [function, "Arn"]}, {"Ref": function})
+    ]
+    assert invokers == ["events.amazonaws.com"]
+
+
+def test_the_reconcile_sweep_alarms_on_two_failed_runs_and_on_a_release_stuck_waiting(
+    default: Synthesized, variant: Synthesized
+) -> None:
+    for synthesized, seconds in ((default, 600), (variant, 900)):
+        errors = alarm(synthesized, "ReconcilerErrors")
+        assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+        assert dimensions(errors) == {"FunctionName": {"Ref": synthesized.function_id("reconciler")}}
+        assert (errors["Period"], errors["EvaluationPeriods"], errors["DatapointsToAlarm"]) == (seconds, 2, 2)
+        stuck = alarm(synthesized, "ReleasesStuckWaiting")
+        assert (stuck["Namespace"], stuck["MetricName"], stuck["Statistic"]) == (
+            "tagrelay",
+            "ReleasesStuckWaiting",
+            "Maximum",
+        )
+        assert dimensions(stuck) == {"service": "reconciler"}
+        assert (stuck["Period"], stuck["Threshold"], stuck["EvaluationPeriods"]) == (seconds, 1, 1)
+        assert stuck["TreatMissingData"] == "notBreaching"
 
 
 # --- dead-letter queue and retries ----------------------------------------------------------------
@@ -271,8 +343,8 @@ def test_dynamodb_access_is_scoped_to_the_table_and_its_indexes(any_stack: Synth
     # By name, not by reference: the table is created last (infra/ledger_table.py).
     account = render_reference(any_stack.stack.resolve(any_stack.stack.account))
     table = f"arn:aws:dynamodb:{any_stack.stack.region}:{account}:table/{any_stack.config.ledger.table}"
-    expected = [table, f"{table}/index/by-sha", f"{table}/index/in-flight"]
-    for service in ("promoter", "tracker"):
+    expected = [table, f"{table}/index/by-sha", f"{table}/index/in-flight", f"{table}/index/undecided"]
+    for service in ("promoter", "tracker", "reconciler"):
         dynamodb = [
             s for s in any_stack.statements_of(service) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
         ]
@@ -333,8 +405,9 @@ def test_operators_may_invoke_the_promoter_when_configured(default: Synthesized,
     def invokers(synthesized: Synthesized) -> list[Any]:
         return [p["Properties"]["Principal"] for p in synthesized.of_type("AWS::Lambda::Permission").values()]
 
-    assert invokers(default) == ["events.amazonaws.com", "events.amazonaws.com"]
-    assert sorted(invokers(variant)) == [OPERATOR_ROLE, "events.amazonaws.com", "events.amazonaws.com"]
+    schedules_and_push_rule = ["events.amazonaws.com"] * 3  # tracker, reconciler, the ECR rule
+    assert invokers(default) == schedules_and_push_rule
+    assert sorted(invokers(variant)) == [OPERATOR_ROLE, *schedules_and_push_rule]
     variant.template.has_resource_properties(
         "AWS::Lambda::Permission",
         {
@@ -399,8 +472,9 @@ def test_each_function_logs_to_its_own_group_with_the_configured_retention(
             for logical_id, group in synthesized.of_type("AWS::Logs::LogGroup").items()
         }
         name = synthesized.stack.stack_name
-        assert sorted(groups) == [f"/aws/lambda/{name}-promoter", f"/aws/lambda/{name}-tracker"]
-        for service in ("promoter", "tracker"):
+        services = ("promoter", "reconciler", "tracker")
+        assert sorted(groups) == [f"/aws/lambda/{name}-{service}" for service in services]
+        for service in services:
             group_id, group = groups[f"/aws/lambda/{name}-{service}"]
             assert group["RetentionInDays"] == days
             function = synthesized.resources[synthesized.function_id(service)]["Properties"]
@@ -470,7 +544,9 @@ def alarm(synthesized: Synthesized, name: str) -> dict[str, Any]:
     assert found["Threshold"] == 1
     assert found["EvaluationPeriods"] == found["DatapointsToAlarm"]
     assert found["TreatMissingData"] == "notBreaching"
-    assert found["Period"] == 300
+    # Five minutes, except the sweep's: over its own schedule (a shorter period would be empty between runs).
+    sweep = synthesized.config.reconcile.schedule_minutes * 60
+    assert found["Period"] == (sweep if name in ("ReconcilerErrors", "ReleasesStuckWaiting") else 300)
     return found
 
 
@@ -482,7 +558,7 @@ def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_bloc
     default: Synthesized,
 ) -> None:
     alarms = default.of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 12
 
     dead_letters = alarm(default, "DeadLetterQueueNotEmpty")
     assert (dead_letters["Namespace"], dead_letters["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
@@ -579,6 +655,36 @@ def test_alarm_dimensions_are_exactly_what_powertools_emits_with_the_stacks_envi
     ]
     assert directive["Namespace"] == found["Namespace"]
     assert {name: emf[name] for name in dimension_set} == dimensions(found)
+
+
+def test_the_stuck_release_alarm_selects_exactly_what_the_sweep_emits(
+    default: Synthesized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from tagrelay.services import reconcile
+
+    environment = default.resources[default.function_id("reconciler")]["Properties"]["Environment"]["Variables"]
+    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        monkeypatch.setenv(name, environment[name])
+    stuck = reconcile.ReleaseOutcome("mosaic-life", "1e07581", "wait", "release_incomplete", "m", "2026-12-05", 45)
+    run = reconcile.SweepRun("run", datetime.now(UTC), "2026-12-04", stuck=[stuck])
+    capsys.readouterr()
+    reconcile.emit_reconcile_metrics(run)
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    [dimension_set] = directive["Dimensions"]
+
+    found = alarm(default, "ReleasesStuckWaiting")
+    assert (directive["Namespace"], directive["Metrics"][0]["Name"]) == (found["Namespace"], found["MetricName"])
+    assert {name: emf[name] for name in dimension_set} == dimensions(found)
+    assert emf[found["MetricName"]] == [1.0]
+    assert (reconcile.RELEASES_STUCK_METRIC, reconcile.EXTERNAL_CHANGES_METRIC, reconcile.STATES_HEALED_METRIC) == (
+        pipeline_metrics.RELEASES_STUCK_METRIC,
+        pipeline_metrics.EXTERNAL_CHANGES_METRIC,
+        pipeline_metrics.STATES_HEALED_METRIC,
+    )
+    assert reconcile.SERVICE == pipeline_metrics.RECONCILER_SERVICE
 
 
 def test_metric_vocabulary_matches_the_domain() -> None:

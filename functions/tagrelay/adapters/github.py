@@ -104,6 +104,9 @@ class GitHub:
         self._credentials = credentials
         self._client: Github | None = None
         self._repos: dict[str, Repository] = {}
+        # Requests made (each method is one; PyGithub's own retries are not counted): the benchmarks and
+        # the reconcile sweep's budget read it.
+        self.request_count = 0
 
     def resolve_commit(self, repo: str, short_sha: str) -> SourceCommit:
         """Exactly one commit whose SHA starts with ``short_sha`` (one request)."""
@@ -258,6 +261,7 @@ class GitHub:
         import requests
         from github import BadCredentialsException, GithubException, RateLimitExceededException
 
+        self.request_count += 1
         try:
             yield
         except RateLimitExceededException:

@@ -1,7 +1,7 @@
 """The ledger's DynamoDB key design, shared by the store adapter and the CDK table (docs/ledger.md).
 
-One table, three kinds of item, two sparse global secondary indexes; every read is a key lookup or
-a Query, never a Scan:
+One table, several kinds of item, three sparse global secondary indexes; every read is a key lookup
+or a Query, never a Scan:
 
 | item             | pk                         | sk                   | gsi1 (by-sha)              | gsi2 (in-flight)     |
 |------------------|----------------------------|----------------------|----------------------------|----------------------|
@@ -9,6 +9,7 @@ a Query, never a Scan:
 | environment state| ENV#<app>#<env>            | STATE                | -                          | -                    |
 | digest sighting  | DIGEST#<repository>@<dig.> | TAG#<tag>            | -                          | -                    |
 | commit guard     | COMMIT#<repo>@<commit>     | COMMIT               | -                          | -                    |
+| release status   | RELEASE#<app>#<tag>        | STATUS               | gsi3 (undecided): UNDECIDED / <first seen>#<app>#<tag> while undecided |
 | operator request | REQ#<request id>           | REQUEST              | -                          | -                    |
 | used proof nonce | NONCE#<nonce>              | NONCE                | -                          | -                    |
 | promoted release | RELEASE#<app>#<tag>        | DIGESTS              | -                          | -                    |
@@ -31,6 +32,12 @@ IN_FLIGHT_INDEX = "in-flight"
 IN_FLIGHT_PARTITION_KEY = "gsi2pk"
 IN_FLIGHT_SORT_KEY = "gsi2sk"
 IN_FLIGHT_MARKER = "INFLIGHT"
+
+# Releases seen but not decided yet (the reconcile sweep's query): sparse, one partition.
+UNDECIDED_INDEX = "undecided"
+UNDECIDED_PARTITION_KEY = "gsi3pk"
+UNDECIDED_SORT_KEY = "gsi3sk"
+UNDECIDED_MARKER = "UNDECIDED"
 
 DECISION_PREFIX = "DEC#"
 STATE_SORT_KEY = "STATE"
@@ -72,6 +79,15 @@ def commit_guard_partition(gitops_repo: str, gitops_commit: str) -> str:
     return f"{COMMIT_GUARD_PREFIX}{gitops_repo}@{gitops_commit}"
 
 
+# A release's status beside its promoted digests (same partition): when it was first seen, and whether it
+# is decided (the reconcile sweep's `undecided` index, services/reconcile.py).
+RELEASE_STATUS_SORT_KEY = "STATUS"
+
+
+def undecided_sort_key(first_seen_at: str, app: str, tag: str) -> str:
+    return f"{first_seen_at}#{app}#{tag}"
+
+
 # An operator request by its id (services/operate.py): made once, its outcome kept for a repeat.
 REQUEST_PREFIX = "REQ#"
 REQUEST_SORT_KEY = "REQUEST"
@@ -105,6 +121,8 @@ def table_definition(table_name: str) -> dict[str, object]:
                 BY_SHA_SORT_KEY,
                 IN_FLIGHT_PARTITION_KEY,
                 IN_FLIGHT_SORT_KEY,
+                UNDECIDED_PARTITION_KEY,
+                UNDECIDED_SORT_KEY,
             )
         ],
         "KeySchema": [
@@ -123,6 +141,7 @@ def table_definition(table_name: str) -> dict[str, object]:
             for index, hash_key, range_key in (
                 (BY_SHA_INDEX, BY_SHA_PARTITION_KEY, BY_SHA_SORT_KEY),
                 (IN_FLIGHT_INDEX, IN_FLIGHT_PARTITION_KEY, IN_FLIGHT_SORT_KEY),
+                (UNDECIDED_INDEX, UNDECIDED_PARTITION_KEY, UNDECIDED_SORT_KEY),
             )
         ],
     }

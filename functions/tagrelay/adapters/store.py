@@ -39,6 +39,17 @@ class HistoryPage:
 
 
 @dataclasses.dataclass(frozen=True)
+class UndecidedRelease:
+    """A release seen waiting and not decided since (the reconcile sweep re-evaluates it)."""
+
+    app: str
+    tag: str
+    first_seen_at: str
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class StoredRequest:
     """An operator request seen before (services/operate.py): what it was, and its outcome once done."""
 
@@ -243,6 +254,105 @@ class Ledger:
         except _AlreadyRecorded:
             return False
         return True
+
+    # --- releases not decided yet (the reconcile sweep's work list) ---
+
+    def note_release_waiting(self, app: str, tag: str, *, reason: str, message: str, now: datetime) -> None:
+        """A release waits (incomplete, unsigned yet, no environment yet): keep it in the ``undecided`` index,
+        by the time it was first seen, unless it was decided before (a late duplicate event)."""
+        first_seen = timestamp(now)
+        values = {
+            ":app": app,
+            ":tag": tag,
+            ":now": first_seen,
+            ":reason": reason,
+            ":message": message[:1000],
+            ":marker": keys.UNDECIDED_MARKER,
+            ":sk": keys.undecided_sort_key(first_seen, app, tag),
+            ":ttl": int((now + self.ttl).timestamp()),
+        }
+        try:
+            with self._call("UpdateItem"):
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_to_dynamo(self._release_key(app, tag)),
+                    UpdateExpression=(
+                        "SET app = :app, tag = :tag, first_seen_at = if_not_exists(first_seen_at, :now),"
+                        " last_seen_at = :now, waiting_reason = :reason, waiting_message = :message,"
+                        " #gpk = :marker, #gsk = if_not_exists(#gsk, :sk), #ttl = :ttl"
+                    ),
+                    ConditionExpression="attribute_not_exists(decided_at)",
+                    ExpressionAttributeNames={
+                        "#gpk": keys.UNDECIDED_PARTITION_KEY,
+                        "#gsk": keys.UNDECIDED_SORT_KEY,
+                        "#ttl": keys.TTL_ATTRIBUTE,
+                    },
+                    ExpressionAttributeValues=_to_dynamo(values),
+                )
+        except _AlreadyRecorded:
+            pass  # decided already: a wait now (its images deleted since, say) does not reopen it
+
+    def note_release_decided(self, app: str, tag: str, *, decision: str, now: datetime) -> None:
+        """The release is decided (committed, rejected, superseded, skipped, no-op): out of ``undecided``."""
+        with self._call("UpdateItem"):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_to_dynamo(self._release_key(app, tag)),
+                UpdateExpression="SET app = :app, tag = :tag, decided_at = :now, decision = :decision, #ttl = :ttl"
+                " REMOVE #gpk, #gsk",
+                ExpressionAttributeNames={
+                    "#gpk": keys.UNDECIDED_PARTITION_KEY,
+                    "#gsk": keys.UNDECIDED_SORT_KEY,
+                    "#ttl": keys.TTL_ATTRIBUTE,
+                },
+                ExpressionAttributeValues=_to_dynamo(
+                    {
+                        ":app": app,
+                        ":tag": tag,
+                        ":now": timestamp(now),
+                        ":decision": decision,
+                        ":ttl": int((now + self.ttl).timestamp()),
+                    }
+                ),
+            )
+
+    def undecided_releases(self, *, seen_since: str, limit: int) -> tuple[list[UndecidedRelease], bool]:
+        """Releases first seen at or after ``seen_since`` and not decided, oldest first: one Query of the
+        sparse ``undecided`` index per page. Returns at most ``limit`` and whether more were left."""
+        found: list[UndecidedRelease] = []
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": keys.UNDECIDED_INDEX,
+            "KeyConditionExpression": "#pk = :pk AND #sk >= :since",
+            "ExpressionAttributeNames": {"#pk": keys.UNDECIDED_PARTITION_KEY, "#sk": keys.UNDECIDED_SORT_KEY},
+            "ExpressionAttributeValues": _to_dynamo({":pk": keys.UNDECIDED_MARKER, ":since": seen_since}),
+            "ScanIndexForward": True,
+            "Limit": min(100, limit + 1),
+        }
+        while True:
+            with self._call("Query"):
+                response = self.client.query(**query)
+            for item in response.get("Items", []):
+                data = _from_dynamo(item)
+                if len(found) == limit:
+                    return found, True
+                found.append(
+                    UndecidedRelease(
+                        app=str(data["app"]),
+                        tag=str(data["tag"]),
+                        first_seen_at=str(data["first_seen_at"]),
+                        waiting_reason=data.get("waiting_reason"),
+                        waiting_message=data.get("waiting_message"),
+                    )
+                )
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return found, False
+            query["ExclusiveStartKey"] = start
+
+    @staticmethod
+    def _release_key(app: str, tag: str) -> dict[str, Any]:
+        return {keys.PARTITION_KEY: keys.release_partition(app, tag), keys.SORT_KEY: keys.RELEASE_STATUS_SORT_KEY}
 
     # --- operator requests (idempotency) and identity-proof nonces (single use) ---
 

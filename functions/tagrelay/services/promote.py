@@ -33,6 +33,7 @@ Every decision is written to the ledger, except in a dry run (`tagrelay explain`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -764,9 +765,25 @@ class Promoter:
 
     # --- the ledger ---
 
+    def _note_release(self, request: ReleaseRequest, evaluation: Evaluation) -> None:
+        """Keep a waiting release in the ledger's ``undecided`` index, for the reconcile sweep (its last
+        event may be lost); take it out once decided. A no-op decides nothing new: no write."""
+        waits = [d for d in evaluation.decisions if d.verdict is Verdict.WAIT]
+        ledger, now = self.deps.ledger, self.deps.clock()
+        if waits:
+            ledger.note_release_waiting(
+                request.app_name, request.release.tag, reason=waits[0].reason, message=waits[0].message, now=now
+            )
+        elif any(d.verdict is not Verdict.NOOP for d in evaluation.decisions):
+            ledger.note_release_decided(
+                request.app_name, request.release.tag, decision=evaluation.verdict.value, now=now
+            )
+
     def _record(self, app: App, request: ReleaseRequest | None, evaluation: Evaluation) -> None:
         now = timestamp(self.deps.clock())
         push = request.push if request else None
+        if request is not None and request.trigger == "push":
+            self._note_release(request, evaluation)
         for decided in evaluation.decisions:
             outcome = rules.LEDGER_OUTCOME[decided.verdict]
             if request and request.trigger != "push" and decided.verdict in (Verdict.WAIT, Verdict.REJECT):
@@ -809,7 +826,21 @@ class Promoter:
             )
             if decided.verdict is Verdict.PROMOTE:
                 if not self.deps.ledger.record_deployment(record, app.gitops.repo):
+                    # Recorded by another invocation (a concurrent or earlier one, or the one that healed
+                    # the state): this event's own decision is then a no-op, recorded as such, so that
+                    # every event ends in a decision of its own.
                     logger.info("deployment already recorded", extra={"gitops_commit": record.gitops_commit})
+                    self.deps.ledger.record_decision(
+                        dataclasses.replace(
+                            record,
+                            outcome="noop",
+                            reason="already_deployed",
+                            message=f"the deployment of {app.gitops.repo}@{(record.gitops_commit or '')[:12]} "
+                            "was already recorded",
+                            status=None,
+                            committed_at=None,
+                        )
+                    )
             else:
                 self.deps.ledger.record_decision(record)
 
