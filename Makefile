@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap lint typecheck test test-fast demo stack bench synth clean
+.PHONY: help bootstrap lint typecheck test test-fast soak demo stack bench synth clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -30,6 +30,10 @@ test: lint typecheck ## lint, type-check, then the whole test suite against the 
 
 test-fast: bootstrap ## the tests without the slow ones (minutes), stopping at the first failure
 	$(BIN)/pytest -x -q -m "not slow"
+
+soak: bootstrap ## the fault-injection soak, long: SOAK_OPS operations (default 250) with seed SOAK_SEED (default 10)
+	TAGRELAY_SOAK_OPS=$(or $(SOAK_OPS),250) TAGRELAY_SOAK_SEED=$(or $(SOAK_SEED),10) \
+		$(BIN)/pytest tests/soak -q -p no:cacheprovider --timeout=3600
 
 demo: bootstrap ## end-to-end demo on the local stack
 	$(BIN)/python -m devstack.demo

@@ -112,14 +112,24 @@ class StandinControl:
         headers: dict[str, str] | None = None,
         file: str | None = None,
         content: str | None = None,
+        seconds: float | None = None,
     ) -> None:
         """Arm a fault for the next ``count`` requests matching ``method`` (``*``: any) and ``path_regex``.
 
         ``kind``: None (answer ``status``/``body``/``headers``), ``secondary_rate_limit``,
-        ``primary_rate_limit`` or ``concurrent_commit`` (another writer commits ``file``/``content`` first).
+        ``primary_rate_limit``, ``concurrent_commit`` (another writer commits ``file``/``content`` first)
+        or ``delay`` (served after ``seconds``).
         """
         spec: dict[str, Any] = {"method": method, "path_regex": path_regex, "count": count}
-        optional = {"status": status, "kind": kind, "body": body, "headers": headers, "file": file, "content": content}
+        optional = {
+            "status": status,
+            "kind": kind,
+            "body": body,
+            "headers": headers,
+            "file": file,
+            "content": content,
+            "seconds": seconds,
+        }
         spec.update({name: value for name, value in optional.items() if value is not None})
         self._call("POST", "faults", spec)
 

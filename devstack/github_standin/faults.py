@@ -9,7 +9,10 @@ request path as the client sent it, prefix included) instead of serving them. Ki
   one second ahead;
 * ``concurrent_commit`` — not an answer: another writer commits to the same branch first (changing
   ``file``, default the PUT's path, to ``content``, default the old content plus a line), then the
-  request is served, so a client holding the old blob SHA or branch head meets a real conflict.
+  request is served, so a client holding the old blob SHA or branch head meets a real conflict;
+* ``delay`` — not an answer: the request is served normally after ``seconds`` (default 2): longer than
+  the client's timeout, it is a timeout whose request still took effect (a commit made, its answer
+  lost), as a slow GitHub does.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-FAULT_KINDS = ("secondary_rate_limit", "primary_rate_limit", "concurrent_commit")
+FAULT_KINDS = ("secondary_rate_limit", "primary_rate_limit", "concurrent_commit", "delay")
 SECONDARY_RATE_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
     "If you reach out to GitHub Support for help, please include the request ID."
@@ -51,6 +54,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     file: str | None = None
     content: str | None = None
+    seconds: float = 2.0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and self.path_regex.search(path) is not None
@@ -160,6 +164,9 @@ def _parse_fault(fault_id: int, spec: Mapping[str, Any]) -> Fault:
         raise ValueError(f"status must be an HTTP status code, not {status!r}")
     if kind is None and status is None:
         raise ValueError("a fault needs a status or a kind")
+    seconds = spec.get("seconds", 2.0)
+    if not isinstance(seconds, int | float) or not 0 < seconds <= 60:
+        raise ValueError(f"seconds must be a number of seconds in (0, 60], not {seconds!r}")
     count = spec.get("count", 1)
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, not {count!r}")
@@ -182,4 +189,5 @@ def _parse_fault(fault_id: int, spec: Mapping[str, Any]) -> Fault:
         headers={str(name): str(value) for name, value in headers.items()},
         file=spec.get("file"),
         content=spec.get("content"),
+        seconds=float(seconds),
     )

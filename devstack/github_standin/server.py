@@ -113,6 +113,9 @@ class StandinHandler(LoopbackHandler):
                 if fault is not None and fault.kind == "concurrent_commit":
                     state.api.commit_concurrently(request, fault)
                     fault = None
+                if fault is not None and fault.kind == "delay":
+                    time.sleep(fault.seconds)  # then served: the client may have given up by now
+                    fault = None
                 if fault is not None:
                     status, fault_body, fault_headers = fault.response()
                     reply = Reply(status, fault_body, fault_headers)
