@@ -10,7 +10,10 @@
    unsigned image, a wrong signer, a repository whose release tags are mutable (`tags_mutable`, with
    the command that fixes it) and a promoted tag pushed again with another image (`tag_moved`).
 6. Argo CD syncs; the tracker Lambda handler records each outcome (prod SUCCEEDED, staging DEGRADED:
-   its tag is marked bad in the simulator), then `tagrelay history` and `tagrelay status`.
+   its tag is marked bad in the simulator).
+7. The backstops: a release whose completing events are lost is promoted by the reconcile sweep, and
+   a hand edit of a values file is recorded as an external change; then `tagrelay history` and
+   `tagrelay status`.
 
 Run with ``python -m devstack.demo [--keep]``; ``--keep`` leaves the stack's files for inspection.
 """
@@ -135,7 +138,11 @@ def _demo(workdir: Path, log_path: Path) -> None:
             )
             _track(stack)
 
-            step(10, "tagrelay history, then tagrelay status (GitOps vs Argo CD vs the running images)")
+            step(10, "the backstops: a lost event recovered, a hand edit recorded (the reconcile sweep)")
+            _backstops(scenario, handler)
+            _track(stack)
+
+            step(11, "tagrelay history, then tagrelay status (GitOps vs Argo CD vs the running images)")
             _cli("history")
             _cli("status")
         detail(f"the promoter's JSON logs and EMF metrics: {log_path}")
@@ -169,6 +176,39 @@ def _track(stack: LocalStack) -> None:
             )
             return
         time.sleep(TRACKER_INTERVAL_SECONDS)
+
+
+def _backstops(scenario: SeedScenario, handler: Any) -> None:
+    """A release whose last events EventBridge never delivers, and someone editing staging by hand; one
+    run of the reconcile sweep (every 10 minutes in AWS) finds both."""
+    from tagrelay.domain.values_patch import set_value
+    from tagrelay.handlers.reconciler import handler as reconciler
+
+    web, api = scenario.images
+    sha = scenario.commit("main", "feat(web): story reactions")
+    first = scenario.release(sha, branch="main", images=[web])
+    decisions = {_invoke(handler, event)["decision"] for event in first.events}
+    detail(f"{web}:{first.tag} pushed and signed, its {len(first.events)} events delivered -> {', '.join(decisions)}")
+    rest = scenario.release(sha, branch="main", images=[api])
+    detail(
+        f"{api}:{first.tag} pushed and signed, its {len(rest.events)} events {RED}lost{RESET} (delivery is best effort)"
+    )
+    path = "environments/staging/values.yaml"
+    running = scenario.values_file("staging").decode()
+    hand = scenario.gitops.commit_files(
+        {path: set_value(running, "global.imageTag", "staging-545ef16").text},
+        "hotfix(staging): back to the known-good build by hand",
+    )
+    detail(f"someone edits {path} by hand and pushes: commit {hand[:7]}, back to staging-545ef16")
+    scheduled = {"id": "demo-sweep", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    result = _invoke(reconciler, scheduled, "reconciler")
+    for release in result["releases"]:
+        outcome = {"decision": release["decision"], "reason": release["reason"]}
+        detail(f"sweep: {release['app']}:{release['tag']} (waiting since its first event) -> {_decision(outcome)}")
+    for change in result["external_changes"]:
+        detail(f"sweep: {change['env']}: {YELLOW}external_change{RESET}: {_short(change['message'], 160)}")
+    requests = ", ".join(f"{n} {system}" for system, n in result["requests"].items())
+    detail(f"one run: {requests} requests; no tag listing, no table scan")
 
 
 def _cli(*argv: str) -> None:
