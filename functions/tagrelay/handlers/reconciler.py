@@ -8,6 +8,7 @@ tries again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -31,7 +32,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def _reconcile(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run_id = event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else None
-    run = runtime.reconciler().run(run_id or context.aws_request_id)
+    # The invocation's own deadline: no commit starts that Lambda would cut short, and the run leaves the
+    # releases it has no time for to the next run.
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+    run = runtime.reconciler().run(run_id or context.aws_request_id, deadline=deadline)
     log_run(run)
     emit_reconcile_metrics(run)
     run.raise_if_failed()

@@ -128,22 +128,25 @@ class Reconciler:
         self.deps = deps
         self.config = deps.config
 
-    def run(self, run_id: str) -> SweepRun:
+    def run(self, run_id: str, *, deadline: float | None = None) -> SweepRun:
+        """One sweep. ``deadline`` (``deps.monotonic()`` time) is when the invocation ends: no commit starts
+        that it would cut short, and releases there is no time left for wait for the next run."""
         promoter = self.deps.promoter
         now = promoter.deps.clock()
         settings = self.config.reconcile
         seen_since = timestamp(now - timedelta(hours=settings.lookback_hours))
         run = SweepRun(run_id=run_id, started_at=now, seen_since=seen_since)
         before = self._request_counts()
-        self._releases(run, now)
-        self._environments(run)
+        with promoter.invocation_deadline(deadline):
+            self._releases(run, now, deadline)
+            self._environments(run)
         after = self._request_counts()
         run.requests = {name: after[name] - before[name] for name in after}
         return run
 
     # --- 1. releases that waited and were never decided ---
 
-    def _releases(self, run: SweepRun, now: datetime) -> None:
+    def _releases(self, run: SweepRun, now: datetime, deadline: float | None) -> None:
         promoter, settings = self.deps.promoter, self.config.reconcile
         ledger = promoter.deps.ledger
         try:
@@ -154,7 +157,13 @@ class Reconciler:
             self._failed(run, "undecided releases", exc)
             return
         stuck_after = timedelta(minutes=settings.stuck_after_minutes)
+        # Time kept for the environments' part of the run, after the last release.
+        reserve = 2 * self.config.limits.commit_reserve_seconds
         for pending in undecided:
+            if deadline is not None and deadline - promoter.deps.monotonic() < reserve:
+                run.more_releases_left = True
+                logger.warning("the run is out of time; the remaining releases wait for the next run")
+                break
             app = self.config.apps.get(pending.app)
             release = parse_release_tag(pending.tag, app.tag_regex) if app else None
             try:
