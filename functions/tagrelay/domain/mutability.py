@@ -26,6 +26,7 @@ import shlex
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 MUTABLE = "MUTABLE"
@@ -73,8 +74,12 @@ def filter_matches(pattern: str, tag: str) -> bool:
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
-    glob = pattern.lower() if "*" in pattern else f"*{pattern.lower()}*"
-    return re.compile("".join(".*" if char == "*" else re.escape(char) for char in glob), re.DOTALL)
+    return re.compile("".join(".*" if char == "*" else re.escape(char) for char in _effective_glob(pattern)), re.DOTALL)
+
+
+def _effective_glob(pattern: str) -> str:
+    """The filter as a whole-tag glob, lower-cased: one without ``*`` may match any part of a tag."""
+    return pattern.lower() if "*" in pattern else f"*{pattern.lower()}*"
 
 
 def assess(mutability: str, filters: Sequence[str], tag_regex: re.Pattern[str]) -> MutabilityVerdict:
@@ -108,12 +113,17 @@ def assess(mutability: str, filters: Sequence[str], tag_regex: re.Pattern[str]) 
 
 def exposed_release_tag(tag_regex: re.Pattern[str], filters: Iterable[str]) -> Exposure | None:
     """The first filter that can exempt a tag the grammar accepts (with such a tag), or None."""
-    nfa = _Nfa.from_pattern(tag_regex)
     for pattern in filters:
-        example = _shortest_common_tag(nfa, pattern)
+        example = _example_tag(tag_regex.pattern, tag_regex.flags, pattern)
         if example is not None:
             return Exposure(filter=pattern, example_tag=example)
     return None
+
+
+@lru_cache(maxsize=256)
+def _example_tag(tag_pattern: str, flags: int, exclusion_filter: str) -> str | None:
+    # Pure, and asked on every evaluation for the same few settings: computed once per process.
+    return _shortest_common_tag(_Nfa.from_pattern(re.compile(tag_pattern, flags)), exclusion_filter)
 
 
 def safe_exclusions(filters: Sequence[str], tag_regex: re.Pattern[str], required: Sequence[str]) -> list[str]:
@@ -306,7 +316,7 @@ def _shortest_common_tag(nfa: _Nfa, pattern: str) -> str | None:
     Breadth-first over configurations (nfa state or _DONE, glob position, ended by ``$``), one layer
     per tag length, each configuration with the first tag spelt to reach it.
     """
-    glob = pattern.lower() if "*" in pattern else f"*{pattern.lower()}*"
+    glob = _effective_glob(pattern)
     seen: set[tuple[int, int, bool]] = set()
 
     def closure(layer: dict[tuple[int, int, bool], str], at_start: bool) -> dict[tuple[int, int, bool], str]:
