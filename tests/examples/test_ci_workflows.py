@@ -44,8 +44,6 @@ KMS = WORKFLOWS / "build-push-kms.yml"
 EXAMPLE_CONFIG = REPO_ROOT / "examples" / "mosaic-life.yaml"
 ACTIONLINT = REPO_ROOT / "scripts" / "actionlint.cjs"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-# The key-signature commit annotation's default name (apps.<app>.signature.key.commit_annotation).
-COMMIT_ANNOTATION = "git-sha"
 FULL_SHA = "1e0758142bd3c8d6c2b4f1e9a7d5c3b1a9f8e7d6"
 DIGEST = "sha256:" + "9a" * 32
 _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -282,7 +280,8 @@ def test_kms_workflow_signs_each_pushed_digest_with_the_configured_key_bound_to_
         assert argv[0] == "sign"
         assert argv[-1] == f"{app.registry}/{matrix['image']}@{DIGEST}", "sign the digest, never a tag"
         assert argv[argv.index("--key") + 1] == f"awskms:///{app.signature.key.kms_key_id}"
-        assert argv[argv.index("-a") + 1] == f"{COMMIT_ANNOTATION}={FULL_SHA}"
+        # The commit, under the annotation the configuration requires (signature.key.commit_annotation).
+        assert argv[argv.index("-a") + 1] == f"{app.signature.key.commit_annotation}={FULL_SHA}"
         # cosign v3 writes key-signed bundles by default, which tagrelay does not read (docs/signatures.md).
         assert "--new-bundle-format=false" in argv and "--use-signing-config=false" in argv
 
