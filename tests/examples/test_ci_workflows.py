@@ -34,6 +34,7 @@ from devstack.events import ecr_push_event
 from tagrelay.adapters.signatures.fulcio import CertificateClaims
 from tagrelay.adapters.signatures.identity import IdentityRule, check_commit, check_identity
 from tagrelay.adapters.signatures.model import EnvironmentContext, ReleaseContext
+from tagrelay.adapters.signatures.verifier import keyless_policy
 from tagrelay.config import App, Config, load_config, parse_config
 from tagrelay.domain.events import BranchTagPushed, ReleaseTagPushed, classify
 
@@ -308,17 +309,9 @@ def workflow_claims(workflow: Workflow, source_repo: str, branch: str) -> Certif
 
 
 def keyless_rule(app: App) -> IdentityRule:
+    """The identity rule the promoter builds from the app's keyless policy."""
     assert app.signature != "none" and app.signature.keyless is not None
-    keyless = app.signature.keyless
-    return IdentityRule(
-        issuer=keyless.issuer,
-        identity=keyless.identity,
-        identity_regexp=keyless.identity_regexp,
-        repository=keyless.repository,
-        ref=keyless.ref,
-        trigger=keyless.trigger,
-        workflow=keyless.workflow,
-    )
+    return keyless_policy(app.signature.keyless).rule
 
 
 @pytest.mark.parametrize(("branch", "env"), [("main", "prod"), ("develop", "staging")])
