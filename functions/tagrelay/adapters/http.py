@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,11 +46,18 @@ class _Scope:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.expired = False
+        self._ends = time.monotonic() + seconds
+        self._fired = False
         self._connections: list[HTTPConnection] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
+
+    @property
+    def expired(self) -> bool:
+        # The clock decides, not only the timer: under load the timer thread can run late, and a read
+        # timeout of the same length may fail the request first; its retry must still not be sent.
+        return self._fired or time.monotonic() >= self._ends
 
     def attach(self, connection: HTTPConnection) -> None:
         with self._lock:
@@ -59,7 +67,7 @@ class _Scope:
 
     def _expire(self) -> None:
         with self._lock:
-            self.expired = True
+            self._fired = True
             for connection in self._connections:
                 _shut(connection)
 
