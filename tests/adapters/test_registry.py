@@ -328,13 +328,12 @@ def test_slow_registry_is_transient(scripted: ScriptedServer) -> None:
 def test_the_deadline_holds_when_its_timer_runs_late(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under load the timer thread can fire after the read timeout of the same length has already failed
     the request: its retry must still not be sent, because the clock, not the timer, says the deadline passed."""
-    from tagrelay.adapters import http
 
     class LateTimer(threading.Timer):
         def __init__(self, interval: float, function: Any) -> None:
             super().__init__(interval + 1.0, function)
 
-    monkeypatch.setattr(http.threading, "Timer", LateTimer)
+    monkeypatch.setattr(threading, "Timer", LateTimer)  # adapters/http.py looks it up on each deadline
     scripted.routes["/v2/demo/web/manifests/abc1234"] = [Reply(200, b"{}", delay=5.0)]
     with pytest.raises(TransientError, match=r"no complete answer within 0.3s"):
         Registry(scripted.url, limits=RegistryLimits(deadline=0.3)).get_manifest(REPOSITORY, "abc1234")
