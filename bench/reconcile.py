@@ -4,8 +4,8 @@
 
 Figures, not thresholds. For the seed's shape (one app, two images, two environments; release tags
 ``<env>-<sha7>``, so that every lost release can still be promoted), it runs the sweep handler in
-four situations and prints, per run, the requests to GitHub (the stand-in's
-request log), the registry (the adapter's count) and DynamoDB (the ledger's count), and the time:
+three situations and prints, per run, the requests to GitHub (the stand-in's request log), the
+registry and the ECR API (the adapters' counts) and DynamoDB (the ledger's count), and the time:
 
 * steady: every release decided, every environment in line with its values file;
 * catching up: ``--releases`` releases whose completing event was lost (each promoted by the run,
@@ -47,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         with stack.environment(config_path):
             rows = runs(stack, scenario, args.releases)
 
-    print(f"  {'run':<52}{'github':>8}{'registry':>10}{'dynamodb':>10}{'time':>10}")
-    for label, github, registry, dynamodb, seconds in rows:
-        print(f"  {label:<52}{github:>8}{registry:>10}{dynamodb:>10}{seconds * 1000:>8.0f} ms")
-    (_, github0, registry0, dynamo0, _), (_, github, registry, dynamodb, _), (_, github2, registry2, dynamo2, _) = rows
+    print(f"  {'run':<52}{'github':>8}{'registry':>10}{'ecr api':>9}{'dynamodb':>10}{'time':>10}")
+    for label, github, registry, ecr, dynamodb, seconds in rows:
+        print(f"  {label:<52}{github:>8}{registry:>10}{ecr:>9}{dynamodb:>10}{seconds * 1000:>8.0f} ms")
+    (_, github0, registry0, _, dynamo0, _), (_, github, registry, _, dynamodb, _) = rows[0], rows[1]
+    (_, github2, registry2, _, dynamo2, _) = rows[2]
     print(
         f"\nper promoted release ((catching up - the run after) / {args.releases}, the hand edit's few requests "
         f"included): GitHub {(github - github2) / args.releases:.1f}, "
@@ -63,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def runs(stack: LocalStack, scenario: SeedScenario, releases: int) -> list[tuple[str, int, int, int, float]]:
+def runs(stack: LocalStack, scenario: SeedScenario, releases: int) -> list[tuple[str, int, int, int, int, float]]:
     from tagrelay.handlers.promoter import handler as promote
     from tagrelay.handlers.reconciler import handler as reconcile
 
-    rows: list[tuple[str, int, int, int, float]] = []
+    rows: list[tuple[str, int, int, int, int, float]] = []
 
     def measure(label: str) -> dict[str, Any]:
         stack.github_control.clear_requests()
@@ -76,7 +77,8 @@ def runs(stack: LocalStack, scenario: SeedScenario, releases: int) -> list[tuple
         elapsed = time.perf_counter() - started
         github = len(stack.github_control.requests())
         assert github == result["requests"]["github"], (github, result["requests"])
-        rows.append((label, github, result["requests"]["registry"], result["requests"]["dynamodb"], elapsed))
+        counts = result["requests"]
+        rows.append((label, github, counts["registry"], counts["ecr"], counts["dynamodb"], elapsed))
         return result
 
     for env, branch in (("prod", "main"), ("staging", "develop")):  # each environment runs a release

@@ -52,3 +52,39 @@ def ecr_push_event(
         "resources": [],
         "detail": detail,
     }
+
+
+def ecr_storage_class_event(
+    repository: str,
+    digest: str,
+    target: str,
+    *,
+    event_id: str | None = None,
+    account: str = "033691785857",
+    region: str = "us-east-1",
+    time: str = "2026-11-26T10:00:00Z",
+) -> dict[str, Any]:
+    """An image archived (``target="ARCHIVE"``) or restored (``"STANDARD"``): the `ECR Image Action` of AWS's
+    archive sample (``UPDATE_STORAGE_CLASS``, no tag; a restore adds ``last-activated-at``)."""
+    detail: dict[str, Any] = {
+        "action-type": "UPDATE_STORAGE_CLASS",
+        "target-storage-class": target,
+        "image-digest": digest,
+        "repository-name": repository,
+        "result": "SUCCESS",
+        "manifest-media-type": MANIFEST_MEDIA_TYPE,
+        "artifact-media-type": CONFIG_MEDIA_TYPE,
+    }
+    if target == "STANDARD":
+        detail["last-activated-at"] = time.replace("Z", ".00Z")
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": account,
+        "time": time,
+        "region": region,
+        "resources": [],
+        "detail": detail,
+    }

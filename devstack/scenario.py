@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.events import ecr_push_event
+from devstack.events import ecr_push_event, ecr_storage_class_event
 from devstack.gitrepo import GitWorkspace
 from devstack.images import CosignKeySigner, push_image, sign_image, tag_image
 from devstack.sigstore_testing import (
@@ -191,6 +191,15 @@ class SeedScenario:
             return ecr_push_event(image, digest.replace(":", "-"), referrer)
         signature_digest = sign_image_keyless(registry, image, digest, keyless)  # cosign v2: the .sig tag
         return ecr_push_event(image, signature_tag(digest), signature_digest)
+
+    def set_storage_class(self, image: str, digest: str, target: str) -> dict[str, Any]:
+        """ECR moves an image to its archive (``ARCHIVE``, as a lifecycle rule does) or restores it
+        (``STANDARD``), in the ECR stand-in; returns the event ECR sends for it."""
+        self.stack.ecr_client().update_image_storage_class(
+            repositoryName=image, imageId={"imageDigest": digest}, targetStorageClass=target
+        )
+        ecr = self.stack.ecr_registry
+        return ecr_storage_class_event(image, digest, target, account=ecr["account"], region=ecr["region"])
 
     def values_file(self, env: str) -> bytes:
         return self.gitops.read_file(f"environments/{env}/values.yaml", branch="main")

@@ -146,6 +146,16 @@ class PipelineAlarms(Construct):
                 "find the push in CloudTrail (PutImage, BatchDeleteImage), restore the verified digest or deploy "
                 "another release.",
             ),
+            self._alarm(
+                "DeployedImageArchived",
+                pipeline_metrics.reason_count(pipeline_metrics.ALERT, pipeline_metrics.IMAGE_ARCHIVED),
+                meaning="An image that an environment runs was archived in ECR (a lifecycle rule, or by hand): a pod "
+                "that starts now (a rescheduled node, a scale-up) cannot pull it. Reported by the archive event, "
+                "and by the reconcile sweep while it lasts.",
+                action="restore it (`aws ecr update-image-storage-class ... --target-storage-class STANDARD`, the "
+                "command is in the alert's record: `tagrelay history --env <env>`) or deploy another release, and "
+                "keep deployed tags out of the lifecycle rule.",
+            ),
             *(
                 self._alarm(
                     f"Deployments{_OUTCOME_WORDS[outcome]}",

@@ -21,7 +21,9 @@ TRACKER_SERVICE = "tracker"
 # Promoter: one count per decided event and environment.
 DECISIONS_METRIC = "Decisions"
 DECISION_DIMENSION = "decision"
-DECISIONS = ("promote", "wait", "ignore", "reject", "noop", "superseded", "skip")
+DECISIONS = ("promote", "wait", "ignore", "reject", "noop", "superseded", "skip", "alert")
+ALERT = "alert"
+IMAGE_ARCHIVED = "image_archived"
 REJECT = "reject"
 # Promoter: one count per Argo CD refresh nudge that failed (the promotion itself went on).
 NUDGE_FAILURES_METRIC = "RefreshNudgeFailures"

@@ -29,7 +29,7 @@ from infra import access, nag, pipeline_metrics
 from infra.ledger_table import LedgerTable
 from infra.pipeline_function import PipelineFunction
 from tagrelay.config import Config
-from tagrelay.domain.events import ECR_SOURCE, PUSH_DETAIL_TYPES
+from tagrelay.domain.events import ACTION_TYPES, ECR_SOURCE, PUSH_DETAIL_TYPES
 
 EVENT_RETRY_ATTEMPTS = 10
 EVENT_MAX_AGE = cdk.Duration.hours(6)
@@ -40,7 +40,8 @@ DEAD_LETTER_RETENTION = cdk.Duration.days(14)
 
 def ecr_push_pattern(repository_names: list[str]) -> events.EventPattern:
     """Every successful push to a configured repository: image tags, branch tags, cosign `.sig` tags and
-    cosign v3 bundles (untagged referrers), announced as an image action or as a referrer action.
+    cosign v3 bundles (untagged referrers), announced as an image action or as a referrer action; and
+    every image of those repositories archived or restored (``UPDATE_STORAGE_CLASS``).
 
     Signature pushes must reach the promoter (the last signature uploaded is what completes a release),
     so the pattern does not filter on the tag; the promoter classifies tags itself. Which ECR events
@@ -51,7 +52,8 @@ def ecr_push_pattern(repository_names: list[str]) -> events.EventPattern:
         source=[ECR_SOURCE],
         detail_type=list(PUSH_DETAIL_TYPES),
         detail={
-            "action-type": ["PUSH"],
+            # Pushes, and images archived or restored: an archived image that is deployed raises an alert.
+            "action-type": list(ACTION_TYPES),
             "result": ["SUCCESS"],
             "repository-name": sorted(repository_names),
         },

@@ -32,7 +32,15 @@ from devstack.process import RunningServer
 from infra.alarms import ERROR_PERIODS, MAX_DESCRIPTION
 from infra.template_lint import ACKNOWLEDGED, lint_template
 from tagrelay.config import load_config
-from tagrelay.domain.events import BranchTagPushed, Ignored, ReferrerPushed, ReleaseTagPushed, SignaturePushed, classify
+from tagrelay.domain.events import (
+    BranchTagPushed,
+    Ignored,
+    ReferrerPushed,
+    ReleaseTagPushed,
+    SignaturePushed,
+    StorageClassChanged,
+    classify,
+)
 from tests.cdk.support import EXAMPLE, REPO_ROOT, Synthesized, synthesize, write_config
 
 pytestmark = pytest.mark.cdk
@@ -165,18 +173,18 @@ EVENTS = [
     EcrEvent("push to another repository", "ECR Image Action",
              image_action("mosaic-life/docs", **{"image-tag": "1e07581"}), False, "not an image of any app"),
     EcrEvent("archive", "ECR Image Action",
-             image_action(**{"action-type": "UPDATE_STORAGE_CLASS", "target-storage-class": "ARCHIVE"}), False,
-             "archiving moves no tag and adds no signature"),
+             image_action(**{"action-type": "UPDATE_STORAGE_CLASS", "target-storage-class": "ARCHIVE"}), True,
+             "an archived image cannot be pulled: the promoter alerts when an environment runs it"),
     EcrEvent("restore", "ECR Image Action",
              image_action(**{"action-type": "UPDATE_STORAGE_CLASS", "target-storage-class": "STANDARD",
-                             "last-activated-at": "2026-11-26T10:00:00.00Z"}), False,
-             "a restore moves no tag and adds no signature"),
+                             "last-activated-at": "2026-11-26T10:00:00.00Z"}), True,
+             "matched with the archives (one action type); the promoter ignores it (image_restored)"),
     EcrEvent("referrer restore (AWS's Referrer Action sample)", "ECR Referrer Action",
              image_action(**{"action-type": "UPDATE_STORAGE_CLASS", "target-storage-class": "STANDARD",
                              "artifact-media-type": "text/sbom+json",
                              "manifest-media-type": "application/vnd.cncf.oras.artifact.manifest.v1+json",
-                             "last-activated-at": "2026-11-26T10:00:00.00Z"}), False,
-             "restoring a referrer is not a push"),
+                             "last-activated-at": "2026-11-26T10:00:00.00Z"}), True,
+             "matched with the image actions (same fields); the promoter ignores it (referrer_storage_class)"),
     EcrEvent("artifact action (no published sample or schema)", "ECR Artifact Action",
              image_action(**{"image-tag": "1e07581"}), False,
              "AWS documents neither its fields nor when it is sent; not matched (docs/deploy.md)"),
@@ -256,6 +264,9 @@ def test_the_rule_delivers_exactly_the_pushes_the_promoter_needs(eventbridge: tu
         ("cosign .sig push", SignaturePushed),
         ("cosign v3 bundle referrer push", ReferrerPushed),
         ("bundle push announced as a referrer action", ReferrerPushed),
+        ("archive", StorageClassChanged),
+        ("restore", StorageClassChanged),
+        ("referrer restore (AWS's Referrer Action sample)", Ignored),
     ],
 )
 def test_the_promoter_takes_every_delivered_event_as_intended(kind: str, intake: type) -> None:

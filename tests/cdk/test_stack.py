@@ -120,7 +120,7 @@ def test_push_rule_matches_exactly_successful_pushes_to_the_configured_repositor
         "source": ["aws.ecr"],
         "detail-type": ["ECR Image Action", "ECR Referrer Action"],
         "detail": {
-            "action-type": ["PUSH"],
+            "action-type": ["PUSH", "UPDATE_STORAGE_CLASS"],  # and archives: an archived deployed image alerts
             "result": ["SUCCESS"],
             "repository-name": ["mosaic-life/core-api", "mosaic-life/web"],
         },
@@ -558,7 +558,14 @@ def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_bloc
     default: Synthesized,
 ) -> None:
     alarms = default.of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 12
+    assert len(alarms) == 13
+    archived = alarm(default, "DeployedImageArchived")
+    assert (archived["Namespace"], archived["MetricName"], archived["Statistic"]) == (
+        "tagrelay",
+        "DecisionReasons",
+        "Sum",
+    )
+    assert dimensions(archived) == {"decision": "alert", "reason": "image_archived", "service": "promoter"}
 
     dead_letters = alarm(default, "DeadLetterQueueNotEmpty")
     assert (dead_letters["Namespace"], dead_letters["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")

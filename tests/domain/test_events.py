@@ -18,6 +18,7 @@ from tagrelay.domain.events import (
     ReferrerPushed,
     ReleaseTagPushed,
     SignaturePushed,
+    StorageClassChanged,
     classify,
 )
 from tests.factories import ENV_PREFIXED_PATTERN, app_config, config, digest_of, ecr_push_event
@@ -74,9 +75,19 @@ def test_env_prefixed_grammar_works_by_configuration_alone() -> None:
     [
         ({"detail-type": "ECR Image Scan"}, "other_detail_type"),
         ({"detail-type": "ECR Artifact Action"}, "other_detail_type"),
-        ({"detail-type": "ECR Referrer Action", "detail": {"action-type": "UPDATE_STORAGE_CLASS"}}, "not_a_push"),
+        (
+            {
+                "detail-type": "ECR Referrer Action",
+                "detail": {"action-type": "UPDATE_STORAGE_CLASS", "target-storage-class": "STANDARD"},
+            },
+            "referrer_storage_class",
+        ),
         ({"detail": {"action-type": "DELETE"}}, "not_a_push"),
-        ({"detail": {"action-type": "UPDATE_STORAGE_CLASS"}}, "not_a_push"),
+        ({"detail": {"action-type": "UPDATE_STORAGE_CLASS", "result": "FAILED"}}, "storage_class_failed"),
+        (
+            {"detail": {"action-type": "UPDATE_STORAGE_CLASS", "repository-name": "mosaic-life/docs"}},
+            "unknown_repository",
+        ),
         ({"detail": {"result": "FAILED"}}, "push_failed"),
         ({"detail": {"repository-name": "mosaic-life/docs"}}, "unknown_repository"),
         ({"detail": {"image-tag": None}}, "untagged_push"),
@@ -100,6 +111,21 @@ def test_ignored_events_say_why(event_change: dict[str, Any], code: str) -> None
     assert isinstance(intake, Ignored), intake
     assert intake.code == code
     assert intake.message
+
+
+def test_an_image_archived_or_restored_is_a_storage_class_change_of_its_app() -> None:
+    archived = _changed(
+        ecr_push_event(tag=None), {"detail": {"action-type": "UPDATE_STORAGE_CLASS", "target-storage-class": "ARCHIVE"}}
+    )
+    intake = classify(archived, CONFIG)
+    assert isinstance(intake, StorageClassChanged) and intake.archived and intake.app_name == "mosaic-life"
+    restored = _changed(archived, {"detail": {"target-storage-class": "STANDARD"}})
+    intake = classify(restored, CONFIG)
+    assert isinstance(intake, StorageClassChanged) and not intake.archived
+    for target in (None, "GLACIER", 3):
+        with pytest.raises(MalformedEvent) as caught:
+            classify(_changed(archived, {"detail": {"target-storage-class": target}}), CONFIG)
+        assert caught.value.code in ("bad_storage_class", "bad_field_type")
 
 
 def test_an_env_prefix_the_app_does_not_configure_is_ignored() -> None:

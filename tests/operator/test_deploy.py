@@ -77,6 +77,7 @@ def test_deploy_json_carries_the_checks_and_a_second_run_changes_nothing(
         "signatures": "pass",
         "commit": "pass",
         "staging: branch": "pass",
+        "staging: archive": "pass",
         "staging: commit": "pass",  # no order check: the seed's tag (staging-545ef16) names no commit
     }
     code, again, _ = run_json(capsys, "deploy", release.sha[:7], "--env", "staging")

@@ -246,10 +246,29 @@ class Ledger:
                     ),
                     UpdateExpression=(
                         "SET app = :app, env = :env, current_decision_id = :id, current_tag = :tag,"
-                        " current_sha = :sha, committed_at = :at, gitops_commit = :commit"
+                        " current_sha = :sha, committed_at = :at, gitops_commit = :commit REMOVE alerts"
                     ),
                     ConditionExpression=condition,
                     ExpressionAttributeValues=_to_dynamo(values),
+                )
+        except _AlreadyRecorded:
+            return False
+        return True
+
+    def note_alert(self, app: str, env: str, key: str) -> bool:
+        """Remember on the environment's state that an alert was raised for ``key`` (e.g. an archived digest);
+        False when it was already. A new current deployment forgets them (``_advance_state``, ``set_current``)."""
+        try:
+            with self._call("UpdateItem"):
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_to_dynamo(
+                        {keys.PARTITION_KEY: keys.env_partition(app, env), keys.SORT_KEY: keys.STATE_SORT_KEY}
+                    ),
+                    UpdateExpression="ADD alerts :keys",
+                    ConditionExpression="attribute_exists(#pk) AND NOT contains(alerts, :key)",
+                    ExpressionAttributeNames={"#pk": keys.PARTITION_KEY},
+                    ExpressionAttributeValues=_to_dynamo({":keys": {key}, ":key": key}),
                 )
         except _AlreadyRecorded:
             return False
@@ -508,7 +527,7 @@ class Ledger:
                     ),
                     UpdateExpression=(
                         "SET app = :app, env = :env, current_decision_id = :id, current_tag = :tag,"
-                        " current_sha = :sha, committed_at = :at, gitops_commit = :commit"
+                        " current_sha = :sha, committed_at = :at, gitops_commit = :commit REMOVE alerts"
                     ),
                     ConditionExpression="attribute_not_exists(committed_at) OR committed_at <= :at",
                     ExpressionAttributeValues=_to_dynamo(values),

@@ -23,11 +23,13 @@ class Verdict(StrEnum):
     NOOP = "noop"  # the environment already runs this tag
     SUPERSEDED = "superseded"  # the environment already runs a newer commit
     SKIP = "skip"  # the environment is pinned
+    ALERT = "alert"  # a deployed release needs a person: its image was archived (it cannot be pulled)
 
 
 # Which verdict speaks for an event that decided several things (e.g. two environments).
 _PRECEDENCE = (
     Verdict.REJECT,
+    Verdict.ALERT,
     Verdict.PROMOTE,
     Verdict.SUPERSEDED,
     Verdict.SKIP,
@@ -45,6 +47,7 @@ LEDGER_OUTCOME = {
     Verdict.NOOP: "noop",
     Verdict.SUPERSEDED: "superseded",
     Verdict.SKIP: "skipped",
+    Verdict.ALERT: "alert",
 }
 
 CheckStatus = Literal["pass", "fail", "wait", "skip"]
@@ -171,6 +174,7 @@ PUSH_CHECK_ORDER = (
     "{env}: branch",
     "{env}: pin",
     "{env}: order",
+    "{env}: archive",
     "{env}: commit",
 )
 # `tagrelay deploy` and `rollback` name a commit: whether it exists and is on the environment's branch
@@ -188,5 +192,6 @@ OPERATOR_CHECK_ORDER = (
     "commit",  # the signatures' commit is the one resolved first
     "{env}: pin",
     "{env}: order",
+    "{env}: archive",
     "{env}: commit",
 )

@@ -13,7 +13,10 @@ Intake turns the event into one of:
 - ``BranchTagPushed`` / ``SignaturePushed``: a branch tag or a cosign signature was pushed, so the
   release(s) of that digest must be re-evaluated;
 - ``ReferrerPushed``: an untagged cosign v3 signature (a Sigstore bundle pushed as an OCI 1.1
-  referrer); its subject digest is read from the registry, then as for a signature.
+  referrer); its subject digest is read from the registry, then as for a signature;
+- ``StorageClassChanged``: an image of an app was archived (``UPDATE_STORAGE_CLASS`` to ``ARCHIVE``,
+  by a lifecycle rule or by hand) or restored (to ``STANDARD``); an archived image cannot be pulled,
+  so the promoter raises an alert when it is deployed somewhere.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ IMAGE_ACTION = "ECR Image Action"
 REFERRER_ACTION = "ECR Referrer Action"
 # The detail-types whose pushes reach the promoter; infra/promoter.py's EventBridge rule matches these.
 PUSH_DETAIL_TYPES = (IMAGE_ACTION, REFERRER_ACTION)
+# The action types the promoter acts on: pushes, and images moving to or from ECR's archive.
+PUSH_ACTION = "PUSH"
+STORAGE_CLASS_ACTION = "UPDATE_STORAGE_CLASS"
+ACTION_TYPES = (PUSH_ACTION, STORAGE_CLASS_ACTION)
+ARCHIVE, STANDARD = "ARCHIVE", "STANDARD"
 # How far ahead of the promoter's clock an event's time may be (clocks differ a little).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # EventBridge event ids are UUIDs (8-4-4-4-12 hexadecimal digits).
@@ -66,6 +74,8 @@ class EcrPush:
     action: str
     result: str
     artifact_media_type: str | None = None
+    detail_type: str = IMAGE_ACTION
+    target_storage_class: str | None = None  # UPDATE_STORAGE_CLASS only: ARCHIVE or STANDARD
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,18 @@ class ReferrerPushed:
     app_name: str
 
 
+@dataclass(frozen=True)
+class StorageClassChanged:
+    push: EcrPush
+    app_name: str
+
+    @property
+    def archived(self) -> bool:
+        return self.push.target_storage_class == ARCHIVE
+
+
 Trigger = ReleaseTagPushed | BranchTagPushed | SignaturePushed | ReferrerPushed
-Intake = Trigger | Ignored
+Intake = Trigger | StorageClassChanged | Ignored
 
 
 def parse_push(event: Any, *, now: datetime | None = None) -> EcrPush | Ignored:
@@ -130,7 +150,7 @@ def parse_push(event: Any, *, now: datetime | None = None) -> EcrPush | Ignored:
     if detail_type not in PUSH_DETAIL_TYPES:
         expected = " or ".join(map(repr, PUSH_DETAIL_TYPES))
         return Ignored("other_detail_type", f"detail-type is {detail_type!r}, not {expected}", event_id)
-    return _parse_image_action(event, event_id, time=time, account=account, region=region)
+    return _parse_image_action(event, event_id, time=time, account=account, region=region, detail_type=detail_type)
 
 
 def classify(event: Any, config: Config, *, now: datetime | None = None) -> Intake:
@@ -144,7 +164,9 @@ def classify(event: Any, config: Config, *, now: datetime | None = None) -> Inta
             "unknown_registry",
             f"the event is from account {push.account} in {push.region}, which is no configured app's ECR registry",
         )
-    if push.action != "PUSH":
+    if push.action == STORAGE_CLASS_ACTION:
+        return _storage_class_change(push, config)
+    if push.action != PUSH_ACTION:
         return Ignored("not_a_push", f"action-type is {push.action!r}; only PUSH promotes", push.event_id)
     if push.result != "SUCCESS":
         return Ignored("push_failed", f"result is {push.result!r}; only SUCCESS promotes", push.event_id)
@@ -160,6 +182,30 @@ def classify(event: Any, config: Config, *, now: datetime | None = None) -> Inta
             f"{push.repository} belongs to app {app_name}, whose registry is not account {push.account} in {push.region}",
         )
     return _classify_tag(push, app_name, app)
+
+
+def _storage_class_change(push: EcrPush, config: Config) -> Intake:
+    """An image archived or restored: what the promoter alerts on when that image is deployed somewhere."""
+    if push.result != "SUCCESS":
+        return Ignored("storage_class_failed", f"result is {push.result!r}", push.event_id)
+    if push.detail_type != IMAGE_ACTION:
+        return Ignored(
+            "referrer_storage_class",
+            "a referrer (signature, SBOM) was archived or restored: no image changed",
+            push.event_id,
+        )
+    owner = config.app_for_repository(push.repository)
+    if owner is None:
+        return Ignored(
+            "unknown_repository", f"repository {push.repository} is not an image of any configured app", push.event_id
+        )
+    if push.target_storage_class not in (ARCHIVE, STANDARD):
+        raise MalformedEvent(
+            "bad_storage_class",
+            f"detail.target-storage-class must be {ARCHIVE!r} or {STANDARD!r} on {STORAGE_CLASS_ACTION}, "
+            f"got {push.target_storage_class!r}",
+        )
+    return StorageClassChanged(push, owner[0])
 
 
 def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
@@ -190,7 +236,9 @@ def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
     )
 
 
-def _parse_image_action(event: dict[str, Any], event_id: str, *, time: datetime, account: str, region: str) -> EcrPush:
+def _parse_image_action(
+    event: dict[str, Any], event_id: str, *, time: datetime, account: str, region: str, detail_type: str
+) -> EcrPush:
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise MalformedEvent("bad_detail", "event.detail must be an object")
@@ -208,6 +256,11 @@ def _parse_image_action(event: dict[str, Any], event_id: str, *, time: datetime,
         raise MalformedEvent(
             "bad_field_type", f"detail.artifact-media-type must be a string, got {type(artifact_type).__name__}"
         )
+    storage_class = detail.get("target-storage-class")
+    if storage_class is not None and not isinstance(storage_class, str):
+        raise MalformedEvent(
+            "bad_field_type", f"detail.target-storage-class must be a string, got {type(storage_class).__name__}"
+        )
     return EcrPush(
         event_id=event_id,
         time=time,
@@ -219,6 +272,8 @@ def _parse_image_action(event: dict[str, Any], event_id: str, *, time: datetime,
         action=_required_string(detail, "action-type", "detail"),
         result=_required_string(detail, "result", "detail"),
         artifact_media_type=artifact_type,
+        detail_type=detail_type,
+        target_storage_class=storage_class,
     )
 
 

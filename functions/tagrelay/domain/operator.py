@@ -204,6 +204,8 @@ def hint_for(reason: str, operation: Operation, env: str, sha: str | None) -> st
         "identity_invalid": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
         "identity_refused": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
         "not_allowed": f"ask for your role to be listed under operators.principals.{env} in the configuration",
+        "image_archived": "restore the archived image(s) with the command in the message, wait until ECR says ACTIVE, "
+        "then run the command again; or choose another release",
         "precondition_failed": f"someone changed {env} since the command looked: check 'tagrelay status --env {env}' "
         "and run the command again (it then acts on what runs now)",
         "identity_replayed": "each request carries a proof of its own: run the tagrelay command again",

@@ -69,13 +69,14 @@ from tagrelay.domain.events import (
     ReferrerPushed,
     ReleaseTagPushed,
     SignaturePushed,
+    StorageClassChanged,
     classify,
 )
 from tagrelay.domain.events import (
     Trigger as AcceptedEvent,
 )
 from tagrelay.domain.mutability import SIGNATURE_TAG_FILTER, assess, fix_command, safe_exclusions
-from tagrelay.domain.records import DecisionRecord, new_decision_id, timestamp
+from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
 from tagrelay.domain.values_patch import InvalidEditRequest, ValuesEdit, ValuesFileError, set_value
 from tagrelay.errors import TransientError
@@ -194,6 +195,8 @@ class Promoter:
             evaluation.check("event", "skip", intake.message)
             evaluation.decide(None, Verdict.IGNORE, intake.code, intake.message)
             return [evaluation]
+        if isinstance(intake, StorageClassChanged):
+            return [self.storage_class_changed(intake)]
         return self.evaluate_trigger(intake)
 
     def evaluate_trigger(self, trigger: AcceptedEvent) -> list[Evaluation]:
@@ -602,6 +605,8 @@ class Promoter:
                 evaluation.check(f"{env}: order", "skip", "a rollback: the no-downgrade guard does not apply")
             elif self._out_of_order(app, env, previous, commit, request, evaluation):
                 return
+            if not attempt and self._archived(app, env, evaluation):
+                return
             if self.dry_run:
                 evaluation.check(f"{env}: commit", "pass", f"would set {app.gitops.key} to {request.release.tag}")
                 evaluation.decide(env, Verdict.PROMOTE, "ready", "dry run: nothing written", previous_tag=previous)
@@ -707,6 +712,114 @@ class Promoter:
             return True
         evaluation.check(f"{env}: order", "pass", f"{commit.sha[:12]} is {status} of deployed {current_tag}")
         return False
+
+    # --- images archived in ECR (a lifecycle rule, or by hand) ---
+
+    def storage_class_changed(self, trigger: StorageClassChanged) -> Evaluation:
+        """An image was archived or restored. Archived and deployed somewhere: an alert (recorded once per
+        environment and digest, in the metrics every time), since a pod that starts now cannot pull it."""
+        push = trigger.push
+        evaluation = Evaluation(event_id=push.event_id, app=trigger.app_name, trigger="storage_class")
+        what = f"{push.repository}@{push.digest}"
+        if not trigger.archived:
+            evaluation.check("storage class", "skip", f"{what} was restored to ECR standard storage")
+            evaluation.decide(None, Verdict.IGNORE, "image_restored", f"{what} was restored; nothing to do")
+            return evaluation
+        deployed = self.deployed_where(trigger.app_name, push.repository, push.digest)
+        if not deployed:
+            message = f"{what} was archived; no environment runs it"
+            evaluation.check("storage class", "skip", message)
+            evaluation.decide(None, Verdict.IGNORE, "image_archived_not_deployed", message)
+            return evaluation
+        for env, tag in deployed:
+            evaluation.tag = tag
+            message = archived_deployed_message(env, tag, push.repository, push.digest)
+            evaluation.check(f"{env}: deployed image", "fail", message)
+            evaluation.decide(env, Verdict.ALERT, "image_archived", message)
+            if not self.dry_run:
+                self.record_alert(trigger.app_name, env, tag, push.repository, push.digest, message, push.event_id)
+        return evaluation
+
+    def deployed_where(self, app_name: str, repository: str, digest: str) -> list[tuple[str, str]]:
+        """The environments whose current release runs ``repository@digest``: (env, tag)."""
+        found = []
+        for env in self.config.apps[app_name].environments:
+            state = self.deps.ledger.environment_state(app_name, env)
+            if state is None or state.current_tag is None:
+                continue
+            if self.deployed_digests(app_name, env, state).get(repository) == digest:
+                found.append((env, state.current_tag))
+        return found
+
+    def deployed_digests(self, app_name: str, env: str, state: EnvironmentState) -> dict[str, str]:
+        """The digests the environment's current release was deployed with: those its tag was first promoted
+        with, else those of its deployment record ({} for a change made outside tagrelay)."""
+        assert state.current_tag is not None
+        promoted = self.deps.ledger.promoted_release(app_name, state.current_tag)
+        if promoted is not None:
+            return dict(promoted.digests)
+        if state.current_decision_id and state.committed_at:
+            record = self.deps.ledger.decision(app_name, env, state.committed_at, state.current_decision_id)
+            if record is not None:
+                return dict(record.digests)
+        return {}
+
+    def record_alert(
+        self, app_name: str, env: str, tag: str, repository: str, digest: str, message: str, event_id: str | None
+    ) -> bool:
+        """An ``alert`` decision in the environment's history, once per deployed digest archived."""
+        if not self.deps.ledger.note_alert(app_name, env, f"image_archived:{digest}"):
+            return False
+        release = parse_release_tag(tag, self.config.apps[app_name].tag_regex)
+        self.deps.ledger.record_decision(
+            DecisionRecord(
+                decision_id=new_decision_id(),
+                app=app_name,
+                env=env,
+                outcome="alert",
+                reason="image_archived",
+                message=message,
+                created_at=timestamp(self.deps.clock()),
+                trigger="push",
+                tag=tag,
+                sha=release.sha if release else None,
+                digests={repository: digest},
+                event_ids=(event_id,) if event_id else (),
+            )
+        )
+        return True
+
+    def _archived(self, app: App, env: str, evaluation: Evaluation) -> bool:
+        """An archived image cannot be pulled until it is restored: never commit a release that has one.
+
+        Asked of ECR (DescribeImages, one request per image) only when a commit is next, so a push that
+        waits or a duplicate costs nothing more; a registry that is not ECR has no archive."""
+        ecr = self.deps.ecr_for(app)
+        if ecr is None:
+            evaluation.check(f"{env}: archive", "skip", f"{app.registry} is not ECR: images are never archived")
+            return False
+        inactive = {}
+        for image, digest in evaluation.digests.items():
+            details = ecr.describe_images(image, digests=[digest])
+            status = details[0].status if details else "ACTIVE"
+            if status != "ACTIVE":
+                inactive[image] = (digest, status)
+        if not inactive:
+            evaluation.check(f"{env}: archive", "pass", f"all {len(evaluation.digests)} images are ACTIVE in ECR")
+            return False
+        message = (
+            "; ".join(f"{image}@{digest} is {status} in ECR" for image, (digest, status) in inactive.items())
+            + ": an archived image cannot be pulled until it is restored. Restore it with "
+            + "; ".join(
+                f"aws ecr update-image-storage-class --repository-name {image} --image-id imageDigest={digest} "
+                "--target-storage-class STANDARD"
+                for image, (digest, _status) in inactive.items()
+            )
+            + ", wait until it is ACTIVE again, then run this again"
+        )
+        evaluation.check(f"{env}: archive", "fail", message)
+        evaluation.decide(env, Verdict.REJECT, "image_archived", message)
+        return True
 
     def _pinned(self, app_name: str, env: str, evaluation: Evaluation) -> bool:
         state = self.deps.ledger.environment_state(app_name, env)
@@ -843,6 +956,15 @@ class Promoter:
                     )
             else:
                 self.deps.ledger.record_decision(record)
+
+
+def archived_deployed_message(env: str, tag: str, repository: str, digest: str) -> str:
+    return (
+        f"{env} runs {tag}, whose image {repository}@{digest} was archived in ECR: a pod that starts now (a "
+        f"rescheduled node, a scale-up) cannot pull it. Restore it: aws ecr update-image-storage-class "
+        f"--repository-name {repository} --image-id imageDigest={digest} --target-storage-class STANDARD; or "
+        f"deploy another release (tagrelay rollback --env {env}); and exclude deployed tags from the lifecycle rule"
+    )
 
 
 def _signer_line(app: App, evaluation: Evaluation) -> str:

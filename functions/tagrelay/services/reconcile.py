@@ -16,6 +16,10 @@ later event makes the promoter look again; the sweep is that later look, on a sc
    is healed (services/heal.py): a lost record is recovered, a change made by hand or by another tool
    is recorded as an ``external_change`` (the GitOps commit, its author, its subject) and becomes the
    current state.
+3. **What each environment runs.** The images of its current release: a release tag that now points
+   at another digest than the one deployed is a ``tag_moved`` rejection (the promoter's alarm), an
+   image archived in ECR an ``image_archived`` alert (alarmed): each recorded once, in the metrics on
+   every run while it lasts. The backstop for the archive events the promoter did not get.
 
 It never lists a repository's tags and never scans the table. Its requests per run are counted and
 returned (``requests``): see docs/operations.md, "The reconcile sweep", for the budget.
@@ -34,12 +38,12 @@ from typing import Any
 
 from tagrelay.adapters.github import FileNotFound
 from tagrelay.config import Config
-from tagrelay.domain.decision import Evaluation, Verdict
-from tagrelay.domain.records import parse_timestamp, timestamp
+from tagrelay.domain.decision import Evaluation, Verdict, moved_images
+from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, parse_timestamp, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
 from tagrelay.errors import MisconfiguredError, TransientError
-from tagrelay.services.promote import Promoter, ReleaseRequest
+from tagrelay.services.promote import Promoter, ReleaseRequest, archived_deployed_message
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ class SweepRun:
     more_releases_left: bool = False
     environments: list[EnvironmentOutcome] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)
+    alerts: list[dict[str, str]] = field(default_factory=list)  # what deployed releases run: moved, archived
     failures: list[str] = field(default_factory=list)
     misconfigured: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
@@ -104,6 +109,7 @@ class SweepRun:
             "stuck": [asdict(r) for r in self.stuck],
             "external_changes": [asdict(e) for e in self.external_changes],
             "healed": [asdict(e) for e in self.healed],
+            "alerts": self.alerts,
             "environments": len(self.environments),
             "failures": self.failures,
             "requests": self.requests,
@@ -139,7 +145,8 @@ class Reconciler:
         before = self._request_counts()
         with promoter.invocation_deadline(deadline):
             self._releases(run, now, deadline)
-            self._environments(run)
+            running = self._environments(run)
+            self._deployed_images(run, running)
         after = self._request_counts()
         run.requests = {name: after[name] - before[name] for name in after}
         return run
@@ -203,7 +210,9 @@ class Reconciler:
 
     # --- 2. every environment: the values file against the ledger's state ---
 
-    def _environments(self, run: SweepRun) -> None:
+    def _environments(self, run: SweepRun) -> list[tuple[str, str, EnvironmentState]]:
+        """Heal every environment; returns those that run a release, with their state."""
+        running = []
         healer = self.deps.promoter.healer
         for app_name, app in self.config.apps.items():
             for env in app.environments:
@@ -218,6 +227,8 @@ class Reconciler:
                     self._failed(run, f"{app_name}/{env}", exc)
                     continue
                 record = healed.record
+                if healed.state is not None and healed.state.current_tag is not None:
+                    running.append((app_name, env, healed.state))
                 run.environments.append(
                     EnvironmentOutcome(
                         app_name,
@@ -229,6 +240,88 @@ class Reconciler:
                     )
                 )
 
+        return running
+
+    # --- 3. what each environment runs: moved tags, archived images ---
+
+    def _deployed_images(self, run: SweepRun, running: list[tuple[str, str, EnvironmentState]]) -> None:
+        promoter = self.deps.promoter
+        for app_name, env, state in running:
+            app = self.config.apps[app_name]
+            tag = state.current_tag
+            assert tag is not None
+            evaluation = Evaluation(event_id=f"{EVENT_ID_PREFIX}{run.run_id}", app=app_name, tag=tag)
+            evaluation.trigger = "reconcile"
+            try:
+                deployed = promoter.deployed_digests(app_name, env, state)
+                registry = promoter.deps.registry_for(app)
+                now = {image: registry.resolve_tag(image, tag) for image in app.images}
+                self._moved(run, app_name, env, tag, deployed, now, evaluation)
+                self._archived(run, app_name, env, tag, deployed or {i: d for i, d in now.items() if d}, evaluation)
+            except (TransientError, MisconfiguredError) as exc:
+                self._failed(run, f"{app_name}/{env} images", exc)
+                continue
+            if evaluation.decisions:
+                run.evaluations.append(evaluation)
+
+    def _moved(
+        self,
+        run: SweepRun,
+        app_name: str,
+        env: str,
+        tag: str,
+        deployed: dict[str, str],
+        now: dict[str, str | None],
+        evaluation: Evaluation,
+    ) -> None:
+        # A tag gone from an image (deleted) is not a move; the registry's readiness check tells about it.
+        moved = moved_images(deployed, {image: digest for image, digest in now.items() if digest is not None})
+        if not moved:
+            return
+        what = "; ".join(
+            f"{image} was deployed as {old} and now points at {new}" for image, (old, new) in moved.items()
+        )
+        message = (
+            f"{env} runs {tag}, and the tag moved: {what}. A pod started now would pull an image tagrelay never "
+            "verified. Find who pushed it (CloudTrail PutImage), restore the tag or deploy another release"
+        )
+        evaluation.decide(env, Verdict.REJECT, "tag_moved", message)
+        run.alerts.append({"env": env, "tag": tag, "reason": "tag_moved", "message": message})
+        ledger = self.deps.promoter.deps.ledger
+        key = "tag_moved:" + ",".join(sorted(f"{image}@{new}" for image, (_, new) in moved.items()))
+        if ledger.note_alert(app_name, env, key):
+            ledger.record_decision(
+                DecisionRecord(
+                    decision_id=new_decision_id(),
+                    app=app_name,
+                    env=env,
+                    outcome="rejected",
+                    reason="tag_moved",
+                    message=message,
+                    created_at=timestamp(self.deps.promoter.deps.clock()),
+                    trigger="push",
+                    tag=tag,
+                    digests={image: new for image, (_, new) in moved.items()},
+                    event_ids=(evaluation.event_id,) if evaluation.event_id else (),
+                )
+            )
+
+    def _archived(
+        self, run: SweepRun, app_name: str, env: str, tag: str, digests: dict[str, str], evaluation: Evaluation
+    ) -> None:
+        promoter = self.deps.promoter
+        ecr = promoter.deps.ecr_for(self.config.apps[app_name])
+        if ecr is None:
+            return
+        for image, digest in digests.items():
+            details = ecr.describe_images(image, digests=[digest])
+            if not details or details[0].status == "ACTIVE":
+                continue
+            message = archived_deployed_message(env, tag, image, digest)
+            evaluation.decide(env, Verdict.ALERT, "image_archived", message)
+            run.alerts.append({"env": env, "tag": tag, "reason": "image_archived", "message": message})
+            promoter.record_alert(app_name, env, tag, image, digest, message, evaluation.event_id)
+
     # --- helpers ---
 
     def _failed(self, run: SweepRun, what: str, exc: Exception) -> None:
@@ -238,9 +331,11 @@ class Reconciler:
     def _request_counts(self) -> dict[str, int]:
         deps = self.deps.promoter.deps
         registries = {id(r): r for r in (deps.registry_for(app) for app in self.config.apps.values())}
+        control_planes = {id(e): e for e in (deps.ecr_for(app) for app in self.config.apps.values()) if e is not None}
         return {
             "github": deps.github.request_count,
             "registry": sum(r.request_count for r in registries.values()),
+            "ecr": sum(e.request_count for e in control_planes.values()),
             "dynamodb": deps.ledger.request_count,
         }
 
