@@ -41,6 +41,13 @@ def ecr_push_event(
     }
     if tag is not None:
         detail["image-tag"] = tag
+    return _image_action(detail, event_id=event_id, account=account, region=region, time=time)
+
+
+def _image_action(
+    detail: dict[str, Any], *, event_id: str | None, account: str, region: str, time: str
+) -> dict[str, Any]:
+    """EventBridge's envelope of an `ECR Image Action` (``resources`` is empty for image actions)."""
     return {
         "version": "0",
         "id": event_id or str(uuid.uuid4()),
@@ -77,14 +84,4 @@ def ecr_storage_class_event(
     }
     if target == "STANDARD":
         detail["last-activated-at"] = time.replace("Z", ".00Z")
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "ECR Image Action",
-        "source": "aws.ecr",
-        "account": account,
-        "time": time,
-        "region": region,
-        "resources": [],
-        "detail": detail,
-    }
+    return _image_action(detail, event_id=event_id, account=account, region=region, time=time)

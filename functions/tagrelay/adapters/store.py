@@ -220,40 +220,13 @@ class Ledger:
         """Make ``record`` the environment's current deployment, if the state still names the GitOps commit
         the caller read (``expected_gitops_commit``; None: no deployment yet). False when another writer
         changed it in between (services/heal.py then reads again)."""
-        values: dict[str, Any] = {
-            ":id": record.decision_id,
-            ":tag": record.tag,
-            ":sha": record.full_sha,
-            ":at": record.committed_at or record.created_at,
-            ":commit": record.gitops_commit,
-            ":app": record.app,
-            ":env": record.env,
-        }
+        values: dict[str, Any] = {}
         if expected_gitops_commit is None:
             condition = "attribute_not_exists(gitops_commit)"
         else:
             condition = "gitops_commit = :expected"
             values[":expected"] = expected_gitops_commit
-        try:
-            with self._call("UpdateItem"):
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=_to_dynamo(
-                        {
-                            keys.PARTITION_KEY: keys.env_partition(record.app, record.env),
-                            keys.SORT_KEY: keys.STATE_SORT_KEY,
-                        }
-                    ),
-                    UpdateExpression=(
-                        "SET app = :app, env = :env, current_decision_id = :id, current_tag = :tag,"
-                        " current_sha = :sha, committed_at = :at, gitops_commit = :commit REMOVE alerts"
-                    ),
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=_to_dynamo(values),
-                )
-        except _AlreadyRecorded:
-            return False
-        return True
+        return self._make_current(record, condition, values)
 
     def note_alert(self, app: str, env: str, key: str) -> bool:
         """Remember on the environment's state that an alert was raised for ``key`` (e.g. an archived digest);
@@ -506,6 +479,11 @@ class Ledger:
 
     def _advance_state(self, record: DecisionRecord) -> None:
         """Make this deployment the environment's current one, unless a later one already is."""
+        # False: a later deployment is already current, nothing to do.
+        self._make_current(record, "attribute_not_exists(committed_at) OR committed_at <= :at", {})
+
+    def _make_current(self, record: DecisionRecord, condition: str, condition_values: dict[str, Any]) -> bool:
+        """Point the environment's state at ``record`` if ``condition`` holds; forget the alerts of the one before."""
         values = {
             ":id": record.decision_id,
             ":tag": record.tag,
@@ -514,6 +492,7 @@ class Ledger:
             ":commit": record.gitops_commit,
             ":app": record.app,
             ":env": record.env,
+            **condition_values,
         }
         try:
             with self._call("UpdateItem"):
@@ -529,11 +508,12 @@ class Ledger:
                         "SET app = :app, env = :env, current_decision_id = :id, current_tag = :tag,"
                         " current_sha = :sha, committed_at = :at, gitops_commit = :commit REMOVE alerts"
                     ),
-                    ConditionExpression="attribute_not_exists(committed_at) OR committed_at <= :at",
+                    ConditionExpression=condition,
                     ExpressionAttributeValues=_to_dynamo(values),
                 )
         except _AlreadyRecorded:
-            pass  # a later deployment is already current: nothing to do
+            return False
+        return True
 
     def _decision_item(self, record: DecisionRecord) -> dict[str, Any]:
         item: dict[str, Any] = {k: v for k, v in dataclasses.asdict(record).items() if v not in (None, "", {}, (), [])}

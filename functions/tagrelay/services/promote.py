@@ -737,7 +737,16 @@ class Promoter:
             evaluation.check(f"{env}: deployed image", "fail", message)
             evaluation.decide(env, Verdict.ALERT, "image_archived", message)
             if not self.dry_run:
-                self.record_alert(trigger.app_name, env, tag, push.repository, push.digest, message, push.event_id)
+                self.record_alert(
+                    trigger.app_name,
+                    env,
+                    tag,
+                    key=f"image_archived:{push.digest}",
+                    reason="image_archived",
+                    message=message,
+                    digests={push.repository: push.digest},
+                    event_id=push.event_id,
+                )
         return evaluation
 
     def deployed_where(self, app_name: str, repository: str, digest: str) -> list[tuple[str, str]]:
@@ -765,10 +774,21 @@ class Promoter:
         return {}
 
     def record_alert(
-        self, app_name: str, env: str, tag: str, repository: str, digest: str, message: str, event_id: str | None
+        self,
+        app_name: str,
+        env: str,
+        tag: str,
+        *,
+        key: str,
+        reason: str,
+        message: str,
+        digests: dict[str, str],
+        event_id: str | None,
+        outcome: str = "alert",
     ) -> bool:
-        """An ``alert`` decision in the environment's history, once per deployed digest archived."""
-        if not self.deps.ledger.note_alert(app_name, env, f"image_archived:{digest}"):
+        """A finding about what an environment runs (``image_archived``, ``tag_moved``), recorded in its
+        history once per ``key`` while that release runs (its state's ``alerts``)."""
+        if not self.deps.ledger.note_alert(app_name, env, key):
             return False
         release = parse_release_tag(tag, self.config.apps[app_name].tag_regex)
         self.deps.ledger.record_decision(
@@ -776,14 +796,14 @@ class Promoter:
                 decision_id=new_decision_id(),
                 app=app_name,
                 env=env,
-                outcome="alert",
-                reason="image_archived",
+                outcome=outcome,
+                reason=reason,
                 message=message,
                 created_at=timestamp(self.deps.clock()),
                 trigger="push",
                 tag=tag,
                 sha=release.sha if release else None,
-                digests={repository: digest},
+                digests=digests,
                 event_ids=(event_id,) if event_id else (),
             )
         )

@@ -39,7 +39,7 @@ from typing import Any
 from tagrelay.adapters.github import FileNotFound
 from tagrelay.config import Config
 from tagrelay.domain.decision import Evaluation, Verdict, moved_images
-from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, parse_timestamp, timestamp
+from tagrelay.domain.records import EnvironmentState, parse_timestamp, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
 from tagrelay.errors import MisconfiguredError, TransientError
@@ -287,24 +287,17 @@ class Reconciler:
         )
         evaluation.decide(env, Verdict.REJECT, "tag_moved", message)
         run.alerts.append({"env": env, "tag": tag, "reason": "tag_moved", "message": message})
-        ledger = self.deps.promoter.deps.ledger
-        key = "tag_moved:" + ",".join(sorted(f"{image}@{new}" for image, (_, new) in moved.items()))
-        if ledger.note_alert(app_name, env, key):
-            ledger.record_decision(
-                DecisionRecord(
-                    decision_id=new_decision_id(),
-                    app=app_name,
-                    env=env,
-                    outcome="rejected",
-                    reason="tag_moved",
-                    message=message,
-                    created_at=timestamp(self.deps.promoter.deps.clock()),
-                    trigger="push",
-                    tag=tag,
-                    digests={image: new for image, (_, new) in moved.items()},
-                    event_ids=(evaluation.event_id,) if evaluation.event_id else (),
-                )
-            )
+        self.deps.promoter.record_alert(
+            app_name,
+            env,
+            tag,
+            key="tag_moved:" + ",".join(sorted(f"{image}@{new}" for image, (_, new) in moved.items())),
+            reason="tag_moved",
+            message=message,
+            digests={image: new for image, (_, new) in moved.items()},
+            event_id=evaluation.event_id,
+            outcome="rejected",  # as the promoter records it: the ReleaseTagMoved alarm, and no redeploying it
+        )
 
     def _archived(
         self, run: SweepRun, app_name: str, env: str, tag: str, digests: dict[str, str], evaluation: Evaluation
@@ -320,7 +313,16 @@ class Reconciler:
             message = archived_deployed_message(env, tag, image, digest)
             evaluation.decide(env, Verdict.ALERT, "image_archived", message)
             run.alerts.append({"env": env, "tag": tag, "reason": "image_archived", "message": message})
-            promoter.record_alert(app_name, env, tag, image, digest, message, evaluation.event_id)
+            promoter.record_alert(
+                app_name,
+                env,
+                tag,
+                key=f"image_archived:{digest}",
+                reason="image_archived",
+                message=message,
+                digests={image: digest},
+                event_id=evaluation.event_id,
+            )
 
     # --- helpers ---
 
