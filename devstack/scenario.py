@@ -135,6 +135,8 @@ class SeedScenario:
             "key": "global.imageTag",
         }
         gitops.update(settings.pop("gitops", {}))
+        if gitops.get("format") == "kustomize" or "keys" in gitops:
+            gitops.pop("key")  # key is the one Helm key of an app: not for kustomize, nor beside per-image keys
         settings["gitops"] = gitops
         target = path or self.stack.workdir / f"{self.gitops_repo.split('/')[0]}.yaml"
         return self.stack.write_config(target, extra=extra, **settings)

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tagrelay.domain.gitops_format import GitOpsFormat, HelmValues, Kustomize
+
 DEFAULT_TAG_PATTERN = r"^(?P<sha>[0-9a-f]{7})$"
 CONFIG_ENV_VAR = "TAGRELAY_CONFIG"
 
@@ -23,6 +25,7 @@ _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _IMAGE_REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _KEY_PATH = re.compile(r"^[^.\s]+(?:\.[^.\s]+)*$")
+_DEFAULT_VALUES_FILE = "environments/{env}/values.yaml"
 _ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
@@ -35,14 +38,36 @@ class _Model(BaseModel):
 
 
 class GitOpsTarget(_Model):
-    """Where the image tag is written: one values file per environment in one GitOps repository."""
+    """Where and how the release is written: one file per environment in one GitOps repository."""
 
-    repo: str = Field(description="GitHub repository holding the values files, as owner/name")
+    repo: str = Field(description="GitHub repository holding the GitOps files, as owner/name")
     branch: str = Field(default="main", description="Branch Argo CD watches")
-    values_file: str = Field(
-        default="environments/{env}/values.yaml", description="Path of the values file; {env} is replaced"
+    format: Literal["helm", "kustomize"] = Field(
+        default="helm", description="helm: a values file; kustomize: a kustomization's images: list"
     )
-    key: str = Field(default="global.imageTag", description="Dotted key path of the image tag")
+    values_file: str | None = Field(
+        default=None,
+        description="Path of each environment's file; {env} is replaced. Default: environments/{env}/values.yaml "
+        "(helm) or environments/{env}/kustomization.yaml (kustomize)",
+    )
+    key: str = Field(default="global.imageTag", description="helm: dotted key path of the app's one tag")
+    keys: dict[str, str] | None = Field(
+        default=None, description="helm: one key path per image instead of key, e.g. {mosaic-life/web: web.image.tag}"
+    )
+    digest_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="helm: digest pinning, the key path of each pinned image's digest, e.g. "
+        "{mosaic-life/web: web.image.digest}",
+    )
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        description="kustomize: the images: entry name of an image when it is not <registry host>/<image>",
+    )
+    pin_digests: bool = Field(default=False, description="kustomize: write each image's digest beside newTag")
+    write: Literal["commit", "pull_request"] = Field(
+        default="commit",
+        description="commit: straight to branch; pull_request: through a pull request from a tagrelay branch",
+    )
 
     @field_validator("repo")
     @classmethod
@@ -58,15 +83,42 @@ class GitOpsTarget(_Model):
             raise ValueError(f"must be a dotted key path such as global.imageTag, got {value!r}")
         return value
 
+    @field_validator("keys", "digest_keys")
+    @classmethod
+    def _keys_are_dotted_paths(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for image, path in (value or {}).items():
+            if not _KEY_PATH.match(path):
+                raise ValueError(f"{image}: must be a dotted key path such as web.image.tag, got {path!r}")
+        if value and len(set(value.values())) != len(value):
+            raise ValueError("gives the same key path to two images")
+        return value
+
     @field_validator("values_file")
     @classmethod
-    def _values_file_is_relative(cls, value: str) -> str:
-        if value.startswith("/") or ".." in value.split("/"):
+    def _values_file_is_relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
             raise ValueError(f"must be a path inside the repository, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _options_fit_the_format(self) -> GitOpsTarget:
+        helm_only = [name for name in ("keys", "digest_keys") if getattr(self, name)]
+        if "key" in self.model_fields_set:
+            helm_only.append("key")
+        kustomize_only = [name for name in ("images", "pin_digests") if getattr(self, name)]
+        if self.format == "kustomize" and helm_only:
+            raise ValueError(f"{', '.join(helm_only)}: only for format helm (kustomize uses images and pin_digests)")
+        if self.format == "helm" and kustomize_only:
+            raise ValueError(f"{', '.join(kustomize_only)}: only for format kustomize (helm uses digest_keys)")
+        if self.keys is not None and "key" in self.model_fields_set:
+            raise ValueError("give key (one tag for the app) or keys (one per image), not both")
+        if self.digest_keys and set(self.digest_keys.values()) & set((self.keys or {self.key: self.key}).values()):
+            raise ValueError("a digest key is also a tag key")
+        return self
+
     def values_path(self, env: str) -> str:
-        return self.values_file.replace("{env}", env)
+        default = "environments/{env}/kustomization.yaml" if self.format == "kustomize" else _DEFAULT_VALUES_FILE
+        return (self.values_file or default).replace("{env}", env)
 
 
 class Environment(_Model):
@@ -255,6 +307,30 @@ class App(_Model):
                 f"{match['account']} in {match['region']}; remove ecr (it is read from the host)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _gitops_images_are_the_apps(self) -> App:
+        named = {
+            "gitops.keys": set(self.gitops.keys or {}),
+            "gitops.digest_keys": set(self.gitops.digest_keys),
+            "gitops.images": set(self.gitops.images),
+        }
+        for option, images in named.items():
+            if unknown := images - set(self.images):
+                raise ValueError(f"{option} names {sorted(unknown)}, which are not among images {self.images}")
+        if self.gitops.keys is not None and (missing := set(self.images) - set(self.gitops.keys)):
+            raise ValueError(f"gitops.keys has no key for {sorted(missing)}: give every image its tag's key path")
+        return self
+
+    @cached_property
+    def gitops_format(self) -> GitOpsFormat:
+        """How the environment's GitOps file is read and edited (domain/gitops_format.py)."""
+        gitops = self.gitops
+        if gitops.format == "kustomize":
+            names = {image: gitops.images.get(image, f"{self.registry_host}/{image}") for image in self.images}
+            return Kustomize(names=names, pin=gitops.pin_digests)
+        tag_keys = gitops.keys or {image: gitops.key for image in self.images}
+        return HelmValues(tag_keys={image: tag_keys[image] for image in self.images}, digest_keys=gitops.digest_keys)
 
     @cached_property
     def tag_regex(self) -> re.Pattern[str]:

@@ -198,7 +198,7 @@ def test_an_unexpected_failure_is_one_line_with_a_way_to_see_more(tmp_path: Path
     (sitecustomize / "sitecustomize.py").write_text(
         "import tagrelay.domain.values_patch as patch\n"
         "def boom(*args, **kwargs):\n    raise RuntimeError('disk on fire')\n"
-        "patch.set_value = boom\n"
+        "patch.plan_values = boom\n"
     )
     env = shell_env(PYTHONPATH=f"{sitecustomize}{os.pathsep}{REPO_ROOT / 'functions'}")
     result = run("set-tag", str(values), "--tag", "def5678", env=env)

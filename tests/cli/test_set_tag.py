@@ -296,3 +296,106 @@ def test_console_script_refusal_exits_non_zero(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert "duplicate key: 'web' at line 113" in result.stderr
     assert values.read_bytes() == before
+
+
+# --- kustomize and digest keys (docs/formats.md) ------------------------------------------------
+
+FORMATS_DIR = Path(__file__).resolve().parent.parent / "testdata" / "formats"
+WEB_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mosaic-life/web"
+DIGEST = "sha256:" + "3f" * 32
+
+
+def corpus_copy(tmp_path: Path, case: str) -> Path:
+    target = tmp_path / "kustomization.yaml"
+    shutil.copyfile(FORMATS_DIR / case / "input.yaml", target)
+    age(target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("case", "extra"),
+    [
+        ("kustomize-block-with-comments", []),
+        ("kustomize-crlf-missing-fields-no-final-newline", ["--digest", DIGEST]),
+        ("kustomize-missing-digest", ["--digest", DIGEST]),
+        ("kustomize-anchors", []),
+    ],
+)
+def test_kustomize_entry_is_edited_to_the_exact_expected_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, extra: list[str]
+) -> None:
+    target = corpus_copy(tmp_path, case)
+
+    code = main(
+        ["set-tag", str(target), "--format", "kustomize", "--image", WEB_IMAGE, "--tag", "prod-cf3124b", *extra]
+    )
+
+    assert code == 0, capsys.readouterr().err
+    assert target.read_bytes() == (FORMATS_DIR / case / "expected.yaml").read_bytes()
+    assert f'{WEB_IMAGE} newTag "prod-545ef16" -> "prod-cf3124b"' in capsys.readouterr().out or extra
+
+
+def test_helm_digest_key_is_written_beside_the_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    values = tmp_path / "values.yaml"
+    write_and_age(values, b'web:\n  image:\n    tag: prod-545ef16 # CI\n    digest: ""\n')
+
+    code = main(
+        [
+            "set-tag",
+            str(values),
+            "--key",
+            "web.image.tag",
+            "--tag",
+            "prod-cf3124b",
+            "--digest-key",
+            "web.image.digest",
+            "--digest",
+            DIGEST,
+        ]
+    )
+
+    assert code == 0
+    assert values.read_bytes() == f'web:\n  image:\n    tag: "prod-cf3124b" # CI\n    digest: "{DIGEST}"\n'.encode()
+    assert capsys.readouterr().out == (
+        f'{values}: web.image.tag "prod-545ef16" -> "prod-cf3124b", web.image.digest "" -> "{DIGEST}"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "exit_code", "says"),
+    [
+        ("kustomize-name-missing", ["--format", "kustomize", "--image", WEB_IMAGE], 1, "no entry with name"),
+        ("kustomize-duplicate-name", ["--format", "kustomize", "--image", WEB_IMAGE], 1, "more than once"),
+        ("kustomize-duplicate-key", ["--format", "kustomize", "--image", WEB_IMAGE], 1, "duplicate key"),
+        ("kustomize-block-with-comments", ["--format", "kustomize"], 2, "needs --image NAME"),
+        ("kustomize-block-with-comments", ["--format", "kustomize", "--image", "x", "--key", "a.b"], 2, "--key"),
+        ("kustomize-block-with-comments", ["--image", WEB_IMAGE], 2, "--image is for --format kustomize"),
+        ("kustomize-block-with-comments", ["--digest", DIGEST], 2, "go together"),
+        ("kustomize-block-with-comments", ["--digest-key", "a.d"], 2, "go together"),
+        (
+            "kustomize-block-with-comments",
+            ["--format", "kustomize", "--image", WEB_IMAGE, "--digest", "sha256:abc"],
+            2,
+            "not a digest",
+        ),
+        (
+            "helm-per-image-digest-key-missing",
+            ["--key", "web.image.tag", "--digest-key", "web.image.digest", "--digest", DIGEST],
+            1,
+            "not found",
+        ),
+    ],
+)
+def test_every_format_refusal_exits_non_zero_and_leaves_the_file_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, args: list[str], exit_code: int, says: str
+) -> None:
+    target = corpus_copy(tmp_path, case)
+    before = fingerprint(target)
+
+    code = main(["set-tag", str(target), "--tag", "prod-cf3124b", *args])
+
+    out, err = capsys.readouterr()
+    assert code == exit_code
+    assert says in err and out == ""
+    assert fingerprint(target) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kustomization.yaml"]

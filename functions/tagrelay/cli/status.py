@@ -304,14 +304,14 @@ def _argocd_side(
 
 def _tag_at(github: GitHub, app: App, path: str, ref: str) -> str | None:
     from tagrelay.adapters.github import FileNotFound
-    from tagrelay.domain.values_patch import ValuesFileError, read_value
+    from tagrelay.domain.values_patch import ValuesFileError
 
     try:
         content = github.read_file(app.gitops.repo, path, ref).content.decode("utf-8", errors="replace")
     except FileNotFound:
         return None
     try:
-        return read_value(content, app.gitops.key)
+        return app.gitops_format.read(content).tag
     except ValuesFileError:
         return None
 

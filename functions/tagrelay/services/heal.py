@@ -43,7 +43,7 @@ from tagrelay.config import App, Config
 from tagrelay.domain.commit_message import parse_commit_message
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import parse_release_tag
-from tagrelay.domain.values_patch import ValuesFileError, read_value
+from tagrelay.domain.values_patch import ValuesFileError
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class EnvironmentHealer:
             state = self.ledger.environment_state(app_name, env)
             if file is None or attempt:
                 file = self.github.read_file(app.gitops.repo, app.gitops.values_path(env), app.gitops.branch)
-            tag = read_value(file.content.decode("utf-8"), app.gitops.key)
+            tag = app.gitops_format.read(file.content.decode("utf-8")).tag
             if state is not None and state.current_tag == tag and state.current_decision_id:
                 return Healed("in_sync", tag, state)
             kind, record = self._explain(app_name, app, env, tag)
@@ -138,7 +138,7 @@ class EnvironmentHealer:
         """The tag in the values file as of ``commit_sha`` (None: no file or no value then)."""
         try:
             older = self.github.read_file(app.gitops.repo, app.gitops.values_path(env), commit_sha)
-            return read_value(older.content.decode("utf-8"), app.gitops.key)
+            return app.gitops_format.read(older.content.decode("utf-8")).tag
         except FileNotFound:
             return None
         except (UnicodeDecodeError, ValuesFileError):
@@ -196,7 +196,7 @@ class EnvironmentHealer:
             env=env,
             outcome="committed",
             reason="external_change",
-            message=f"{path} set {app.gitops.key} to {tag!r}{shown_before} outside tagrelay: commit "
+            message=f"{path} set {app.gitops_format.describe()} to {tag!r}{shown_before} outside tagrelay: commit "
             f"{commit.sha[:12]} by {commit.author or 'unknown'}: {commit.subject!r}",
             created_at=now,
             trigger="external",

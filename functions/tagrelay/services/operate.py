@@ -55,7 +55,7 @@ from tagrelay.domain.operator import (
 )
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, parse_release_tag
-from tagrelay.domain.values_patch import ValuesFileError, read_value
+from tagrelay.domain.values_patch import ValuesFileError
 from tagrelay.services.heal import Healed
 from tagrelay.services.promote import Promoter, ReleaseRequest
 
@@ -358,7 +358,7 @@ class Operator:
             current = self.deps.promoter.deps.github.read_file(
                 app.gitops.repo, app.gitops.values_path(request.env), app.gitops.branch
             )
-            return read_value(current.content.decode("utf-8"), app.gitops.key) == tag
+            return app.gitops_format.read(current.content.decode("utf-8")).tag == tag
         except Exception:  # unreadable or unreachable: the safe side, keep the pin
             return True
 

@@ -75,10 +75,11 @@ from tagrelay.domain.events import (
 from tagrelay.domain.events import (
     Trigger as AcceptedEvent,
 )
+from tagrelay.domain.gitops_format import GitOpsEdit
 from tagrelay.domain.mutability import SIGNATURE_TAG_FILTER, assess, fix_command, safe_exclusions
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
-from tagrelay.domain.values_patch import InvalidEditRequest, ValuesEdit, ValuesFileError, set_value
+from tagrelay.domain.values_patch import InvalidEditRequest, ValuesFileError
 from tagrelay.errors import TransientError
 from tagrelay.services.heal import EnvironmentHealer
 
@@ -113,10 +114,10 @@ class PromoterDependencies:
 
 @dataclass(frozen=True)
 class _ValuesSnapshot:
-    """A values file as read, and the edited text that would replace it."""
+    """The environment's GitOps file as read, and the edited text that would replace it."""
 
     file: FileVersion
-    edit: ValuesEdit
+    edit: GitOpsEdit
 
 
 @dataclass(frozen=True)
@@ -483,7 +484,8 @@ class Promoter:
             evaluation.decide(env, Verdict.REJECT, "values_file_too_large", message)
             return None
         try:
-            edit = set_value(current.content.decode("utf-8"), app.gitops.key, request.release.tag)
+            # The digests pinned beside the tag (when the format pins them) are the ones just verified.
+            edit = app.gitops_format.plan(current.content.decode("utf-8"), request.release.tag, evaluation.digests)
         except (UnicodeDecodeError, ValuesFileError, InvalidEditRequest) as exc:
             problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
             message = f"{repo}:{path} {problem}; fix the file by hand, tagrelay will not rewrite it"
@@ -493,13 +495,13 @@ class Promoter:
         if not edit.changed:
             self._already_deployed(app, env, request, evaluation, current)
             return None
-        if request.check_precondition and edit.previous != request.expect_current_tag:
+        if request.check_precondition and edit.previous.tag != request.expect_current_tag:
             message = (
-                f"{env} now runs {edit.previous or 'no tag'}, not {request.expect_current_tag or 'no tag'} as when "
+                f"{env} now runs {edit.previous.tag or 'no tag'}, not {request.expect_current_tag or 'no tag'} as when "
                 "the command was prepared: nothing was changed; run the command again to act on what runs now"
             )
             evaluation.check(f"{env}: precondition", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, "precondition_failed", message, previous_tag=edit.previous)
+            evaluation.decide(env, Verdict.REJECT, "precondition_failed", message, previous_tag=edit.previous.tag)
             return None
         return _ValuesSnapshot(current, edit)
 
@@ -600,15 +602,21 @@ class Promoter:
             # what changed the file, and must not be overwritten by this push.
             if request.respect_pin and self._pinned(request.app_name, env, evaluation):
                 return
-            previous = snapshot.edit.previous
+            previous = snapshot.edit.previous.tag
             if request.allow_downgrade:
                 evaluation.check(f"{env}: order", "skip", "a rollback: the no-downgrade guard does not apply")
-            elif self._out_of_order(app, env, previous, commit, request, evaluation):
+            # Every tag an image runs (they differ only after a hand edit of one per-image key) must be older.
+            elif any(
+                self._out_of_order(app, env, deployed, commit, request, evaluation)
+                for deployed in snapshot.edit.previous.distinct_tags
+            ):
                 return
             if not attempt and self._archived(app, env, evaluation):
                 return
             if self.dry_run:
-                evaluation.check(f"{env}: commit", "pass", f"would set {app.gitops.key} to {request.release.tag}")
+                evaluation.check(
+                    f"{env}: commit", "pass", f"would set {app.gitops_format.describe()} to {request.release.tag}"
+                )
                 evaluation.decide(env, Verdict.PROMOTE, "ready", "dry run: nothing written", previous_tag=previous)
                 return
             message = commit_message(
@@ -645,13 +653,15 @@ class Promoter:
                 self.deps.sleep(delay)
                 continue
             evaluation.check(
-                f"{env}: commit", "pass", f"{written.sha[:12]} sets {app.gitops.key} to {request.release.tag}"
+                f"{env}: commit",
+                "pass",
+                f"{written.sha[:12]} sets {', '.join(snapshot.edit.fields)} to {request.release.tag}",
             )
             evaluation.decide(
                 env,
                 Verdict.PROMOTE,
                 "committed",
-                f"{repo}@{written.sha[:12]}: {app.gitops.key} {previous!r} -> {request.release.tag!r}",
+                f"{repo}@{written.sha[:12]}: {app.gitops_format.describe()} {previous!r} -> {request.release.tag!r}",
                 previous_tag=previous,
                 gitops_commit=written.sha,
                 gitops_url=written.url,
@@ -874,7 +884,7 @@ class Promoter:
                     gitops_url=record.gitops_url,
                 )
                 return
-        message = f"{path} already sets {app.gitops.key} to {tag}"
+        message = f"{path} already sets {app.gitops_format.describe()} to {tag}"
         evaluation.check(f"{env}: values file", "skip", message)
         evaluation.decide(env, Verdict.NOOP, "already_deployed", message)
 
