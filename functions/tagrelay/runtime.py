@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tagrelay.adapters.registry import Registry
     from tagrelay.adapters.signatures import SignatureVerifier
     from tagrelay.config import ArgoCDConfig
+    from tagrelay.ports import ArgoCD
     from tagrelay.services.operate import Operator
     from tagrelay.services.promote import Promoter
     from tagrelay.services.reconcile import Reconciler
@@ -125,32 +126,36 @@ def argocd_client(argocd: ArgoCDConfig, **overrides: float) -> ArgoCDClient:
     return ArgoCDClient.from_config(argocd, read_secret(argocd.token_secret), **overrides)
 
 
-def refresh_nudge(cfg: Config) -> Callable[[str, str], None] | None:
+def refresh_nudge(cfg: Config, *, client: Callable[[], ArgoCD] | None = None) -> Callable[[str, str], None] | None:
     """``(app, env) -> None``: ask Argo CD to refresh the environment's application right after a
     commit, so it syncs in seconds instead of at its next poll. None when not configured.
 
     Never raises and never waits long: a failed nudge only means Argo CD notices at its next poll. It is
     never silent either: each failure is a WARNING log line (which app, why) and a RefreshNudgeFailures
     metric, so an Argo CD the promoter cannot reach (an in-VPC one: deploy.promoter_vpc) shows.
+    ``client`` makes the Argo CD client (by default one with the nudge's short timeouts).
     """
     argocd = cfg.argocd
     if argocd is None or not argocd.refresh_after_commit:
         return None
+
+    def nudge_client() -> ArgoCD:
+        assert argocd is not None
+        return argocd_client(
+            argocd,
+            connect_timeout=NUDGE_CONNECT_TIMEOUT_SECONDS,
+            refresh_timeout=NUDGE_READ_TIMEOUT_SECONDS,
+            max_response_bytes=cfg.limits.argocd_response_max_bytes,
+        )
 
     def nudge(app_name: str, env: str) -> None:
         environment = cfg.apps[app_name].environments.get(env)
         if environment is None or not environment.argocd_app:
             return
         try:
-            client = argocd_client(
-                argocd,
-                connect_timeout=NUDGE_CONNECT_TIMEOUT_SECONDS,
-                refresh_timeout=NUDGE_READ_TIMEOUT_SECONDS,
-                max_response_bytes=cfg.limits.argocd_response_max_bytes,
-            )
-            with client:
+            with (client or nudge_client)() as argocd_api:
                 # False: refused or unreachable (the client logs the HTTP status or the error's type).
-                if not client.refresh(environment.argocd_app, environment.argocd_project):
+                if not argocd_api.refresh(environment.argocd_app, environment.argocd_project):
                     _nudge_failed(env, environment.argocd_app, argocd.url, "refused or unreachable")
         except Exception as error:  # the token's secret, most likely: the promotion goes on regardless
             _nudge_failed(env, environment.argocd_app, argocd.url, f"{type(error).__name__}: {str(error)[:300]}")

@@ -22,9 +22,9 @@ import pytest
 
 from devstack import images
 from devstack.process import RunningServer, free_port
-from tagrelay.adapters.registry import MANIFEST_ACCEPT, EcrAuth, Registry, RegistryError, RegistryLimits, registry_for
+from tagrelay.adapters.registry import MANIFEST_ACCEPT, EcrAuth, Registry, RegistryLimits, registry_for
 from tagrelay.config import App
-from tagrelay.errors import MisconfiguredError, TransientError
+from tagrelay.errors import MisconfiguredError, RegistryError, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

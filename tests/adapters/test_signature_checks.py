@@ -28,6 +28,7 @@ from tagrelay.adapters.signatures.checks import (
 from tagrelay.adapters.signatures.keys import VerificationKey
 from tagrelay.adapters.signatures.policies import PublicKeyPolicy, commit_annotation_problem
 from tagrelay.adapters.signatures.verifier import examine
+from tagrelay.ports import ImageRegistry
 
 DIGEST = "sha256:2f5bb4a0a11803b9514ad928727f19cffb313eb4a48b40fb11243e428443cfe1"
 OTHER_DIGEST = "sha256:" + "1" * 64
@@ -321,7 +322,7 @@ class ListSource:
     def location(self, digest: str) -> str:
         return "the test source"
 
-    def find(self, registry: Registry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
+    def find(self, registry: ImageRegistry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
         if self.items is None:
             return None
         return self._iterate(self.items)

@@ -20,16 +20,11 @@ import pytest
 from botocore.credentials import ReadOnlyCredentials
 
 from devstack.process import RunningServer, free_port, start_server
-from tagrelay.adapters.identity import (
-    BINDING_HEADER,
-    NONCE_HEADER,
-    IdentityError,
-    StsIdentityVerifier,
-    principal_allowed,
-    sign_caller_identity,
-)
+from tagrelay.adapters.identity import BINDING_HEADER, NONCE_HEADER, StsIdentityVerifier, sign_caller_identity
 from tagrelay.adapters.ledger_schema import nonce_partition, table_definition
 from tagrelay.adapters.store import Ledger
+from tagrelay.domain.operator import principal_allowed
+from tagrelay.errors import IdentityError
 
 TESTING = ReadOnlyCredentials("testing", "testing", "testing")
 BINDING = "a" * 64

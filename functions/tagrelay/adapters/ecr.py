@@ -17,10 +17,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tagrelay.domain.facts import ImageDetail, RepositorySettings
 from tagrelay.errors import MisconfiguredError
 
 if TYPE_CHECKING:
@@ -29,26 +28,6 @@ if TYPE_CHECKING:
 SYSTEM = "ecr"
 DEFAULT_CACHE_SECONDS = 300.0
 _BATCH = 100  # DescribeRepositories takes at most 100 names
-
-
-@dataclass(frozen=True)
-class RepositorySettings:
-    """What DescribeRepositories says about one repository's tags."""
-
-    name: str
-    mutability: str  # MUTABLE | IMMUTABLE | IMMUTABLE_WITH_EXCLUSION | MUTABLE_WITH_EXCLUSION
-    exclusion_filters: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ImageDetail:
-    """What DescribeImages says about one image."""
-
-    digest: str
-    tags: tuple[str, ...]
-    status: str  # ACTIVE | ARCHIVED | ACTIVATING
-    pushed_at: datetime | None = None
-    last_archived_at: datetime | None = None
 
 
 class EcrControlPlane:

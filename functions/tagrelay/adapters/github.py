@@ -14,12 +14,19 @@ import base64
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from tagrelay.config import GitHubConfig
-from tagrelay.errors import MisconfiguredError, TransientError
+from tagrelay.domain.facts import COMPARE_STATUSES, CommitRef, CompareStatus, Comparison, FileVersion, SourceCommit
+from tagrelay.errors import (
+    CommitAmbiguous,
+    CommitNotFound,
+    FileNotFound,
+    FileTooLarge,
+    MisconfiguredError,
+    TransientError,
+    WriteConflict,
+)
 
 if TYPE_CHECKING:
     from github import Github
@@ -27,73 +34,6 @@ if TYPE_CHECKING:
     from github.Repository import Repository
 
 logger = logging.getLogger(__name__)
-
-CompareStatus = Literal["identical", "ahead", "behind", "diverged"]
-
-
-class CommitNotFound(Exception):
-    """The short SHA names no commit of the repository."""
-
-
-class CommitAmbiguous(Exception):
-    """The short SHA names more than one commit of the repository."""
-
-
-class FileNotFound(Exception):
-    """The values file (or its branch) does not exist."""
-
-
-class FileTooLarge(Exception):
-    """The file is larger than the caller's cap (nothing past the Contents API's metadata was read)."""
-
-    def __init__(self, message: str, size: int) -> None:
-        super().__init__(message)
-        self.size = size
-
-
-class WriteConflict(Exception):
-    """The file changed since it was read (HTTP 409/422 on the Contents API): re-read and re-apply."""
-
-
-@dataclass(frozen=True)
-class SourceCommit:
-    sha: str
-    author: str  # GitHub login when GitHub knows it, else the git author name
-    committed_at: datetime | None
-    subject: str
-    url: str
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``base...head``: how head relates to base, and the commits head has that base has not (the first
-    page only: GitHub sends up to 250 with the comparison itself; ``total_commits`` says how many there are)."""
-
-    status: CompareStatus
-    commits: tuple[str, ...]
-    total_commits: int
-
-    @property
-    def complete(self) -> bool:
-        return len(self.commits) >= self.total_commits
-
-
-@dataclass(frozen=True)
-class FileVersion:
-    content: bytes
-    blob_sha: str
-
-
-@dataclass(frozen=True)
-class CommitRef:
-    sha: str
-    url: str
-    message: str = ""
-    author: str = ""  # GitHub login when GitHub knows it, else the git author name
-
-    @property
-    def subject(self) -> str:
-        return self.message.splitlines()[0] if self.message else ""
 
 
 class GitHub:
@@ -145,9 +85,9 @@ class GitHub:
             if exc.status in (404, 422):
                 raise CommitNotFound(_message(exc)) from None
             raise
-        if status not in ("identical", "ahead", "behind", "diverged"):
+        if status not in COMPARE_STATUSES:
             raise TransientError("github", f"compare {base}...{head} answered an unknown status {status!r}")
-        return status  # type: ignore[return-value]
+        return status
 
     def comparison(self, repo: str, base: str, head: str) -> Comparison:
         """Like ``compare``, with the commits between (one request: the first page comes with the answer)."""
@@ -162,10 +102,10 @@ class GitHub:
             if exc.status in (404, 422):
                 raise CommitNotFound(_message(exc)) from None
             raise
-        if status not in ("identical", "ahead", "behind", "diverged"):
+        if status not in COMPARE_STATUSES:
             raise TransientError("github", f"compare {base}...{head} answered an unknown status {status!r}")
         commits = tuple(c["sha"] for c in first_page if isinstance(c, dict) and isinstance(c.get("sha"), str))
-        return Comparison(status, commits, total)  # type: ignore[arg-type]
+        return Comparison(status, commits, total)
 
     def read_file(self, repo: str, path: str, branch: str, *, max_bytes: int | None = None) -> FileVersion:
         """A file's bytes and blob SHA (one request; two for a file over 1 MB).

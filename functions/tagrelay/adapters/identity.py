@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
+
+from tagrelay.domain.facts import VerifiedCaller
+from tagrelay.errors import IdentityError
 
 if TYPE_CHECKING:
     import requests
@@ -71,24 +73,6 @@ MAX_SKEW = timedelta(minutes=5)
 NONCE_RETENTION = MAX_AGE + MAX_SKEW
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 _MAX_PROOF_BYTES = 16_384
-
-
-class IdentityError(Exception):
-    """The caller's identity could not be established. ``code`` is one of identity_missing,
-    identity_invalid (the proof is malformed or made for something else), identity_refused (STS
-    refused it), identity_replayed (the proof was used before) and identity_unverifiable (STS could
-    not be reached)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class VerifiedCaller:
-    arn: str
-    account: str
-    user_id: str
 
 
 def default_sts_endpoint(region: str) -> str:
@@ -266,20 +250,3 @@ def _xml_text(content: bytes, name: str) -> str | None:
         if element.tag in (f"{_STS_NS}{name}", name) and element.text:
             return element.text.strip()
     return None
-
-
-# --------------------------------------------------------------------------------------------------
-# Who may act on an environment (operators.principals).
-
-
-def principal_allowed(arn: str, allowed: Sequence[str]) -> bool:
-    """Is the caller one of ``allowed``? An IAM role ARN also matches its sessions
-    (``arn:aws:sts::<account>:assumed-role/<name>/<session>``; STS drops the role's path); ``*`` at the
-    end of an entry matches any suffix (e.g. ``arn:aws:sts::123456789012:assumed-role/oncall/*``)."""
-    for entry in allowed:
-        if entry == arn or (entry.endswith("*") and arn.startswith(entry[:-1])):
-            return True
-        role = re.match(r"^arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$", entry)
-        if role and arn.startswith(f"arn:{role['partition']}:sts::{role['account']}:assumed-role/{role['name']}/"):
-            return True
-    return False

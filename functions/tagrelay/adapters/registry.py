@@ -46,8 +46,15 @@ from tagrelay.adapters.http import (
     read_capped,
     read_prefix,
 )
+from tagrelay.domain.facts import Manifest
 from tagrelay.domain.tags import is_digest, is_valid_image_tag
-from tagrelay.errors import MisconfiguredError, TagrelayError, TransientError
+from tagrelay.errors import (
+    MisconfiguredError,
+    RegistryError,
+    RegistryResponseTooLarge,
+    TagrelayError,
+    TransientError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -89,36 +96,6 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # OCI distribution-spec repository name grammar; anything else could alter the request path.
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-
-class RegistryError(TagrelayError):
-    """The registry answered, but the answer is unusable (bad JSON, digest mismatch, unexpected status).
-
-    Permanent: retrying the same read returns the same answer.
-    """
-
-
-class RegistryResponseTooLarge(RegistryError):
-    """An answer longer than its cap: refused unread past the cap (reason ``response_too_large``)."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest exactly as the registry served it; ``digest`` is the SHA-256 of ``raw``."""
-
-    digest: str
-    media_type: str
-    raw: bytes
-
-    def document(self) -> dict[str, Any]:
-        """The parsed JSON object. Signatures are checked over ``raw``, never over a re-serialisation."""
-        try:
-            document = json.loads(self.raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RegistryError(f"manifest {self.digest} is not valid JSON: {exc}") from None
-        if not isinstance(document, dict):
-            raise RegistryError(f"manifest {self.digest} is not a JSON object")
-        return document
 
 
 class RegistryAuth(Protocol):

@@ -18,7 +18,16 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tagrelay.adapters import ledger_schema as keys
-from tagrelay.domain.records import DecisionRecord, EnvironmentState, PromotedRelease, parse_timestamp, timestamp
+from tagrelay.domain.records import (
+    DecisionRecord,
+    EnvironmentState,
+    HistoryPage,
+    PromotedRelease,
+    StoredRequest,
+    UndecidedRelease,
+    parse_timestamp,
+    timestamp,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -30,33 +39,6 @@ _deserializer = TypeDeserializer()
 _DECISION_FIELDS = {f.name for f in dataclasses.fields(DecisionRecord)}
 _STATE_FIELDS = {f.name for f in dataclasses.fields(EnvironmentState)}
 _OPERATOR_ERRORS = {"AccessDeniedException", "UnrecognizedClientException", "ResourceNotFoundException"}
-
-
-@dataclasses.dataclass(frozen=True)
-class HistoryPage:
-    records: list[DecisionRecord]
-    next_token: dict[str, Any] | None
-
-
-@dataclasses.dataclass(frozen=True)
-class UndecidedRelease:
-    """A release seen waiting and not decided since (the reconcile sweep re-evaluates it)."""
-
-    app: str
-    tag: str
-    first_seen_at: str
-    waiting_reason: str | None = None
-    waiting_message: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredRequest:
-    """An operator request seen before (services/operate.py): what it was, and its outcome once done."""
-
-    request_id: str
-    fingerprint: str
-    status: str  # started | done
-    outcome: dict[str, Any] | None = None
 
 
 class Ledger:

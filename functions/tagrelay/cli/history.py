@@ -30,7 +30,8 @@ from tagrelay.config import Config
 from tagrelay.domain.records import TRANSIENT_OUTCOMES, DecisionRecord, parse_timestamp
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.store import HistoryPage, Ledger
+    from tagrelay.adapters.store import Ledger
+    from tagrelay.domain.records import HistoryPage
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

@@ -303,8 +303,8 @@ def _argocd_side(
 
 
 def _tag_at(github: GitHub, app: App, path: str, ref: str) -> str | None:
-    from tagrelay.adapters.github import FileNotFound
     from tagrelay.domain.values_patch import ValuesFileError
+    from tagrelay.errors import FileNotFound
 
     try:
         content = github.read_file(app.gitops.repo, path, ref).content.decode("utf-8", errors="replace")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -233,3 +233,20 @@ def validate_reason(value: Any) -> str:
     if any(ord(char) < 32 or ord(char) == 127 for char in value):
         raise InvalidOperatorRequest("reason must be one line of text, without control characters")
     return value.strip()
+
+
+# --------------------------------------------------------------------------------------------------
+# Who may act on an environment (operators.principals).
+
+
+def principal_allowed(arn: str, allowed: Sequence[str]) -> bool:
+    """Is the caller one of ``allowed``? An IAM role ARN also matches its sessions
+    (``arn:aws:sts::<account>:assumed-role/<name>/<session>``; STS drops the role's path); ``*`` at the
+    end of an entry matches any suffix (e.g. ``arn:aws:sts::123456789012:assumed-role/oncall/*``)."""
+    for entry in allowed:
+        if entry == arn or (entry.endswith("*") and arn.startswith(entry[:-1])):
+            return True
+        role = re.match(r"^arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$", entry)
+        if role and arn.startswith(f"arn:{role['partition']}:sts::{role['account']}:assumed-role/{role['name']}/"):
+            return True
+    return False

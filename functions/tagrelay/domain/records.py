@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 # Outcomes that are transient: kept for ledger.decision_ttl_days, then expired by DynamoDB TTL.
 TRANSIENT_OUTCOMES = frozenset({"waiting", "noop", "ignored"})
@@ -118,3 +119,32 @@ class EnvironmentState:
     pin_reason: str | None = None
     pinned_by: str | None = None
     pinned_at: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of decisions, newest first; ``next_token`` (opaque) resumes after it, None at the end."""
+
+    records: list[DecisionRecord]
+    next_token: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class UndecidedRelease:
+    """A release seen waiting and not decided since (the reconcile sweep re-evaluates it)."""
+
+    app: str
+    tag: str
+    first_seen_at: str
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """An operator request seen before (services/operate.py): what it was, and its outcome once done."""
+
+    request_id: str
+    fingerprint: str
+    status: str  # started | done
+    outcome: dict[str, Any] | None = None

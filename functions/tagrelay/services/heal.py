@@ -37,13 +37,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from tagrelay.adapters.github import CommitRef, FileNotFound, FileVersion, GitHub
-from tagrelay.adapters.store import Ledger
 from tagrelay.config import App, Config
 from tagrelay.domain.commit_message import parse_commit_message
+from tagrelay.domain.facts import CommitRef, FileVersion
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
+from tagrelay.errors import FileNotFound
+from tagrelay.ports import DeploymentLedger, GitOpsStore
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ class Healed:
 
 
 class EnvironmentHealer:
-    def __init__(self, config: Config, ledger: Ledger, github: GitHub, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, config: Config, ledger: DeploymentLedger, github: GitOpsStore, clock: Callable[[], datetime]
+    ) -> None:
         self.config = config
         self.ledger = ledger
         self.github = github

@@ -39,16 +39,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tagrelay.adapters.github import CommitAmbiguous, CommitNotFound, FileNotFound
-from tagrelay.adapters.identity import IdentityError, VerifiedCaller, principal_allowed
-from tagrelay.adapters.store import Ledger
 from tagrelay.config import Config
 from tagrelay.domain.decision import Evaluation, Verdict
+from tagrelay.domain.facts import VerifiedCaller
 from tagrelay.domain.operator import (
     InvalidOperatorRequest,
     OperatorRequest,
     hint_for,
     parse_operator_request,
+    principal_allowed,
     release_tag_for,
     request_binding,
     rollback_target,
@@ -56,6 +55,8 @@ from tagrelay.domain.operator import (
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
+from tagrelay.errors import CommitAmbiguous, CommitNotFound, FileNotFound, IdentityError
+from tagrelay.ports import DeploymentLedger
 from tagrelay.services.heal import Healed
 from tagrelay.services.promote import Promoter, ReleaseRequest
 
@@ -68,7 +69,7 @@ _DONE = {Verdict.PROMOTE: "committed", Verdict.NOOP: "noop"}
 @dataclass
 class OperatorDependencies:
     config: Config
-    ledger: Ledger
+    ledger: DeploymentLedger
     promoter: Promoter
     # (proof, binding) -> the caller, verified; raises IdentityError.
     verify_identity: Callable[[Mapping[str, Any] | None, str], VerifiedCaller]

@@ -43,20 +43,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tagrelay.adapters.ecr import EcrControlPlane
-from tagrelay.adapters.github import (
-    CommitAmbiguous,
-    CommitNotFound,
-    FileNotFound,
-    FileTooLarge,
-    FileVersion,
-    GitHub,
-    SourceCommit,
-    WriteConflict,
-)
-from tagrelay.adapters.registry import Registry
-from tagrelay.adapters.signatures import ReleaseContext, SignatureVerifier
-from tagrelay.adapters.store import Ledger
 from tagrelay.config import App, Config
 from tagrelay.domain import decision as rules
 from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message
@@ -75,12 +61,21 @@ from tagrelay.domain.events import (
 from tagrelay.domain.events import (
     Trigger as AcceptedEvent,
 )
+from tagrelay.domain.facts import FileVersion, ReleaseContext, SourceCommit
 from tagrelay.domain.gitops_format import GitOpsEdit
 from tagrelay.domain.mutability import SIGNATURE_TAG_FILTER, assess, fix_command, safe_exclusions
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
 from tagrelay.domain.values_patch import InvalidEditRequest, ValuesFileError
-from tagrelay.errors import TransientError
+from tagrelay.errors import (
+    CommitAmbiguous,
+    CommitNotFound,
+    FileNotFound,
+    FileTooLarge,
+    TransientError,
+    WriteConflict,
+)
+from tagrelay.ports import DeploymentLedger, GitHost, ImageRegistry, RegistryControlPlane, SignatureVerifier
 from tagrelay.services.heal import EnvironmentHealer
 
 logger = logging.getLogger(__name__)
@@ -97,12 +92,12 @@ class PromoterDependencies:
     """The outside world, injected so the tests and the CLI can use the local stack."""
 
     config: Config
-    ledger: Ledger
-    github: GitHub
-    registry_for: Callable[[App], Registry]
+    ledger: DeploymentLedger
+    github: GitHost
+    registry_for: Callable[[App], ImageRegistry]
     verifier_for: Callable[[App], SignatureVerifier]
     # The app's ECR control plane (tag mutability); None when its registry is not ECR.
-    ecr_for: Callable[[App], EcrControlPlane | None] = lambda app: None
+    ecr_for: Callable[[App], RegistryControlPlane | None] = lambda app: None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
@@ -393,7 +388,7 @@ class Promoter:
         return problems
 
     def _environments(
-        self, app: App, release: ReleaseTag, digests: dict[str, str], registry: Registry, evaluation: Evaluation
+        self, app: App, release: ReleaseTag, digests: dict[str, str], registry: ImageRegistry, evaluation: Evaluation
     ) -> list[str]:
         if release.env is not None:
             evaluation.check("environment", "pass", f"{release.env} (from the tag's prefix)")
@@ -412,7 +407,7 @@ class Promoter:
         return envs
 
     def _signatures(
-        self, app: App, digests: dict[str, str], registry: Registry, evaluation: Evaluation, envs: list[str]
+        self, app: App, digests: dict[str, str], registry: ImageRegistry, evaluation: Evaluation, envs: list[str]
     ) -> bool:
         verifier = self.deps.verifier_for(app)
         release = ReleaseContext.for_release(app, evaluation.sha, envs)

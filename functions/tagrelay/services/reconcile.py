@@ -36,13 +36,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tagrelay.adapters.github import FileNotFound
 from tagrelay.config import Config
 from tagrelay.domain.decision import Evaluation, Verdict, moved_images
 from tagrelay.domain.records import EnvironmentState, parse_timestamp, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
-from tagrelay.errors import MisconfiguredError, TransientError
+from tagrelay.errors import FileNotFound, MisconfiguredError, TransientError
 from tagrelay.services.promote import Promoter, ReleaseRequest, archived_deployed_message
 
 logger = logging.getLogger(__name__)

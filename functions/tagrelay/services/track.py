@@ -52,9 +52,8 @@ from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
 from tagrelay.errors import TagrelayError
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.argocd import ArgoCDClient
-    from tagrelay.adapters.github import Comparison, GitHub
-    from tagrelay.adapters.store import Ledger
+    from tagrelay.domain.facts import Comparison
+    from tagrelay.ports import ArgoCD, DeploymentLedger, SourceRepository
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +84,14 @@ class TrackerDependencies:
     """The outside world, injected so the tests, the benchmark and the demo can use the local stack."""
 
     config: Config
-    ledger: Ledger
+    ledger: DeploymentLedger
     # A client for one run. Made only when something is in flight, so an idle run reads no secret;
     # made per run, so a rotated token is picked up (the secret itself is cached for minutes).
-    argocd: Callable[[], ArgoCDClient]
+    argocd: Callable[[], ArgoCD]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # GitHub, for "does this later revision contain our commit?" when the ledger cannot tell. Made on
     # first need (no secret is read before); None: such revisions stay unknown (the rules then wait).
-    github: Callable[[], GitHub] | None = None
+    github: Callable[[], SourceRepository] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,7 +360,7 @@ class Tracker:
         self.config = deps.config
         # (repository, revision, our commit) -> contains: commits never change, so this holds while warm.
         self.lineage_cache: dict[tuple[str, str, str], bool] = {}
-        self._github: GitHub | None = None
+        self._github: SourceRepository | None = None
 
     def run(self, now: datetime | None = None) -> TrackerRun:
         """One scheduled run. Never raises: an error that stops it is in ``TrackerRun.error``."""
@@ -372,7 +371,7 @@ class Tracker:
             return result
         ledger = self.deps.ledger
         ledger_before = ledger.request_count
-        client: ArgoCDClient | None = None
+        client: ArgoCD | None = None
         try:
             records = ledger.in_flight()
             result.in_flight = sum(1 for r in records if r.in_flight)
@@ -399,7 +398,7 @@ class Tracker:
         return result
 
     def _observe(
-        self, result: TrackerRun, client: ArgoCDClient, target: ArgoTarget, groups: list[EnvironmentGroup]
+        self, result: TrackerRun, client: ArgoCD, target: ArgoTarget, groups: list[EnvironmentGroup]
     ) -> tuple[Observation, list[EnvironmentGroup]]:
         observation = client.observe_application(target.name, target.project)  # the one request
         result.applications.append(target.name)
@@ -505,7 +504,7 @@ class Tracker:
         """GitHub's comparison, None when ``base`` or ``head`` is no commit of ``repo``, _UNKNOWN on an error."""
         if self.deps.github is None:
             return _UNKNOWN
-        from tagrelay.adapters.github import CommitNotFound
+        from tagrelay.errors import CommitNotFound
 
         if self._github is None:
             self._github = self.deps.github()
@@ -554,7 +553,7 @@ _UNKNOWN = object()  # GitHub could not be asked: nothing is known
 
 def _contained(comparison: Comparison | object, base: TrackedDeployment, deployment: TrackedDeployment) -> bool | None:
     """Does the compared revision contain ``deployment``'s commit, given ``base...revision``?"""
-    from tagrelay.adapters.github import Comparison
+    from tagrelay.domain.facts import Comparison
 
     if comparison is None:
         return False

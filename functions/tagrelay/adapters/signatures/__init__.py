@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from tagrelay.adapters.signatures.model import (
     Candidate,
-    Check,
     EnvironmentContext,
     Examined,
     PolicyResult,
     ReleaseContext,
+    SignatureCheck,
     SignatureSource,
     SignatureVerdict,
     SignatureVerifier,
@@ -33,13 +33,13 @@ from tagrelay.adapters.signatures.verifier import (
 __all__ = [
     "NOT_REQUIRED_SIGNER",
     "Candidate",
-    "Check",
     "CosignVerifier",
     "EnvironmentContext",
     "Examined",
     "NotRequiredVerifier",
     "PolicyResult",
     "ReleaseContext",
+    "SignatureCheck",
     "SignatureSource",
     "SignatureVerdict",
     "SignatureVerifier",

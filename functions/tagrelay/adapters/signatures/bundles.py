@@ -21,9 +21,9 @@ from tagrelay.adapters.signatures.fulcio import certificate_claims
 from tagrelay.adapters.signatures.identity import IdentityRule, check_commit, check_identity, signer_identity
 from tagrelay.adapters.signatures.model import (
     Candidate,
-    Check,
     PolicyResult,
     ReleaseContext,
+    SignatureCheck,
     SignedPayload,
     SignerIdentity,
 )
@@ -53,11 +53,11 @@ class _IdentityPolicy:
     def __init__(self, rule: IdentityRule, release: ReleaseContext | None) -> None:
         self.rule = rule
         self.release = release
-        self.checks: list[Check] = []
+        self.checks: list[SignatureCheck] = []
         self.identity: SignerIdentity | None = None
 
     @property
-    def failed(self) -> Check | None:
+    def failed(self) -> SignatureCheck | None:
         return next((check for check in self.checks if check.status == "fail"), None)
 
     def verify(self, cert: x509.Certificate) -> None:
@@ -65,7 +65,7 @@ class _IdentityPolicy:
 
         claims = certificate_claims(cert)
         if isinstance(claims, str):
-            self.checks.append(Check("identity", "fail", claims))
+            self.checks.append(SignatureCheck("identity", "fail", claims))
             raise VerificationError(claims)
         self.identity = signer_identity(claims)
         environments = self.release.environments if self.release is not None else ()
@@ -84,10 +84,10 @@ def check_bundle(
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
-    checks: list[Check] = []
+    checks: list[SignatureCheck] = []
 
     def reject(name: str, why: str) -> PolicyResult:
-        checks.append(Check(name, "fail", why))
+        checks.append(SignatureCheck(name, "fail", why))
         return PolicyResult(accepted=False, signer=None, reason=why, checks=tuple(checks))
 
     document = _bundle_document(candidate.payload)
@@ -97,7 +97,7 @@ def check_bundle(
         bundle = Bundle.from_json(json.dumps(document))
     except SigstoreError as exc:
         return reject("bundle", f"not a usable Sigstore bundle: {_first_line(exc)}")
-    checks.append(Check("bundle", "pass", f"{document.get('mediaType')}, DSSE envelope, one Rekor entry"))
+    checks.append(SignatureCheck("bundle", "pass", f"{document.get('mediaType')}, DSSE envelope, one Rekor entry"))
     policy = _IdentityPolicy(rule, release)
     try:
         payload_type, payload = _verifier(str(trust.path)).verify_dsse(bundle, policy)
@@ -109,7 +109,7 @@ def check_bundle(
         return reject("sigstore", f"sigstore-python refused the bundle: {_first_line(exc)}")
     except Exception as exc:  # a hostile bundle must be a rejection, never a crash of the promoter
         return reject("sigstore", f"sigstore-python could not verify the bundle ({type(exc).__name__}: {exc})")
-    checks.append(Check("sigstore", "pass", _SIGSTORE_CHECKS))
+    checks.append(SignatureCheck("sigstore", "pass", _SIGSTORE_CHECKS))
     checks.extend(policy.checks)
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         return reject("statement", f"the DSSE payload type is {payload_type!r}, not {IN_TOTO_PAYLOAD_TYPE!r}")

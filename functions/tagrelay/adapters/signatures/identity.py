@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tagrelay.adapters.signatures.fulcio import CertificateClaims
-from tagrelay.adapters.signatures.model import Check, EnvironmentContext, ReleaseContext, SignerIdentity
+from tagrelay.adapters.signatures.model import EnvironmentContext, ReleaseContext, SignatureCheck, SignerIdentity
 
 _PLACEHOLDER = re.compile(r"\{(branch|env)\}")
 
@@ -46,7 +46,7 @@ class IdentityRule:
 
 def check_identity(
     claims: CertificateClaims, rule: IdentityRule, environments: Sequence[EnvironmentContext]
-) -> list[Check]:
+) -> list[SignatureCheck]:
     """The identity checks, for every target environment; they stop at the first that fails.
 
     With no environment (a digest checked outside a promotion), a policy that uses placeholders cannot
@@ -55,14 +55,14 @@ def check_identity(
     if not environments:
         if rule.uses_placeholders:
             return [
-                Check(
+                SignatureCheck(
                     "identity",
                     "fail",
                     "the policy uses {branch}/{env}, but no environment was given to fill them in",
                 )
             ]
         return _check_one(claims, rule, None, label="")
-    checks: list[Check] = []
+    checks: list[SignatureCheck] = []
     for environment in environments:
         label = f" [{environment.name}]" if len(environments) > 1 else ""
         checks.extend(_check_one(claims, rule, environment, label=label))
@@ -71,24 +71,26 @@ def check_identity(
     return checks
 
 
-def check_commit(claims: CertificateClaims, release: ReleaseContext | None) -> Check:
+def check_commit(claims: CertificateClaims, release: ReleaseContext | None) -> SignatureCheck:
     """The certificate's commit (Fulcio .13, or .3 in older certificates) must start with the tag's SHA."""
     sha = release.sha if release is not None else None
     if not sha:
-        return Check(
+        return SignatureCheck(
             "commit",
             "fail",
             "no release SHA to bind the certificate's commit to: verify the image by its release tag",
         )
     if claims.commit is None:
-        return Check("commit", "fail", "the certificate names no commit (no source repository digest extension)")
+        return SignatureCheck(
+            "commit", "fail", "the certificate names no commit (no source repository digest extension)"
+        )
     if not re.fullmatch(r"[0-9a-f]{40}", claims.commit):
-        return Check("commit", "fail", f"the certificate's commit {claims.commit!r} is not a 40-hex SHA")
+        return SignatureCheck("commit", "fail", f"the certificate's commit {claims.commit!r} is not a 40-hex SHA")
     if not claims.commit.startswith(sha.lower()):
-        return Check(
+        return SignatureCheck(
             "commit", "fail", f"the certificate was issued for commit {claims.commit}, but the tag names {sha}"
         )
-    return Check("commit", "pass", f"{claims.commit} starts with the tag's {sha}")
+    return SignatureCheck("commit", "pass", f"{claims.commit} starts with the tag's {sha}")
 
 
 def signer_identity(claims: CertificateClaims) -> SignerIdentity:
@@ -105,8 +107,8 @@ def signer_identity(claims: CertificateClaims) -> SignerIdentity:
 
 def _check_one(
     claims: CertificateClaims, rule: IdentityRule, environment: EnvironmentContext | None, *, label: str
-) -> list[Check]:
-    checks: list[Check] = []
+) -> list[SignatureCheck]:
+    checks: list[SignatureCheck] = []
 
     def exact(name: str, expected: str | None, actual: str | None) -> bool:
         if expected is None:
@@ -114,9 +116,11 @@ def _check_one(
         wanted = _fill(expected, environment)
         if actual != wanted:
             shown = repr(actual) if actual is not None else "nothing"
-            checks.append(Check(f"{name}{label}", "fail", f"the certificate's {name} is {shown}, not {wanted!r}"))
+            checks.append(
+                SignatureCheck(f"{name}{label}", "fail", f"the certificate's {name} is {shown}, not {wanted!r}")
+            )
             return False
-        checks.append(Check(f"{name}{label}", "pass", wanted))
+        checks.append(SignatureCheck(f"{name}{label}", "pass", wanted))
         return True
 
     if not exact("issuer", rule.issuer, claims.issuer):
@@ -139,23 +143,23 @@ def _check_san(
     rule: IdentityRule,
     environment: EnvironmentContext | None,
     label: str,
-    checks: list[Check],
+    checks: list[SignatureCheck],
 ) -> bool:
     name = f"identity{label}"
     sans = ", ".join(claims.sans) or "no SAN"
     if rule.identity is not None:
         wanted = _fill(rule.identity, environment)
         if wanted in claims.sans:
-            checks.append(Check(name, "pass", wanted))
+            checks.append(SignatureCheck(name, "pass", wanted))
             return True
-        checks.append(Check(name, "fail", f"the certificate's SAN is {sans}, not {wanted}"))
+        checks.append(SignatureCheck(name, "fail", f"the certificate's SAN is {sans}, not {wanted}"))
         return False
     pattern = _fill(rule.identity_regexp or "", environment, escape=True)
     matching = next((san for san in claims.sans if re.fullmatch(pattern, san)), None)
     if matching is not None:
-        checks.append(Check(name, "pass", f"{matching} matches /{pattern}/"))
+        checks.append(SignatureCheck(name, "pass", f"{matching} matches /{pattern}/"))
         return True
-    checks.append(Check(name, "fail", f"the certificate's SAN {sans} does not match /{pattern}/ as a whole"))
+    checks.append(SignatureCheck(name, "fail", f"the certificate's SAN {sans} does not match /{pattern}/ as a whole"))
     return False
 
 

@@ -21,7 +21,7 @@ from tagrelay.adapters.signatures import certificates, rekor
 from tagrelay.adapters.signatures.checks import check_ecdsa_p256_signature, p256_problem
 from tagrelay.adapters.signatures.fulcio import certificate_claims
 from tagrelay.adapters.signatures.identity import IdentityRule, check_commit, check_identity, signer_identity
-from tagrelay.adapters.signatures.model import Candidate, Check, PolicyResult, ReleaseContext
+from tagrelay.adapters.signatures.model import Candidate, PolicyResult, ReleaseContext, SignatureCheck
 from tagrelay.adapters.signatures.trust import TrustedRoot
 
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
@@ -53,13 +53,13 @@ class KeylessPolicy:
         return PolicyResult(accepted=True, signer=None, reason="")
 
     def _check_legacy(self, candidate: Candidate, release: ReleaseContext | None) -> PolicyResult:
-        checks: list[Check] = []
+        checks: list[SignatureCheck] = []
 
         def passed(name: str, detail: str) -> None:
-            checks.append(Check(name, "pass", detail))
+            checks.append(SignatureCheck(name, "pass", detail))
 
         def reject(name: str, why: str) -> PolicyResult:
-            checks.append(Check(name, "fail", why))
+            checks.append(SignatureCheck(name, "fail", why))
             return PolicyResult(accepted=False, signer=None, reason=why, checks=tuple(checks))
 
         # 1. The certificate and chain the signer attached.
@@ -119,7 +119,7 @@ class KeylessPolicy:
                 return reject("sct", problem)
             passed("sct", "embedded SCT verifies with a CT log of the trusted root")
         else:
-            checks.append(Check("sct", "skip", "not checked (signature.keyless.verify_sct: false)"))
+            checks.append(SignatureCheck("sct", "skip", "not checked (signature.keyless.verify_sct: false)"))
 
         # 5. Who signed, and for which commit.
         claims = certificate_claims(leaf)

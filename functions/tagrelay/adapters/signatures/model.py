@@ -14,110 +14,43 @@ names, and the environments whose branch/env fill the identity's placeholders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from tagrelay.domain.facts import (
+    EnvironmentContext,
+    Examined,
+    ReleaseContext,
+    SignatureCheck,
+    SignatureCheckStatus,
+    SignatureStatus,
+    SignatureVerdict,
+    SignerIdentity,
+)
+from tagrelay.ports import SignatureVerifier
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.registry import Registry
-    from tagrelay.config import App
+    from tagrelay.ports import ImageRegistry
 
-VerdictStatus = Literal["verified", "missing", "invalid", "not_required"]
-CheckStatus = Literal["pass", "fail", "skip"]
-
-
-@dataclass(frozen=True)
-class EnvironmentContext:
-    """An environment a release is about to be promoted to: fills ``{env}`` and ``{branch}``."""
-
-    name: str
-    branch: str
-
-
-@dataclass(frozen=True)
-class ReleaseContext:
-    """What a signature must be bound to: the release tag's short SHA, and its target environments.
-
-    ``sha`` None means the digest was named without a release tag (``tagrelay verify IMAGE@sha256:…``):
-    a keyless signature then fails closed, because its commit cannot be bound to anything.
-    """
-
-    sha: str | None
-    environments: tuple[EnvironmentContext, ...] = ()
-
-    @classmethod
-    def for_release(cls, app: App, sha: str | None, envs: Iterable[str]) -> ReleaseContext:
-        """The context of a release of ``app`` bound for ``envs`` (names of the app's environments)."""
-        return cls(
-            sha=sha,
-            environments=tuple(EnvironmentContext(name=env, branch=app.environments[env].branch) for env in envs),
-        )
-
-
-@dataclass(frozen=True)
-class Check:
-    """One rule applied to one signature, for ``tagrelay verify`` and the verdict's details."""
-
-    name: str
-    status: CheckStatus
-    detail: str
-
-
-@dataclass(frozen=True)
-class SignerIdentity:
-    """Who signed, as a Fulcio certificate says it: what the ledger records for a keyless signature."""
-
-    subject: str
-    issuer: str
-    repository: str | None = None
-    ref: str | None = None
-    commit: str | None = None
-    trigger: str | None = None
-    workflow: str | None = None
-
-    def describe(self) -> str:
-        """``keyless <SAN> (issuer …, repository …, ref …, commit …)``: one line, safe to log and record."""
-        facts = [f"issuer {self.issuer}"]
-        facts += [f"{name} {value}" for name, value in (("repository", self.repository), ("ref", self.ref)) if value]
-        facts.append(f"commit {self.commit}" if self.commit else "commit unknown")
-        return f"keyless {self.subject} ({', '.join(facts)})"
-
-
-@dataclass(frozen=True)
-class Examined:
-    """One candidate signature and what became of it, check by check."""
-
-    origin: str
-    accepted: bool
-    reason: str
-    checks: tuple[Check, ...] = ()
-
-
-@dataclass(frozen=True)
-class SignatureVerdict:
-    """The outcome for one image digest, ready to record on a decision.
-
-    ``missing``: no signature artifact yet (cosign pushes it a minute or two after the image; the
-    signature's own push event re-triggers the check). ``invalid``: signatures exist but none is
-    acceptable. ``not_required``: the app's configuration says ``signature: none``.
-    """
-
-    status: VerdictStatus
-    signer: str | None
-    reason: str | None
-    details: tuple[str, ...] = ()
-    identity: SignerIdentity | None = None  # the accepted keyless identity (None for keys)
-    examined: tuple[Examined, ...] = ()  # every candidate looked at, in order, with its checks
-    # The commit the accepted signature is bound to (certificate, or the key signature's annotation);
-    # the promoter checks it against the commit the tag resolves to.
-    commit: str | None = None
-    # Why an invalid verdict is invalid, when it is one fixable thing: "signature_commit_unbound".
-    code: str | None = None
-
-    @property
-    def acceptable(self) -> bool:
-        """Whether this digest may be promoted as far as signatures are concerned."""
-        return self.status in ("verified", "not_required")
+# The verifier's answers are facts of the domain (domain/facts.py); importable from here as well.
+__all__ = [
+    "Candidate",
+    "EnvironmentContext",
+    "Examined",
+    "PolicyResult",
+    "ReleaseContext",
+    "SignatureCheck",
+    "SignatureCheckStatus",
+    "SignatureSource",
+    "SignatureStatus",
+    "SignatureVerdict",
+    "SignatureVerifier",
+    "SignedPayload",
+    "SignerIdentity",
+    "SignerPolicy",
+    "Unusable",
+]
 
 
 @dataclass(frozen=True)
@@ -155,7 +88,7 @@ class PolicyResult:
     accepted: bool
     signer: str | None  # who signed, when accepted
     reason: str  # why not, when rejected
-    checks: tuple[Check, ...] = ()  # the rules applied, in order, up to the first that failed
+    checks: tuple[SignatureCheck, ...] = ()  # the rules applied, in order, up to the first that failed
     identity: SignerIdentity | None = None
     signed: SignedPayload | None = None
     code: str | None = None  # a rejection's stable code, when it has one (signature_commit_unbound)
@@ -169,7 +102,7 @@ class SignatureSource(Protocol):
         """Where this source looks, for messages ("tag sha256-….sig")."""
         ...
 
-    def find(self, registry: Registry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
+    def find(self, registry: ImageRegistry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
         """None when there is no signature artifact at all; else the candidates, downloaded one at a
         time as the iterator advances (so that stopping at the first good one saves requests)."""
         ...
@@ -190,11 +123,3 @@ class SignerPolicy(Protocol):
         """After the claims: is the signed payload bound to the release's commit? (A keyless policy binds
         through the certificate in ``check`` and accepts here; a key policy reads the annotation.)"""
         ...
-
-
-class SignatureVerifier(Protocol):
-    """What the promotion service calls, once per image digest."""
-
-    def verify(
-        self, registry: Registry, repository: str, digest: str, *, release: ReleaseContext | None = None
-    ) -> SignatureVerdict: ...

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from tagrelay.adapters.signatures.checks import check_ecdsa_p256_signature
 from tagrelay.adapters.signatures.keys import VerificationKey
-from tagrelay.adapters.signatures.model import Candidate, Check, PolicyResult, ReleaseContext
+from tagrelay.adapters.signatures.model import Candidate, PolicyResult, ReleaseContext, SignatureCheck
 
 
 class PublicKeyPolicy:
@@ -45,8 +45,10 @@ class PublicKeyPolicy:
         problem = check_ecdsa_p256_signature(key.public_key, candidate.signature, candidate.payload)
         if problem is not None:
             why = f"{problem} (checked with {key.label})"
-            return PolicyResult(accepted=False, signer=None, reason=why, checks=(Check("signature", "fail", why),))
-        checks = (Check("signature", "pass", f"verifies with {key.label}"),)
+            return PolicyResult(
+                accepted=False, signer=None, reason=why, checks=(SignatureCheck("signature", "fail", why),)
+            )
+        checks = (SignatureCheck("signature", "pass", f"verifies with {key.label}"),)
         return PolicyResult(accepted=True, signer=key.label, reason="", checks=checks)
 
     def check_binding(self, payload_type: str, payload: bytes, release: ReleaseContext | None) -> PolicyResult:
@@ -55,7 +57,7 @@ class PublicKeyPolicy:
         problem = commit_annotation_problem(payload, name, release.sha if release else None)
         if problem is None:
             commit = _annotation(payload, name)
-            check = Check("commit", "pass", f"signed annotation {name}={commit} starts with the tag's SHA")
+            check = SignatureCheck("commit", "pass", f"signed annotation {name}={commit} starts with the tag's SHA")
             return PolicyResult(accepted=True, signer=None, reason="", checks=(check,), commit=commit)
         unbound = problem.startswith("the signature names no commit")
         why = f"{problem}; {how}" if unbound else problem
@@ -63,7 +65,7 @@ class PublicKeyPolicy:
             accepted=False,
             signer=None,
             reason=why,
-            checks=(Check("commit", "fail", why),),
+            checks=(SignatureCheck("commit", "fail", why),),
             code="signature_commit_unbound" if unbound else None,
         )
 

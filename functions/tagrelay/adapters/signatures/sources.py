@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tagrelay.adapters.registry import RegistryError, RegistryResponseTooLarge
 from tagrelay.adapters.signatures.checks import MAX_PAYLOAD_BYTES, parse_signature_layer
 from tagrelay.adapters.signatures.model import Candidate, SignatureSource, Unusable
 from tagrelay.domain.tags import is_digest, signature_tag
+from tagrelay.errors import RegistryError, RegistryResponseTooLarge
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.registry import Manifest, Registry
+    from tagrelay.domain.facts import Manifest
+    from tagrelay.ports import ImageRegistry
 
 
 def _unusable(origin: str, problem: str, exc: RegistryError) -> Unusable:
@@ -44,7 +45,7 @@ class LegacyTagSource:
     def location(self, digest: str) -> str:
         return f"tag {signature_tag(digest)}"
 
-    def find(self, registry: Registry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
+    def find(self, registry: ImageRegistry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
         tag = signature_tag(digest)
         try:
             manifest = registry.get_manifest(repository, tag)
@@ -55,7 +56,7 @@ class LegacyTagSource:
         return self._candidates(registry, repository, tag, manifest)
 
     def _candidates(
-        self, registry: Registry, repository: str, tag: str, manifest: Manifest
+        self, registry: ImageRegistry, repository: str, tag: str, manifest: Manifest
     ) -> Iterator[Candidate | Unusable]:
         layers = manifest.document().get("layers")
         if not isinstance(layers, list) or not layers:
@@ -113,7 +114,7 @@ class ReferrersSource:
     def location(self, digest: str) -> str:
         return f"the OCI referrers of {digest} (API, or tag {digest.replace(':', '-')})"
 
-    def find(self, registry: Registry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
+    def find(self, registry: ImageRegistry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
         fallback_tag = digest.replace(":", "-")
         try:
             descriptors = registry.list_referrers(repository, digest, artifact_type=BUNDLE_ARTIFACT_TYPE)
@@ -134,7 +135,7 @@ class ReferrersSource:
         return self._candidates(registry, repository, digest, bundles, via)
 
     def _candidates(
-        self, registry: Registry, repository: str, digest: str, bundles: Sequence[dict[str, Any]], via: str
+        self, registry: ImageRegistry, repository: str, digest: str, bundles: Sequence[dict[str, Any]], via: str
     ) -> Iterator[Candidate | Unusable]:
         for number, descriptor in enumerate(bundles, start=1):
             reference = descriptor.get("digest")
@@ -204,7 +205,7 @@ class AnySource:
     def location(self, digest: str) -> str:
         return " or ".join(source.location(digest) for source in self.sources)
 
-    def find(self, registry: Registry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
+    def find(self, registry: ImageRegistry, repository: str, digest: str) -> Iterator[Candidate | Unusable] | None:
         for index, source in enumerate(self.sources):
             found = source.find(registry, repository, digest)
             if found is not None:
@@ -215,7 +216,7 @@ class AnySource:
     def _chain(
         first: Iterator[Candidate | Unusable],
         rest: Sequence[SignatureSource],
-        registry: Registry,
+        registry: ImageRegistry,
         repository: str,
         digest: str,
     ) -> Iterator[Candidate | Unusable]:

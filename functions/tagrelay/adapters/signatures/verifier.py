@@ -11,10 +11,10 @@ from tagrelay.adapters.signatures.keyless import KeylessPolicy
 from tagrelay.adapters.signatures.keys import KMS_KEYS, KmsKeys, key_from_file, key_from_pem
 from tagrelay.adapters.signatures.model import (
     Candidate,
-    Check,
     Examined,
     PolicyResult,
     ReleaseContext,
+    SignatureCheck,
     SignatureSource,
     SignatureVerdict,
     SignatureVerifier,
@@ -27,8 +27,8 @@ from tagrelay.adapters.signatures.trust import trusted_root_for
 from tagrelay.domain.tags import is_digest
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.registry import Registry
     from tagrelay.config import App, KeylessSignature, KeySignature, LimitsConfig
+    from tagrelay.ports import ImageRegistry
 
 NOT_REQUIRED_SIGNER = "none (signature: none)"
 
@@ -41,8 +41,10 @@ def examine(
     is the first rule that fails; ``checks`` lists every rule applied up to it."""
     problem = check_payload_digest(candidate.payload, candidate.payload_digest)
     if problem is not None:
-        return PolicyResult(accepted=False, signer=None, reason=problem, checks=(Check("download", "fail", problem),))
-    downloaded = Check("download", "pass", f"the layer hashes to its digest {candidate.payload_digest}")
+        return PolicyResult(
+            accepted=False, signer=None, reason=problem, checks=(SignatureCheck("download", "fail", problem),)
+        )
+    downloaded = SignatureCheck("download", "pass", f"the layer hashes to its digest {candidate.payload_digest}")
     result = policy.check(candidate, release)
     checks = (downloaded, *result.checks)
     if not result.accepted:
@@ -52,8 +54,10 @@ def examine(
     problem = check_claims(signed_type, signed, digest)
     if problem is not None:
         why = f"validly signed, but {problem}"
-        return PolicyResult(accepted=False, signer=None, reason=why, checks=(*checks, Check("claims", "fail", problem)))
-    checks = (*checks, Check("claims", "pass", f"the signed payload names {digest}"))
+        return PolicyResult(
+            accepted=False, signer=None, reason=why, checks=(*checks, SignatureCheck("claims", "fail", problem))
+        )
+    checks = (*checks, SignatureCheck("claims", "pass", f"the signed payload names {digest}"))
     binding = policy.check_binding(signed_type, signed, release)
     checks = (*checks, *binding.checks)
     if not binding.accepted:
@@ -71,7 +75,7 @@ class CosignVerifier:
         self.config_field = config_field
 
     def verify(
-        self, registry: Registry, repository: str, digest: str, *, release: ReleaseContext | None = None
+        self, registry: ImageRegistry, repository: str, digest: str, *, release: ReleaseContext | None = None
     ) -> SignatureVerdict:
         if not is_digest(digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
@@ -95,7 +99,9 @@ class CosignVerifier:
             if isinstance(item, Unusable):
                 rejections.append((item.origin, item.problem))
                 codes.add(item.code)
-                examined.append(Examined(item.origin, False, item.problem, (Check("layout", "fail", item.problem),)))
+                examined.append(
+                    Examined(item.origin, False, item.problem, (SignatureCheck("layout", "fail", item.problem),))
+                )
                 continue
             result = examine(item, digest, self.policy, release)
             examined.append(Examined(item.origin, result.accepted, result.reason, result.checks))
@@ -146,7 +152,7 @@ class NotRequiredVerifier:
     """``signature: none``: no check and no request; the verdict says so, to be recorded."""
 
     def verify(
-        self, registry: Registry, repository: str, digest: str, *, release: ReleaseContext | None = None
+        self, registry: ImageRegistry, repository: str, digest: str, *, release: ReleaseContext | None = None
     ) -> SignatureVerdict:
         return SignatureVerdict(
             status="not_required",
