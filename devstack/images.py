@@ -20,7 +20,8 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -153,13 +154,78 @@ def signature_tag(digest: str) -> str:
     return f"{algorithm}-{hex_digest}.sig"
 
 
-def push_image(registry_url: str, repository: str, tags: Sequence[str], *, content: bytes | None = None) -> str:
+class RegistryWriter(Protocol):
+    """Where the helpers below put images and signatures: a registry over HTTP (``HttpRegistry``, what
+    a registry URL string means), or an in-memory one (tests/fakes FakeRegistry)."""
+
+    @property
+    def host(self) -> str:
+        """host[:port], as it appears in image references (``<host>/<repository>``)."""
+        ...
+
+    def put_blob(self, repository: str, blob: bytes) -> None: ...
+
+    def put_manifest(self, repository: str, reference: str, body: bytes, *, media_type: str) -> str:
+        """Store a manifest under a tag or its digest; returns its digest."""
+        ...
+
+    def fetch_manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
+        """(raw bytes, media type), or None when unknown."""
+        ...
+
+    def has_referrers_api(self, repository: str, digest: str) -> bool: ...
+
+
+class HttpRegistry:
+    """A ``RegistryWriter`` over the OCI distribution API, one session per use (``with``)."""
+
+    def __init__(self, registry_url: str) -> None:
+        self.base = registry_url.rstrip("/")
+        self.session = requests.Session()
+
+    @property
+    def host(self) -> str:
+        return self.base.split("://", 1)[-1]
+
+    def __enter__(self) -> HttpRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def put_blob(self, repository: str, blob: bytes) -> None:
+        _put_blob(self.session, self.base, repository, blob)
+
+    def put_manifest(self, repository: str, reference: str, body: bytes, *, media_type: str) -> str:
+        return _put_manifest(self.session, self.base, repository, reference, body, media_type=media_type)
+
+    def fetch_manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
+        return _get_manifest(self.session, self.base, repository, reference)
+
+    def has_referrers_api(self, repository: str, digest: str) -> bool:
+        probe = self.session.get(f"{self.base}/v2/{repository}/referrers/{digest}", timeout=_TIMEOUT)
+        return probe.status_code != 404
+
+
+Registry = str | RegistryWriter
+
+
+@contextmanager
+def writer(registry: Registry) -> Iterator[RegistryWriter]:
+    """A registry URL becomes an ``HttpRegistry`` for the duration; a writer is used as it is."""
+    if isinstance(registry, str):
+        with HttpRegistry(registry) as http:
+            yield http
+    else:
+        yield registry
+
+
+def push_image(registry: Registry, repository: str, tags: Sequence[str], *, content: bytes | None = None) -> str:
     """Push a small OCI image (config + one gzip layer) under each tag; returns the manifest digest.
 
     The layer holds one file with ``content`` (random unless given), so equal content gives an equal
     digest and anything else a new one.
     """
-    base = registry_url.rstrip("/")
     layer_tar = _tar_with_file("app/content.bin", content if content is not None else os.urandom(32))
     layer = gzip.compress(layer_tar, mtime=0)
     config = _json(
@@ -170,9 +236,9 @@ def push_image(registry_url: str, repository: str, tags: Sequence[str], *, conte
             "rootfs": {"type": "layers", "diff_ids": [_digest(layer_tar)]},
         }
     )
-    with requests.Session() as session:
-        _put_blob(session, base, repository, config)
-        _put_blob(session, base, repository, layer)
+    with writer(registry) as target:
+        target.put_blob(repository, config)
+        target.put_blob(repository, layer)
         manifest = _json(
             {
                 "schemaVersion": 2,
@@ -183,19 +249,18 @@ def push_image(registry_url: str, repository: str, tags: Sequence[str], *, conte
         )
         digest = ""
         for tag in tags or [_digest(manifest)]:
-            digest = _put_manifest(session, base, repository, tag, manifest, media_type=OCI_MANIFEST)
+            digest = target.put_manifest(repository, tag, manifest, media_type=OCI_MANIFEST)
     return digest
 
 
-def tag_image(registry_url: str, repository: str, digest: str, tag: str) -> None:
+def tag_image(registry: Registry, repository: str, digest: str, tag: str) -> None:
     """Put an existing manifest under another tag (e.g. the branch tag CI pushes after the SHA tag)."""
-    base = registry_url.rstrip("/")
-    with requests.Session() as session:
-        found = _get_manifest(session, base, repository, digest)
+    with writer(registry) as target:
+        found = target.fetch_manifest(repository, digest)
         if found is None:
             raise LookupError(f"{repository}@{digest} is not in the registry")
         raw, media_type = found
-        if _put_manifest(session, base, repository, tag, raw, media_type=media_type) != digest:
+        if target.put_manifest(repository, tag, raw, media_type=media_type) != digest:
             raise RuntimeError(f"re-tagging {repository}@{digest} changed its digest")
 
 
@@ -206,7 +271,7 @@ def delete_manifest(registry_url: str, repository: str, digest: str) -> None:
 
 
 def sign_image(
-    registry_url: str,
+    registry: Registry,
     repository: str,
     digest: str,
     signer: Signer,
@@ -228,19 +293,19 @@ def sign_image(
     ``signed_bytes`` signs other bytes than the payload (a signature that cannot verify);
     ``layer_media_type`` and ``extra_annotations`` alter the layer descriptor.
     """
-    base = registry_url.rstrip("/")
-    host = base.split("://", 1)[-1]
-    if payload is None:
-        payload = simple_signing_payload(digest, docker_reference or f"{host}/{repository}", optional=annotations)
-    signature = signer.sign(payload if signed_bytes is None else signed_bytes)
-    layer = _descriptor(layer_media_type, payload)
-    layer["annotations"] = {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(), **(extra_annotations or {})}
-    tag = signature_tag(digest)
-    with requests.Session() as session:
-        existing = _get_manifest(session, base, repository, tag)
+    with writer(registry) as target:
+        if payload is None:
+            payload = simple_signing_payload(
+                digest, docker_reference or f"{target.host}/{repository}", optional=annotations
+            )
+        signature = signer.sign(payload if signed_bytes is None else signed_bytes)
+        layer = _descriptor(layer_media_type, payload)
+        layer["annotations"] = {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(), **(extra_annotations or {})}
+        tag = signature_tag(digest)
+        existing = target.fetch_manifest(repository, tag)
         layers: list[dict[str, Any]] = json.loads(existing[0])["layers"] if existing is not None else []
         layers.append(layer)
-        _put_blob(session, base, repository, payload)
+        target.put_blob(repository, payload)
         # go-containerregistry's config for a signature image: empty except the layers' diff_ids.
         config = _json(
             {
@@ -252,7 +317,7 @@ def sign_image(
                 "rootfs": {"type": "layers", "diff_ids": [entry["digest"] for entry in layers]},
             }
         )
-        _put_blob(session, base, repository, config)
+        target.put_blob(repository, config)
         manifest = _json(
             {
                 "schemaVersion": 2,
@@ -261,20 +326,19 @@ def sign_image(
                 "layers": layers,
             }
         )
-        return _put_manifest(session, base, repository, tag, manifest, media_type=OCI_MANIFEST)
+        return target.put_manifest(repository, tag, manifest, media_type=OCI_MANIFEST)
 
 
-def put_signature_manifest(registry_url: str, repository: str, digest: str, manifest: bytes) -> str:
+def put_signature_manifest(registry: Registry, repository: str, digest: str, manifest: bytes) -> str:
     """Store arbitrary bytes as the .sig manifest of ``digest`` (for malformed-signature tests)."""
-    base = registry_url.rstrip("/")
-    with requests.Session() as session:
-        return _put_manifest(session, base, repository, signature_tag(digest), manifest, media_type=OCI_MANIFEST)
+    with writer(registry) as target:
+        return target.put_manifest(repository, signature_tag(digest), manifest, media_type=OCI_MANIFEST)
 
 
-def put_blob(registry_url: str, repository: str, blob: bytes) -> str:
+def put_blob(registry: Registry, repository: str, blob: bytes) -> str:
     """Upload a blob; returns its digest."""
-    with requests.Session() as session:
-        _put_blob(session, registry_url.rstrip("/"), repository, blob)
+    with writer(registry) as target:
+        target.put_blob(repository, blob)
     return _digest(blob)
 
 
@@ -320,7 +384,7 @@ def _get_manifest(session: requests.Session, base: str, repository: str, referen
     if response.status_code == 404:
         return None
     response.raise_for_status()
-    return response.content, response.headers.get("Content-Type", OCI_MANIFEST)
+    return response.content, response.headers.get("Content-Type", OCI_MANIFEST).split(";")[0]
 
 
 def _tar_with_file(name: str, content: bytes) -> bytes:

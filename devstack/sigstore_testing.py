@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -54,7 +53,6 @@ OCI_EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
-_TIMEOUT = 10
 
 
 # --- identities -------------------------------------------------------------------------------------
@@ -612,20 +610,19 @@ def sign_image_bundle(
 
 
 def attach_bundle(
-    registry_url: str, repository: str, digest: str, bundle: bytes, *, tag_fallback: bool | None = None
+    registry: images.Registry, repository: str, digest: str, bundle: bytes, *, tag_fallback: bool | None = None
 ) -> str:
     """Push ``bundle`` as cosign v3 does (cosign's pkg/oci/remote/write.go; OCI distribution-spec 1.1, referrers): a manifest whose ``subject`` is the
     image, pushed by digest. Where the registry has no referrers API (``tag_fallback`` None: probe it),
     also add it to the referrers tag-schema index ``sha256-<hex>``, as go-containerregistry does."""
-    base = registry_url.rstrip("/")
-    with requests.Session() as session:
-        subject = _get_manifest(session, base, repository, digest)
+    with images.writer(registry) as target:
+        subject = target.fetch_manifest(repository, digest)
         if subject is None:
             raise LookupError(f"{repository}@{digest} is not in the registry")
         subject_raw, subject_type = subject
         empty = b"{}"
-        images.put_blob(base, repository, empty)
-        images.put_blob(base, repository, bundle)
+        target.put_blob(repository, empty)
+        target.put_blob(repository, bundle)
         annotations = {
             "dev.sigstore.bundle.content": "dsse-envelope",
             "dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE,
@@ -642,32 +639,31 @@ def attach_bundle(
                 "artifactType": BUNDLE_MEDIA_TYPE,
             }
         )
-        referrer = _digest(manifest)
-        _put(session, f"{base}/v2/{repository}/manifests/{referrer}", manifest, images.OCI_MANIFEST)
+        referrer = target.put_manifest(repository, _digest(manifest), manifest, media_type=images.OCI_MANIFEST)
         if tag_fallback is None:
-            probe = session.get(f"{base}/v2/{repository}/referrers/{digest}", timeout=_TIMEOUT)
-            tag_fallback = probe.status_code == 404
+            tag_fallback = not target.has_referrers_api(repository, digest)
         if tag_fallback:
             descriptor = {
                 **_descriptor(images.OCI_MANIFEST, manifest),
                 "artifactType": BUNDLE_MEDIA_TYPE,
                 "annotations": annotations,
             }
-            add_to_referrers_index(base, repository, digest, descriptor)
+            add_to_referrers_index(target, repository, digest, descriptor)
     return referrer
 
 
-def add_to_referrers_index(registry_url: str, repository: str, digest: str, descriptor: Mapping[str, Any]) -> str:
+def add_to_referrers_index(
+    registry: images.Registry, repository: str, digest: str, descriptor: Mapping[str, Any]
+) -> str:
     """Append ``descriptor`` to the referrers tag-schema index (OCI distribution-spec 1.1, "Referrers
     Tag Schema"): an image index tagged ``<alg>-<hex>``; returns the index digest."""
-    base = registry_url.rstrip("/")
     tag = digest.replace(":", "-")
-    with requests.Session() as session:
-        existing = _get_manifest(session, base, repository, tag)
+    with images.writer(registry) as target:
+        existing = target.fetch_manifest(repository, tag)
         manifests: list[Any] = json.loads(existing[0])["manifests"] if existing is not None else []
         manifests = [m for m in manifests if m.get("digest") != descriptor["digest"]] + [dict(descriptor)]
         index = _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
-        _put(session, f"{base}/v2/{repository}/manifests/{tag}", index, OCI_INDEX)
+        target.put_manifest(repository, tag, index, media_type=OCI_INDEX)
     return _digest(index)
 
 
@@ -843,21 +839,3 @@ def _digest(blob: bytes) -> str:
 
 def _json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
-
-
-def _get_manifest(session: requests.Session, base: str, repository: str, reference: str) -> tuple[bytes, str] | None:
-    response = session.get(
-        f"{base}/v2/{repository}/manifests/{reference}",
-        headers={"Accept": ", ".join((images.OCI_MANIFEST, OCI_INDEX))},
-        timeout=_TIMEOUT,
-    )
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    return response.content, response.headers.get("Content-Type", images.OCI_MANIFEST).split(";")[0]
-
-
-def _put(session: requests.Session, url: str, body: bytes, media_type: str) -> None:
-    response = session.put(url, data=body, headers={"Content-Type": media_type}, timeout=_TIMEOUT)
-    if response.status_code != 201:
-        raise RuntimeError(f"PUT {url} → {response.status_code}: {response.text}")
