@@ -59,6 +59,10 @@ class RunningServer:
             return "(no log)"
 
 
+# Set by `make test-unit`: the unit tests run without servers, and one that starts a server fails.
+NO_SERVERS_ENV_VAR = "TAGRELAY_NO_SERVERS"
+
+
 def start_server(
     name: str,
     argv: Sequence[str],
@@ -72,6 +76,11 @@ def start_server(
     is_ready: Callable[[requests.Response], bool] | None = None,
 ) -> RunningServer:
     """Start ``argv`` in its own process group, then poll ``url + ready_path`` until it answers."""
+    if os.environ.get(NO_SERVERS_ENV_VAR):
+        raise ServerStartError(
+            f"{name}: no server may start here ({NO_SERVERS_ENV_VAR} is set by `make test-unit`); a test that "
+            "needs the local stack is marked `stack` (tests/conftest.py marks those using its stack fixtures)"
+        )
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     log = log_path.open("wb")

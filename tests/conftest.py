@@ -26,6 +26,30 @@ from devstack.scenario import BRANCH_OF_ENV, SeedScenario
 from devstack.stack import ARGOCD_PROJECT, LocalStack
 
 
+# Fixtures that start servers: a test using any of them is marked `stack` (`make test-unit` leaves those out).
+# Besides the local stack's: the Argo CD simulator of tests/adapters and tests/devstack (``sim``), and the
+# local TUF repository of tests/signatures/test_trust_root.py.
+STACK_FIXTURES = frozenset(
+    {
+        "stack",
+        "scenario",
+        "promoter_env",
+        "tracker_env",
+        "operator_env",
+        "registry_server",
+        "moto_server",
+        "sim",
+        "tuf_repository",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
+
+
 @pytest.fixture(scope="module")
 def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A registry of the module's own, for adapter tests that count requests or layers on fixed names."""

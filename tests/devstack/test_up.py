@@ -28,6 +28,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.stack
 @pytest.mark.timeout(300)
 def test_the_stack_keeps_running_for_the_cli_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     workdir = tmp_path / "stack"
