@@ -1,7 +1,10 @@
 """The promoter Lambda handler, driven with real-shaped ECR events against the local stack.
 
 Real parts only: the Debian registry holds real images and cosign signatures, the GitHub stand-in
-commits into a real git repository through PyGithub, the ledger is DynamoDB on moto server.
+commits into a real git repository through PyGithub, the ledger is DynamoDB on moto server. One test
+per kind of outcome end to end (a commit, a wait, a rejection, a supersession, ignored and malformed
+events) and the faults of the real clients; every check and reason is tested on the fakes
+(tests/services/test_promote.py).
 """
 
 from __future__ import annotations
@@ -96,58 +99,7 @@ def test_a_signed_two_image_release_becomes_one_byte_exact_commit(
     assert state is not None and state.current_tag == sha[:7]
 
 
-def test_the_commit_message_follows_the_seed_convention(
-    scenario: SeedScenario, promoter_env: Callable[..., Any]
-) -> None:
-    promoter_env()
-    sha = scenario.commit("main")
-    release = scenario.release(sha, branch="main")
-    for event in release.events:
-        invoke(event)
-    message = scenario.gitops.log("main", path="environments/prod/values.yaml")
-    assert f"deploy(prod): update image tag to {sha[:7]}" in message
-    assert f"Commit: {sha}" in message
-    assert "Branch: main" in message
-    for image, digest in release.digests.items():
-        assert f"- {image}:{sha[:7]}" in message
-        assert f"- {image}@{digest}" in message
-    assert "Signature: verified, key" in message
-
-
-def test_staging_is_chosen_by_the_develop_branch_tag(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
-    promoter_env()
-    sha = scenario.commit("develop")
-    release = scenario.release(sha, branch="develop")
-    assert deliver(release.events)["decision"] == "promote"
-    assert f'imageTag: "{sha[:7]}"' in scenario.values_file("staging").decode()
-    assert b"prod-cf3124b" in scenario.values_file("prod")
-
-
-def test_env_prefixed_tags_work_by_configuration_alone(
-    scenario: SeedScenario, promoter_env: Callable[..., Any]
-) -> None:
-    promoter_env(tag_pattern="^(?P<env>prod|staging)-(?P<sha>[0-9a-f]{7})$")
-    sha = scenario.commit("develop")
-    release = scenario.release(sha, tag=f"staging-{sha[:7]}", branch=None)
-    assert deliver(release.events)["decision"] == "promote"
-    assert f'imageTag: "staging-{sha[:7]}"' in scenario.values_file("staging").decode()
-
-
 # --- waits: the release is not complete yet ---
-
-
-def test_a_release_missing_an_image_waits_and_commits_nothing(
-    scenario: SeedScenario, promoter_env: Callable[..., Any]
-) -> None:
-    promoter_env()
-    sha = scenario.commit("main")
-    release = scenario.release(sha, images=[scenario.images[0]])
-    results = [invoke(event) for event in release.events]
-    assert {r["decision"] for r in results} == {"wait"}
-    assert results[0]["reason"] == "release_incomplete"
-    assert scenario.images[1] in results[0]["message"]
-    assert deploy_commits(scenario) == []
-    assert [r.outcome for r in history("unresolved")] == ["waiting"] * len(results)
 
 
 def test_an_unsigned_image_waits_for_its_signature(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
@@ -167,14 +119,6 @@ def test_an_unsigned_image_waits_for_its_signature(scenario: SeedScenario, promo
     assert len(deploy_commits(scenario)) == 1
 
 
-def test_no_branch_tag_means_no_environment_yet(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
-    promoter_env()
-    sha = scenario.commit("main")
-    release = scenario.release(sha, branch=None)
-    assert deliver(release.events)["reason"] == "no_environment"
-    assert deploy_commits(scenario) == []
-
-
 # --- rejections, each with its recorded reason ---
 
 
@@ -189,72 +133,7 @@ def test_a_signature_by_another_key_is_rejected(scenario: SeedScenario, promoter
     assert rejected and rejected[0].reason == "signature_invalid"
 
 
-def test_a_tag_that_is_no_commit_of_the_source_repository_is_rejected(
-    scenario: SeedScenario, promoter_env: Callable[..., Any]
-) -> None:
-    promoter_env()
-    release = scenario.release("0" * 40, branch="main")
-    result = deliver(release.events)
-    assert (result["decision"], result["reason"]) == ("reject", "commit_not_found")
-    rejected = [r for r in history("prod") if r.outcome == "rejected"]
-    assert rejected and {r.reason for r in rejected} == {"commit_not_found"}
-
-
-def test_an_ambiguous_short_sha_is_rejected(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
-    from devstack.gitrepo import make_ambiguous_short_sha
-
-    promoter_env()
-    prefix = make_ambiguous_short_sha(scenario.stack.github_control.repo_path(scenario.source_repo))
-    release = scenario.release(prefix + "0" * 33, tag=prefix, branch="main")
-    result = deliver(release.events)
-    assert (result["decision"], result["reason"]) == ("reject", "commit_ambiguous")
-
-
-def test_a_commit_not_on_the_environments_branch_is_rejected(
-    scenario: SeedScenario, promoter_env: Callable[..., Any]
-) -> None:
-    promoter_env()
-    feature = scenario.commit("develop")  # develop only, but tagged main
-    release = scenario.release(feature, branch="main")
-    result = deliver(release.events)
-    assert (result["decision"], result["reason"]) == ("reject", "commit_not_on_branch")
-    assert "not on branch main" in result["message"]
-
-
-def test_a_values_file_with_a_duplicate_key_is_refused_not_fixed(
-    scenario: SeedScenario, promoter_env: Callable[..., Any]
-) -> None:
-    promoter_env()
-    broken = scenario.values_file("prod") + b"web:\n  replicaCount: 1\n"
-    scenario.gitops.commit_files({"environments/prod/values.yaml": broken}, "ops: hand edit", branch="main")
-    sha = scenario.commit("main")
-    release = scenario.release(sha)
-    result = deliver(release.events)
-    assert (result["decision"], result["reason"]) == ("reject", "values_file_invalid")
-    assert "duplicate" in result["message"]
-    assert scenario.values_file("prod") == broken
-
-
-def test_a_missing_values_file_is_rejected(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
-    promoter_env(gitops={"values_file": "environments/{env}/missing.yaml"})
-    sha = scenario.commit("main")
-    result = deliver(scenario.release(sha).events)
-    assert (result["decision"], result["reason"]) == ("reject", "values_file_missing")
-
-
-# --- no-op, superseded, explicit signature: none ---
-
-
-def test_an_already_deployed_tag_is_a_noop(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
-    promoter_env()
-    sha = scenario.commit("main")
-    release = scenario.release(sha)
-    for event in release.events:
-        invoke(event)
-    again = invoke(release.events[0])
-    assert (again["decision"], again["reason"]) == ("noop", "already_deployed")
-    assert len(deploy_commits(scenario)) == 1
-    assert [r.outcome for r in history("prod")].count("committed") == 1
+# --- superseded ---
 
 
 def test_an_older_commit_never_replaces_a_newer_one(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
@@ -275,16 +154,6 @@ def test_an_older_commit_never_replaces_a_newer_one(scenario: SeedScenario, prom
     assert f'imageTag: "{newer[:7]}"' in scenario.values_file("prod").decode()
     superseded = next(r for r in history("prod") if r.outcome == "superseded")
     assert (superseded.full_sha, superseded.deployed_sha) == (older, newer[:7])
-
-
-def test_signature_none_is_explicit_and_recorded(scenario: SeedScenario, promoter_env: Callable[..., Any]) -> None:
-    promoter_env(signature="none")
-    sha = scenario.commit("main")
-    release = scenario.release(sha, sign=False)
-    assert deliver(release.events)["decision"] == "promote"
-    record = next(r for r in history("prod") if r.outcome == "committed")
-    assert record.signature_policy == "none"
-    assert "not verified" in scenario.gitops.log("main", path="environments/prod/values.yaml")
 
 
 # --- ignored and malformed events: no request to any outside system ---
@@ -343,27 +212,6 @@ def test_a_conflicting_write_is_re_read_and_re_applied(
     )
     assert deliver(release.events)["decision"] == "promote"
     assert f'imageTag: "{sha[:7]}"' in scenario.values_file("prod").decode()
-
-
-def test_a_release_still_unsigned_after_the_grace_window_is_rejected(
-    scenario: SeedScenario, promoter_env: Callable[..., Any]
-) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from tagrelay.config import load_config
-    from tagrelay.runtime import build_promoter
-
-    config_path = promoter_env()
-    sha = scenario.commit("main")
-    release = scenario.release(sha, sign=False)
-    assert deliver(release.events)["reason"] == "signature_missing"  # within the window: wait
-    # Twenty minutes later (default window: 15) the branch tag is pushed again; still no signature.
-    promoter = build_promoter(load_config(config_path))
-    promoter.deps.clock = lambda: datetime.now(UTC) + timedelta(minutes=20)
-    evaluation = promoter.process(release.events_of("branch")[0])[0]
-    assert (evaluation.verdict.value, evaluation.headline.reason) == ("reject", "signature_missing")
-    assert "still unsigned" in evaluation.headline.message
-    assert deploy_commits(scenario) == []
 
 
 def test_a_github_rate_limit_raises_so_the_event_is_retried(
