@@ -25,7 +25,6 @@ from devstack.registry import start_registry
 from devstack.scenario import BRANCH_OF_ENV, SeedScenario
 from devstack.stack import ARGOCD_PROJECT, LocalStack
 
-
 # Fixtures that start servers: a test using any of them is marked `stack` (`make test-unit` leaves those out).
 # Besides the local stack's: the Argo CD simulator of tests/adapters and tests/devstack (``sim``), and the
 # local TUF repository of tests/signatures/test_trust_root.py.

@@ -25,7 +25,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "functions" / "tagrelay"
 _ENTRY_POINTS = ("tagrelay.runtime", "tagrelay.cli", "tagrelay.handlers")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "errors": ("tagrelay",),
-    "config": ("tagrelay.domain", "tagrelay.adapters", "tagrelay.services", "tagrelay.ports", *_ENTRY_POINTS),
+    # The configuration builds domain values (an app's GitOps format) from its settings; nothing more.
+    "config": ("tagrelay.adapters", "tagrelay.services", "tagrelay.ports", *_ENTRY_POINTS),
     "domain": (
         "tagrelay.adapters",
         "tagrelay.services",
@@ -52,7 +53,7 @@ def imported_modules(path: Path, source: str | None = None) -> list[tuple[int, s
     relative alike."""
     tree = ast.parse(source if source is not None else path.read_text(), filename=str(path))
     package = ".".join(("tagrelay", *path.relative_to(PACKAGE).with_suffix("").parts[:-1]))
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)

@@ -205,6 +205,16 @@ def test_a_pin_is_set_cleared_and_restored_beside_the_current_deployment(ledger:
     assert ledger.environment_state(APP, "staging") == EnvironmentState(APP, "staging", pinned=False)
 
 
+def test_an_alert_is_noted_once_per_key_until_a_new_deployment_is_current(ledger: DeploymentLedger) -> None:
+    assert not ledger.note_alert(APP, "prod", "sha256:aa")  # no state yet: nothing to note it on
+    ledger.record_deployment(decision(1), REPO)
+    assert ledger.note_alert(APP, "prod", "sha256:aa")
+    assert not ledger.note_alert(APP, "prod", "sha256:aa")
+    assert ledger.note_alert(APP, "prod", "sha256:bb")
+    ledger.record_deployment(decision(2), REPO)
+    assert ledger.note_alert(APP, "prod", "sha256:aa")
+
+
 def test_a_sighting_keeps_the_time_a_tag_was_first_seen_on_a_digest(ledger: DeploymentLedger) -> None:
     digest = "sha256:" + "a" * 64
     ledger.record_sighting("web", digest, "abc1234", T0)

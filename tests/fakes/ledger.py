@@ -83,6 +83,15 @@ class FakeLedger:
         self.faults.after("set_current")
         return True
 
+    def note_alert(self, app: str, env: str, key: str) -> bool:
+        self._call("note_alert")
+        state = self.items.get(self._state_key(app, env))
+        if state is None or key in state.get("alerts", set()):
+            return False
+        state.setdefault("alerts", set()).add(key)
+        self.faults.after("note_alert")
+        return True
+
     def set_pin(self, app: str, env: str, *, reason: str, pinned_by: str, pinned_at: str) -> None:
         self._call("set_pin")
         state = self.items.setdefault(self._state_key(app, env), {})
@@ -377,6 +386,7 @@ class FakeLedger:
             committed_at=record.committed_at or record.created_at,
             gitops_commit=record.gitops_commit,
         )
+        state.pop("alerts", None)  # a new current deployment forgets the alerts of the one before
 
     def _decision_item(self, record: DecisionRecord) -> dict[str, Any]:
         # As the adapter writes it: empty values left out, and the sparse index attributes.
