@@ -23,7 +23,6 @@ themselves may differ from run to run; the invariants hold for every interleavin
 from __future__ import annotations
 
 import io
-import json
 import random
 import subprocess
 import threading
@@ -585,7 +584,3 @@ def _all_records(ledger: Any, env: str) -> list[Any]:
         token = page.next_token
         if not token:
             return records
-
-
-def summary_json(soak: Soak) -> str:
-    return json.dumps({"seed": soak.seed, "faults": dict(soak.layer.injected)}, sort_keys=True)

@@ -66,10 +66,6 @@ class Healed:
     state: EnvironmentState | None
     record: DecisionRecord | None = None
 
-    @property
-    def changed(self) -> bool:
-        return self.kind in ("advanced", "recovered", "external_change")
-
 
 class EnvironmentHealer:
     def __init__(
