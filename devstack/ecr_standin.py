@@ -77,8 +77,19 @@ class Repository:
 class EcrStandin:
     """The state and the operations; ``serve(target, body)`` answers one API call."""
 
-    def __init__(self, registry_url: str, *, account: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> None:
+    def __init__(
+        self,
+        registry_url: str,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        region: str = DEFAULT_REGION,
+        registry_data: Path | None = None,
+    ) -> None:
         self.registry_url = registry_url.rstrip("/")
+        # The registry's own storage (the filesystem driver's root): a tag's digest is one small file
+        # there, so listing an image's tags costs no HTTP request per tag (a repository of a long test
+        # holds hundreds). Without it, the registry's API is asked.
+        self.registry_data = registry_data
         self.account = account
         self.region = region
         self.repositories: dict[str, Repository] = {}
@@ -151,7 +162,7 @@ class EcrStandin:
         repository = self._repository(_name(body))
         ids = body.get("imageIds")
         if ids is None:
-            digests = sorted({d for d in (self._head(repository.name, t) for t in self._tags(repository.name)) if d})
+            digests = sorted(set(self._tag_digests(repository.name).values()))
         else:
             digests = []
             for image_id in ids:
@@ -240,7 +251,7 @@ class EcrStandin:
             timeout=5,
         )
         document = manifest.json() if manifest.ok else {}
-        tags = [tag for tag in self._tags(repository.name) if self._head(repository.name, tag) == digest]
+        tags = [tag for tag, tagged in self._tag_digests(repository.name).items() if tagged == digest]
         detail: dict[str, Any] = {
             "registryId": self.account,
             "repositoryName": repository.name,
@@ -275,6 +286,21 @@ class EcrStandin:
             f"{self.registry_url}/v2/{name}/manifests/{reference}", headers={"Accept": _MANIFEST_ACCEPT}, timeout=5
         )
         return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+
+    def _tag_digests(self, name: str) -> dict[str, str]:
+        """Every tag of the repository and the digest it points at, as the registry holds them."""
+        if self.registry_data is not None:
+            # distribution's filesystem layout: <root>/docker/registry/v2/repositories/<name>/_manifests/
+            # tags/<tag>/current/link holds the tag's digest.
+            tags_dir = self.registry_data / "docker/registry/v2/repositories" / name / "_manifests/tags"
+            found = {}
+            for link in sorted(tags_dir.glob("*/current/link")):
+                digest = link.read_text().strip()
+                if digest.startswith("sha256:"):
+                    found[link.parent.parent.name] = digest
+            return found
+        pairs = ((tag, self._head(name, tag)) for tag in self._tags(name))
+        return {tag: digest for tag, digest in pairs if digest}
 
     def _tags(self, name: str) -> list[str]:
         response = self._http.get(f"{self.registry_url}/v2/{name}/tags/list", timeout=5)
@@ -366,25 +392,34 @@ def make_handler(standin: EcrStandin) -> type[LoopbackHandler]:
 
 
 def start_ecr_standin(
-    registry_url: str, workdir: Path, *, account: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION
+    registry_url: str,
+    workdir: Path,
+    *,
+    account: str = DEFAULT_ACCOUNT,
+    region: str = DEFAULT_REGION,
+    registry_data: Path | None = None,
 ) -> RunningServer:
-    """The stand-in as a child process on a free loopback port (stop it by pid)."""
+    """The stand-in as a child process on a free loopback port (stop it by pid). ``registry_data``: the
+    local registry's storage root, read for its tags instead of asking its API once per tag."""
     port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "devstack.ecr_standin",
+        "--registry",
+        registry_url,
+        "--port",
+        str(port),
+        "--account",
+        account,
+        "--region",
+        region,
+    ]
+    if registry_data is not None:
+        argv += ["--registry-data", str(registry_data)]
     server = start_server(
         "ecr",
-        [
-            sys.executable,
-            "-m",
-            "devstack.ecr_standin",
-            "--registry",
-            registry_url,
-            "--port",
-            str(port),
-            "--account",
-            account,
-            "--region",
-            region,
-        ],
+        argv,
         url=f"http://127.0.0.1:{port}",
         ready_path="/_standin/calls",
         log_dir=workdir / "ecr",
@@ -401,8 +436,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--account", default=DEFAULT_ACCOUNT)
     parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument("--registry-data", type=Path, help="the registry's filesystem storage root, to read tags from")
     args = parser.parse_args(argv)
-    standin = EcrStandin(args.registry, account=args.account, region=args.region)
+    standin = EcrStandin(args.registry, account=args.account, region=args.region, registry_data=args.registry_data)
     ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(standin)).serve_forever()
 
 

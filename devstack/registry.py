@@ -57,7 +57,7 @@ def start_registry(workdir: Path) -> RunningServer:
     config_path = root / "config.yml"
     # A fixed secret per start silences the "No HTTP secret provided" warning; one instance needs no sharing.
     config_path.write_text(registry_config(port=port, data_dir=data_dir, http_secret=secrets.token_hex(16)))
-    return start_server(
+    server = start_server(
         "registry",
         [binary, "serve", str(config_path)],
         url=f"http://127.0.0.1:{port}",
@@ -65,3 +65,5 @@ def start_registry(workdir: Path) -> RunningServer:
         log_dir=root,
         is_ready=lambda response: response.status_code == 200,
     )
+    server.extra["data_dir"] = str(data_dir)
+    return server

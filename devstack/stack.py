@@ -90,7 +90,7 @@ class LocalStack:
             started.append(moto)
             dynamodb = start_dynamodb_faults(workdir, moto.url)
             started.append(dynamodb)
-            ecr = start_ecr_standin(registry.url, workdir)
+            ecr = start_ecr_standin(registry.url, workdir, registry_data=Path(registry.extra["data_dir"]))
             started.append(ecr)
             github = start_github_standin(workdir, tokens=(GITHUB_TOKEN, GITHUB_READ_TOKEN))
             started.append(github)
