@@ -300,9 +300,22 @@ def result_of(record: DecisionRecord) -> str:
 
 
 def detail_of(record: DecisionRecord) -> str:
-    if record.outcome == "committed" and record.status_reason:
-        return record.status_reason
+    if record.outcome == "committed":
+        # The risks the app's configuration accepted come first, so that clipping never hides them.
+        risks = "".join(f"[{risk}] " for risk in accepted_risks(record))
+        return risks + (record.status_reason or f"{record.reason}: {record.message}")
     return f"{record.reason}: {record.message}"
+
+
+def accepted_risks(record: DecisionRecord) -> list[str]:
+    """What a deployment went out without: a signature check (``signature: none``), or release tags that
+    ECR lets anyone overwrite (``allow_mutable_tags: true``)."""
+    risks = []
+    if record.signature_policy == "none":
+        risks.append("signature: none")
+    if record.tag_policy and record.tag_policy != "immutable":
+        risks.append("tags: mutable")
+    return risks
 
 
 def print_table(records: Sequence[DecisionRecord], query: HistoryQuery, *, more: bool = False) -> None:
