@@ -8,6 +8,7 @@ normally, so that a retry never repeats or changes a decision.
     TagrelayError
     ├── TransientError        an outside system failed in a way that may pass: retry
     ├── MisconfiguredError    an outside system refused us: an operator must fix something
+    ├── InvocationFailed      the promoter function was not reached or gave no answer (the CLI)
     ├── InvalidInput          the input is wrong (an event, a request, the configuration, a values
     │                         file): fixed by the sender, never by a retry (also a ValueError)
     ├── Answer                an outside system answered, and the answer decides: the service turns
@@ -49,6 +50,18 @@ class MisconfiguredError(TagrelayError):
 
 class InvalidInput(TagrelayError, ValueError):
     """The input itself is wrong: the sender must change it (a retry would fail the same way)."""
+
+
+class InvocationFailed(TagrelayError):
+    """The promoter function was not reached, or gave no answer (the `tagrelay` operator commands).
+
+    ``may_have_run``: whether the request may have been carried out (then the same request is sent
+    again, never a new one); ``usage``: the caller's own setup is incomplete (no region)."""
+
+    def __init__(self, message: str, *, may_have_run: bool, usage: bool = False) -> None:
+        super().__init__(message)
+        self.may_have_run = may_have_run
+        self.usage = usage
 
 
 class Answer(TagrelayError):

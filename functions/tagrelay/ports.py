@@ -20,6 +20,7 @@ is itself the fact the service decides on.
 | DeploymentLedger     | the ledger (DynamoDB)           | adapters/store.py Ledger               |
 | ArgoCD               | Argo CD's application API       | adapters/argocd.py ArgoCDClient        |
 | IdentityVerifier     | STS (who is calling)            | adapters/identity.py StsIdentityVerifier|
+| PromoterFunction     | the promoter Lambda (the CLI's) | adapters/promoter_function.py          |
 """
 
 from __future__ import annotations
@@ -279,6 +280,15 @@ class ArgoCD(Protocol):
     def close(self) -> None: ...
     def __enter__(self) -> ArgoCD: ...
     def __exit__(self, *exc: object) -> None: ...
+
+
+class PromoterFunction(Protocol):
+    """The promoter function as the `tagrelay` operator commands call it: the caller's identity signed
+    into the request, one synchronous invocation, the function's answer."""
+
+    def call(self, operation: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Raises InvocationFailed; its ``may_have_run`` says whether the request may have been carried out."""
+        ...
 
 
 class IdentityVerifier(Protocol):

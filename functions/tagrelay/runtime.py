@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tagrelay.adapters.registry import Registry
     from tagrelay.adapters.signatures import SignatureVerifier
     from tagrelay.config import ArgoCDConfig
-    from tagrelay.ports import ArgoCD
+    from tagrelay.ports import ArgoCD, PromoterFunction
     from tagrelay.services.operate import Operator
     from tagrelay.services.promote import Promoter
     from tagrelay.services.reconcile import Reconciler
@@ -254,3 +254,16 @@ def build_reconciler(cfg: Config, promoter: Promoter) -> Reconciler:
 def reconciler() -> Reconciler:
     """The Lambda's sweep: it promotes, heals and records with a promoter of its own process."""
     return build_reconciler(config(), promoter())
+
+
+# --- the `tagrelay` operator commands' side: the promoter function they invoke ---
+
+
+def promoter_function(
+    cfg: Config, *, function: str | None = None, endpoint: str | None = None, how_to_point: str = ""
+) -> PromoterFunction:
+    """The deployed promoter function (``<deploy.stack_name>-promoter`` unless ``function`` names another),
+    invoked with AWS Lambda's API, or at ``endpoint`` (the local stack's Lambda API)."""
+    from tagrelay.adapters.promoter_function import LambdaPromoterFunction
+
+    return LambdaPromoterFunction(cfg, function=function, endpoint=endpoint, how_to_point=how_to_point)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -237,21 +237,26 @@ def test_an_operator_change_computed_against_a_tag_that_no_longer_holds_is_refus
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tagrelay.cli import operator_call
+    from tagrelay import runtime
+    from tagrelay.ports import PromoterFunction
 
     setup = operator_env()
     _, b, c = three_releases(scenario, setup)
     newer = pushed(scenario, "prod")
-    invoke = operator_call.invoke
     pushes: list[list[str]] = []
+    deployed = runtime.promoter_function
 
-    def push_after_planning(config: Any, args: Any, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
-        if operation != "plan" and not pushes:
-            with contextlib.redirect_stdout(io.StringIO()):  # the handler's metrics are not the command's output
-                pushes.append(deliver(newer, setup))  # lands between the command's plan and its change
-        return invoke(config, args, operation, fields)
+    class PushAfterPlanning:
+        def __init__(self, function: PromoterFunction) -> None:
+            self.function = function
 
-    monkeypatch.setattr(operator_call, "invoke", push_after_planning)
+        def call(self, operation: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+            if operation != "plan" and not pushes:
+                with contextlib.redirect_stdout(io.StringIO()):  # the handler's metrics are not the command's output
+                    pushes.append(deliver(newer, setup))  # lands between the command's plan and its change
+            return self.function.call(operation, fields)
+
+    monkeypatch.setattr(runtime, "promoter_function", lambda *a, **k: PushAfterPlanning(deployed(*a, **k)))
 
     code, answer, err = run_json(capsys, "rollback", "--env", "prod")
 

@@ -29,7 +29,7 @@ import threading
 import types
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -394,7 +394,7 @@ class Soak:
         args = types.SimpleNamespace(function=None, lambda_endpoint=None)
         for _ in range(COMMAND_RUNS):
             try:
-                answer = operator_call.change(config, args, operation, fields)  # type: ignore[arg-type]
+                answer = operator_call.change(config, args, operation, fields, function=self)  # type: ignore[arg-type]
             except operator_call.OutcomeUnknown:
                 self.layer._count("command_run_again")
                 continue
@@ -402,11 +402,12 @@ class Soak:
             return answer
         return None
 
-    def _invoke_in_process(self, config: Any, args: Any, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """What boto3's Lambda Invoke does for the command, with the handler run here (faults inside)."""
+    def call(self, operation: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The PromoterFunction port for the command: what boto3's Lambda Invoke does, with the handler
+        run here (faults inside)."""
         from tagrelay.adapters.identity import default_sts_endpoint, sign_caller_identity
-        from tagrelay.cli.operator_call import OutcomeUnknown
         from tagrelay.domain.operator import OPERATION_KEY, request_binding
+        from tagrelay.errors import InvocationFailed
         from tagrelay.handlers.promoter import handler
 
         env = self.stack.aws_env
@@ -421,7 +422,7 @@ class Soak:
             with self.layer.invocation(self.faults_on):
                 answer: dict[str, Any] = handler({**payload, "identity": identity}, lambda_context("promoter"))
         except (TransientError, SimulatedCrash) as exc:
-            raise OutcomeUnknown(f"the promoter failed ({type(exc).__name__})") from None
+            raise InvocationFailed(f"the promoter failed ({type(exc).__name__})", may_have_run=True) from None
         return answer
 
     # --- the end: no faults, everything unpinned, one more release per environment, one sweep ---

@@ -33,8 +33,6 @@ def test_exactly_once_under_faults(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tagrelay.cli import operator_call
-
     config = promoter_env(
         extra={
             "github": {
@@ -47,7 +45,6 @@ def test_exactly_once_under_faults(
     )
     monkeypatch.setenv("TAGRELAY_STATE_DIR", str(tmp_path / "tagrelay-state"))
     soak = Soak(stack, scenario, config, SEED, OPERATIONS)
-    monkeypatch.setattr(operator_call, "invoke", soak._invoke_in_process)
     soak.install()
     started = time.monotonic()
 

@@ -1,10 +1,10 @@
 """What `tagrelay deploy`, `rollback`, `pin` and `unpin` share: they invoke the promoter function.
 
 The command does not touch GitHub or the ledger itself. It builds the operator request
-(domain/operator.py), signs an sts:GetCallerIdentity request with the caller's AWS credentials as
-proof of who asks (adapters/identity.py), and invokes the promoter function synchronously with boto3
-(lambda:InvokeFunction, so IAM decides who may call at all). The function checks, acts, records, and
-answers with an outcome, which is printed here.
+(domain/operator.py) and calls the promoter function (the PromoterFunction port; in AWS:
+adapters/promoter_function.py signs an sts:GetCallerIdentity request with the caller's credentials as
+proof of who asks, and invokes the function with lambda:InvokeFunction, so IAM decides who may call at
+all). The function checks, acts, records, and answers with an outcome, which is printed here.
 
 Endpoints: the function is ``--function`` (default ``<deploy.stack_name>-promoter``) in the AWS region
 of the environment (or ``deploy.region``); ``--lambda-endpoint`` / ``$TAGRELAY_LAMBDA_ENDPOINT`` sends
@@ -41,10 +41,10 @@ from tagrelay.cli.common import (
     print_json,
 )
 from tagrelay.config import App, Config
-from tagrelay.domain.operator import OPERATION_KEY, request_binding
+from tagrelay.errors import InvocationFailed
 
 if TYPE_CHECKING:
-    from mypy_boto3_lambda import LambdaClient
+    from tagrelay.ports import PromoterFunction
 
 LAMBDA_ENDPOINT_ENV_VAR = "TAGRELAY_LAMBDA_ENDPOINT"
 FUNCTION_ENV_VAR = "TAGRELAY_PROMOTER_FUNCTION"
@@ -52,8 +52,6 @@ STATE_DIR_ENV_VAR = "TAGRELAY_STATE_DIR"
 # A request that got no answer is sent again by the same command for this long (the function keeps
 # request ids far longer: ledger.decision_ttl_days).
 PENDING_MAX_AGE_SECONDS = 24 * 3600
-# Longer than the promoter's own timeout (2 minutes, infra/promoter.py): the answer is worth waiting for.
-READ_TIMEOUT_SECONDS = 180
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 BACKENDS = f"""\
@@ -115,12 +113,21 @@ class OutcomeUnknown(CommandError):
     """The invocation may have run (the function failed, or no answer came): the request is kept."""
 
 
-def change(config: Config, args: argparse.Namespace, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
+def change(
+    config: Config,
+    args: argparse.Namespace,
+    operation: str,
+    fields: dict[str, Any],
+    *,
+    function: PromoterFunction | None = None,
+) -> dict[str, Any]:
     """Plan, then make one change (deploy, rollback, pin, unpin) exactly once; returns the function's answer.
 
     ``fields`` are what the operator asked (app, env, and the sha, reason, pin given on the command
     line). A request that got no answer before is sent again unchanged: same id, same precondition.
+    ``function`` is the promoter (default: the one ``args`` and the environment name).
     """
+    function = function or promoter_function(config, args)
     pending = _PendingRequests(args, operation, fields)
     payload = pending.load()
     if payload is None:
@@ -128,7 +135,7 @@ def change(config: Config, args: argparse.Namespace, operation: str, fields: dic
         if fields.get("sha"):
             planned["sha"] = fields["sha"]
         try:
-            plan = invoke(config, args, "plan", planned)
+            plan = invoke(function, "plan", planned)
         except OutcomeUnknown as exc:
             raise OutcomeUnknown(f"{exc}; nothing was changed yet: run the command again") from None
         if not plan.get("ok"):
@@ -138,7 +145,7 @@ def change(config: Config, args: argparse.Namespace, operation: str, fields: dic
             payload["sha"] = plan["sha"]
         pending.save(payload)
     try:
-        answer = invoke(config, args, operation, payload)
+        answer = invoke(function, operation, payload)
     except OutcomeUnknown as exc:
         raise OutcomeUnknown(
             f"{exc}; run the same command again: it sends this request again (id {payload['request_id']}), "
@@ -193,77 +200,27 @@ class _PendingRequests:
             self.path.unlink(missing_ok=True)
 
 
-def invoke(config: Config, args: argparse.Namespace, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """Sign the caller's identity into the request, invoke the promoter, and return its answer."""
-    import boto3
-    from botocore.config import Config as BotoConfig
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+def promoter_function(config: Config, args: argparse.Namespace) -> PromoterFunction:
+    """The promoter function the command talks to: --function / $TAGRELAY_PROMOTER_FUNCTION, reached at
+    --lambda-endpoint / $TAGRELAY_LAMBDA_ENDPOINT or AWS Lambda (runtime.py builds it)."""
+    from tagrelay import runtime
 
-    from tagrelay.adapters.identity import default_sts_endpoint, sign_caller_identity
-
-    session = boto3.Session(region_name=config.deploy.region) if config.deploy.region else boto3.Session()
-    region = session.region_name
-    if not region:
-        raise CommandError(NO_REGION, 2)
-    payload = {OPERATION_KEY: operation, **fields}
-    try:
-        credentials = session.get_credentials()
-        if credentials is None:
-            raise CommandError(
-                "no AWS credentials: the promoter needs to know who you are (aws sts get-caller-identity)"
-            )
-        identity = sign_caller_identity(
-            credentials.get_frozen_credentials(),
-            endpoint=config.operators.sts_endpoint or default_sts_endpoint(region),
-            region=region,
-            binding=request_binding(payload),
-        )
-    except (BotoCoreError, NoCredentialsError) as exc:
-        raise CommandError(f"could not sign the identity proof: {exc}") from None
-    function = args.function or os.environ.get(FUNCTION_ENV_VAR) or f"{config.deploy.stack_name}-promoter"
-    endpoint = args.lambda_endpoint or os.environ.get(LAMBDA_ENDPOINT_ENV_VAR) or None
-    client: LambdaClient = session.client(
-        "lambda",
-        endpoint_url=endpoint,
-        # One attempt: a timed-out invocation may still be running, and repeating it is not the caller's call.
-        config=BotoConfig(read_timeout=READ_TIMEOUT_SECONDS, retries={"total_max_attempts": 1}),
+    return runtime.promoter_function(
+        config,
+        function=getattr(args, "function", None) or os.environ.get(FUNCTION_ENV_VAR),
+        endpoint=getattr(args, "lambda_endpoint", None) or os.environ.get(LAMBDA_ENDPOINT_ENV_VAR) or None,
+        how_to_point=f"pass --function, or for the local stack --lambda-endpoint (${LAMBDA_ENDPOINT_ENV_VAR})",
     )
-    where = endpoint or f"AWS Lambda in {region}"
+
+
+def invoke(function: PromoterFunction, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """One call of the promoter; a failure becomes the command's error (OutcomeUnknown when it may have run)."""
     try:
-        response = client.invoke(
-            FunctionName=function,
-            InvocationType="RequestResponse",
-            Payload=json.dumps({**payload, "identity": identity}).encode(),
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
-            raise CommandError(
-                f"no function {function!r} at {where}: pass --function, or for the local stack "
-                f"--lambda-endpoint (${LAMBDA_ENDPOINT_ENV_VAR})"
-            ) from None
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise CommandError(
-                f"not allowed to invoke {function!r} ({code}): your role needs lambda:InvokeFunction on it "
-                "(deploy.operators_role_arns)"
-            ) from None
-        raise OutcomeUnknown(f"invoking {function!r} at {where} failed: {code or exc}") from None
-    except BotoCoreError as exc:
-        raise OutcomeUnknown(f"invoking {function!r} at {where} failed: {exc}") from None
-    body = response["Payload"].read()
-    try:
-        answer = json.loads(body) if body else None
-    except ValueError:
-        answer = None
-    if response.get("FunctionError"):
-        detail = answer if isinstance(answer, dict) else {}
-        raise OutcomeUnknown(
-            f"the promoter failed ({detail.get('errorType', response['FunctionError'])}: "
-            f"{detail.get('errorMessage', 'no message')}; the function's logs say more)"
-        )
-    if not isinstance(answer, dict) or "ok" not in answer:
-        raise CommandError(f"{function!r} did not answer like tagrelay's promoter; is it the right function?")
-    return answer
+        return function.call(operation, fields)
+    except InvocationFailed as exc:
+        if exc.may_have_run:
+            raise OutcomeUnknown(str(exc)) from None
+        raise CommandError(NO_REGION if exc.usage else str(exc), 2 if exc.usage else 1) from None
 
 
 def report(answer: dict[str, Any], output: str, *, describe: str) -> int:
