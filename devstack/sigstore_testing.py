@@ -550,7 +550,7 @@ class _FixedSignature:
 
 
 def sign_image_keyless(
-    registry_url: str,
+    registry: images.Registry,
     repository: str,
     digest: str,
     signer: KeylessSigner,
@@ -565,20 +565,20 @@ def sign_image_keyless(
     ``payload`` replaces the simple-signing payload; ``alter`` rewrites the annotations before the push;
     ``sign_options`` go to ``KeylessSigner.sign_legacy`` (signed_bytes, integrated_time, sct, ...).
     """
-    host = registry_url.rstrip("/").split("://", 1)[-1]
-    body = payload if payload is not None else images.simple_signing_payload(digest, f"{host}/{repository}")
-    signed = signer.sign_legacy(body, **sign_options)
-    annotations = signed.annotations()
-    if alter is not None:
-        annotations = alter(annotations)
-    return images.sign_image(
-        registry_url,
-        repository,
-        digest,
-        _FixedSignature(signed.signature),
-        payload=body,
-        extra_annotations=annotations,
-    )
+    with images.writer(registry) as target:
+        body = payload if payload is not None else images.simple_signing_payload(digest, f"{target.host}/{repository}")
+        signed = signer.sign_legacy(body, **sign_options)
+        annotations = signed.annotations()
+        if alter is not None:
+            annotations = alter(annotations)
+        return images.sign_image(
+            target,
+            repository,
+            digest,
+            _FixedSignature(signed.signature),
+            payload=body,
+            extra_annotations=annotations,
+        )
 
 
 def push_legacy_signature(

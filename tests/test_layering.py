@@ -6,7 +6,7 @@
 * the domain (pure rules and facts) imports nothing from adapters, services, ports or the entry points;
 * services import ports, never adapters: runtime.py alone chooses the implementations;
 * adapters never import services or entry points; ports never import adapters or services;
-* the handlers reach adapters through runtime.py only.
+* the CLI and the handlers reach adapters through runtime.py only.
 
 Every import counts: module level, inside functions (the lazy imports that keep cold starts short)
 and under TYPE_CHECKING.
@@ -38,7 +38,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "ports": ("tagrelay.adapters", "tagrelay.services", "tagrelay.runtime", "tagrelay.cli", "tagrelay.handlers"),
     "services": ("tagrelay.adapters", "tagrelay.runtime", "tagrelay.cli", "tagrelay.handlers"),
     "adapters": ("tagrelay.services", "tagrelay.runtime", "tagrelay.cli", "tagrelay.handlers"),
-    "cli": ("tagrelay.handlers",),
+    "cli": ("tagrelay.adapters", "tagrelay.handlers"),
     "handlers": ("tagrelay.adapters", "tagrelay.cli"),
 }
 

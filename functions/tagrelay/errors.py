@@ -9,6 +9,7 @@ normally, so that a retry never repeats or changes a decision.
     ├── TransientError        an outside system failed in a way that may pass: retry
     ├── MisconfiguredError    an outside system refused us: an operator must fix something
     ├── InvocationFailed      the promoter function was not reached or gave no answer (the CLI)
+    ├── RefreshError          the TUF repository could not be read or did not verify (trust-root refresh)
     ├── InvalidInput          the input is wrong (an event, a request, the configuration, a values
     │                         file): fixed by the sender, never by a retry (also a ValueError)
     ├── Answer                an outside system answered, and the answer decides: the service turns
@@ -62,6 +63,11 @@ class InvocationFailed(TagrelayError):
         super().__init__(message)
         self.may_have_run = may_have_run
         self.usage = usage
+
+
+class RefreshError(TagrelayError):
+    """The TUF repository could not be read or did not verify (`tagrelay trust-root refresh`); nothing
+    was replaced."""
 
 
 class Answer(TagrelayError):

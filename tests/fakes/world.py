@@ -14,6 +14,7 @@ world: commit times, event times and the services' ``now``.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,12 +27,15 @@ from devstack.images import CosignKeySigner, push_image, sign_image, tag_image
 from devstack.scenario import BRANCH_OF_ENV, GITOPS_REPO, IMAGES, RELEASE_EXCLUSIONS, SEED_VALUES, SOURCE_REPO, Release
 from devstack.stack import EXAMPLE_CONFIG
 from tagrelay.config import App, Config, parse_config
+from tagrelay.domain.operator import OPERATION_KEY, request_binding
 from tagrelay.domain.tags import signature_tag
+from tagrelay.errors import TransientError
 from tagrelay.ports import SignatureVerifier
-from tagrelay.services.operate import Operator, OperatorDependencies
-from tagrelay.services.promote import Promoter, PromoterDependencies
-from tagrelay.services.reconcile import Reconciler, ReconcilerDependencies
-from tagrelay.services.track import Tracker, TrackerDependencies
+from tagrelay.runtime import Adapters
+from tagrelay.services.operate import Operator
+from tagrelay.services.promote import Promoter
+from tagrelay.services.reconcile import Reconciler
+from tagrelay.services.track import Tracker
 from tests.fakes.argocd import FakeArgoCD
 from tests.fakes.ecr import FakeEcr
 from tests.fakes.github import FakeGitHub
@@ -125,64 +129,55 @@ class FakeWorld:
     def config(self, *, extra: Mapping[str, Any] | None = None, **app_overrides: Any) -> Config:
         return parse_config(self.config_data(extra=extra, **app_overrides))
 
-    # --- the services, wired to the fakes ---
+    # --- the services, wired to the fakes by runtime.py ---
 
-    def promoter(self, config: Config | None = None, *, dry_run: bool = False) -> Promoter:
-        cfg = config or self.config()
-        return Promoter(
-            PromoterDependencies(
-                config=cfg,
-                ledger=self.ledger,
-                github=self.github,
-                registry_for=lambda app: self.registry,
-                verifier_for=self.verifier_for,
-                ecr_for=lambda app: self.ecr,
-                clock=self.clock,
-                sleep=self.sleeps.append,
-                jitter=lambda: 0.5,
-                monotonic=lambda: self.clock().timestamp(),
-                refresh_environment=self.refresh_nudge(cfg),
-            ),
-            dry_run=dry_run,
+    def adapters(self) -> Adapters:
+        """The fakes as runtime.py's Adapters: what ``runtime.use_adapters`` installs for handler and CLI tests."""
+        return Adapters(
+            ledger=lambda cfg: self.ledger,
+            github=lambda cfg, credentials: self.github,
+            registry=lambda cfg, app: self.registry,
+            verifier=self._verifier,
+            ecr=lambda cfg, app: self.ecr if app.ecr_registry is not None else None,
+            argocd=lambda cfg, token, overrides: self.argocd,
+            identity=lambda cfg, ledger: self.identity,
+            promoter_function=lambda cfg, function, endpoint, advice: FakePromoterFunction(self),
+            secret=lambda name: f"fake-secret-of-{name}",
+            clock=self.clock,
+            sleep=self.sleeps.append,
         )
 
-    def verifier_for(self, app: App) -> SignatureVerifier:
+    def _verifier(self, cfg: Config, app: App) -> SignatureVerifier:
         if self.signatures is not None:
             return self.signatures
         from tagrelay.adapters.signatures import verifier_for
 
-        return verifier_for(app)
+        return verifier_for(app, limits=cfg.limits)
 
-    def refresh_nudge(self, cfg: Config) -> Any:
-        from tagrelay.runtime import refresh_nudge
+    def promoter(self, config: Config | None = None, *, dry_run: bool = False) -> Promoter:
+        from tagrelay import runtime
 
-        return refresh_nudge(cfg, client=lambda: self.argocd)
+        promoter = runtime.build_promoter(config or self.config(), dry_run=dry_run, adapters=self.adapters())
+        promoter.deps.jitter = lambda: 0.5  # backoffs of exact length
+        promoter.deps.monotonic = lambda: self.clock().timestamp()
+        return promoter
 
     def tracker(self, config: Config | None = None) -> Tracker:
-        return Tracker(
-            TrackerDependencies(
-                config=config or self.config(),
-                ledger=self.ledger,
-                argocd=lambda: self.argocd,
-                clock=self.clock,
-                github=lambda: self.github,
-            )
-        )
+        from tagrelay import runtime
+
+        return runtime.build_tracker(config or self.config(), adapters=self.adapters())
 
     def operator(self, config: Config | None = None, promoter: Promoter | None = None) -> Operator:
+        from tagrelay import runtime
+
         cfg = config or self.config()
-        return Operator(
-            OperatorDependencies(
-                config=cfg,
-                ledger=self.ledger,
-                promoter=promoter or self.promoter(cfg),
-                verify_identity=lambda proof, binding: self.identity.verify(proof, binding=binding),
-            )
-        )
+        return runtime.build_operator(cfg, promoter or self.promoter(cfg), adapters=self.adapters())
 
     def reconciler(self, config: Config | None = None) -> Reconciler:
+        from tagrelay import runtime
+
         cfg = config or self.config()
-        return Reconciler(ReconcilerDependencies(config=cfg, promoter=self.promoter(cfg)))
+        return runtime.build_reconciler(cfg, self.promoter(cfg))
 
     # --- what developers and CI do ---
 
@@ -242,4 +237,24 @@ class FakeWorld:
         return [c.message.splitlines()[0] for c in self.github.log(self.gitops_repo, "main")[:limit]]
 
 
-__all__ = ["BRANCH_OF_ENV", "OPERATOR_ARN", "Clock", "FakeWorld"]
+@dataclass
+class FakePromoterFunction:
+    """The PromoterFunction port on the fakes: what Lambda does with the command's request, the operator
+    service of the installed runtime answering it, the caller's identity proved to FakeIdentity."""
+
+    world: FakeWorld
+    arn: str = OPERATOR_ARN
+
+    def call(self, operation: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        from tagrelay import runtime
+        from tagrelay.adapters.promoter_function import function_error
+
+        payload = {OPERATION_KEY: operation, **fields}
+        proof = FakeIdentity.proof(self.arn, request_binding(payload))
+        try:
+            return runtime.operator().handle({**payload, "identity": proof}, invocation_id=str(uuid.uuid4()))
+        except TransientError as exc:  # Lambda reports the function's error; the request may have run
+            raise function_error(type(exc).__name__, str(exc)) from None
+
+
+__all__ = ["BRANCH_OF_ENV", "OPERATOR_ARN", "Clock", "FakePromoterFunction", "FakeWorld"]

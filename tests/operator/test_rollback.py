@@ -2,7 +2,8 @@
 
 Releases are promoted by pushes through the promoter handler, Argo CD (simulated) syncs them, and the
 tracker records SUCCEEDED or DEGRADED; the rollback then goes through the command, the Lambda API and
-the promoter function, like in production.
+the promoter function, like in production. The rollback target's rules, refusals and faults are
+tested on the fakes (tests/services/test_operate.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from devstack.scenario import SeedScenario
-from devstack.stack import LocalStack
 from tests.operator.support import (
     Configure,
     deployed,
@@ -19,7 +19,6 @@ from tests.operator.support import (
     records,
     run,
     run_json,
-    settle_and_track,
     state,
     subjects,
 )
@@ -76,89 +75,6 @@ def test_rollback_returns_to_the_last_succeeded_release_pins_and_a_push_is_then_
     assert [r.outcome for r in records("prod") if r.outcome in ("pinned", "unpinned")] == ["unpinned", "pinned"]
 
 
-def test_rollback_skips_the_release_running_now_and_any_release_already_rolled_back(
-    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
-) -> None:
-    setup = operator_env()
-    first = deployed(scenario, setup, "prod")
-    second = deployed(scenario, setup, "prod")
-    third = deployed(scenario, setup, "prod", mark="degraded")
-    assert run(capsys, "rollback", "--env", "prod")[0] == 0
-    assert gitops_tag(scenario, "prod") == second.tag
-    settle_and_track(setup)  # the rollback itself reaches SUCCEEDED
-
-    # Again: not `second` (it runs now), not `third` (rolled back): `first`.
-    code, answer, _ = run_json(capsys, "rollback", "--env", "prod")
-
-    assert code == 0 and answer["tag"] == first.tag, answer
-    assert subjects(scenario)[:2] == [
-        f"rollback(prod): revert to {first.tag}",
-        f"rollback(prod): revert to {second.tag}",
-    ]
-    assert third.tag not in {r.tag for r in records("prod") if r.trigger == "rollback"}
-
-
-def test_rollback_to_a_named_sha_bypasses_the_downgrade_guard_explicitly_and_no_pin_leaves_it_unpinned(
-    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
-) -> None:
-    setup = operator_env()
-    old = deployed(scenario, setup, "prod")
-    deployed(scenario, setup, "prod")
-
-    code, answer, _ = run_json(capsys, "rollback", "--env", "prod", "--to", old.sha[:10], "--no-pin")
-
-    assert code == 0 and answer["outcome"] == "committed" and answer["tag"] == old.tag
-    checks = {c["name"]: (c["status"], c["detail"]) for c in answer["checks"]}
-    assert checks["prod: order"] == ("skip", "a rollback: the no-downgrade guard does not apply")
-    assert "pin" not in answer
-    current = state("prod")
-    assert current is not None and not current.pinned
-    assert not [r for r in records("prod") if r.outcome == "pinned"]
-
-
-def test_a_refused_rollback_puts_the_pin_back_as_it_was(
-    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
-) -> None:
-    setup = operator_env()
-    deployed(scenario, setup, "prod")
-    gone = pushed(scenario, "prod", images=scenario.images[:1])  # one image never pushed (or deleted)
-    assert run(capsys, "pin", "--env", "prod", "--reason", "release freeze")[0] == 0
-
-    code, out, err = run(capsys, "rollback", "--env", "prod", "--to", gone.sha)
-
-    assert code == 1 and out == ""
-    assert "refused (release_incomplete)" in err and f"has no tag {gone.tag}" in err
-    pin = state("prod")
-    assert pin is not None and (pin.pinned, pin.pin_reason) == (True, "release freeze")
-    code, _, err = run(capsys, "unpin", "--env", "prod")
-    code, _, err = run(capsys, "rollback", "--env", "prod", "--to", gone.sha)
-    assert code == 1
-    pin = state("prod")
-    assert pin is not None and not pin.pinned
-
-
-def test_rollback_without_an_earlier_succeeded_deployment_is_refused_and_names_the_alternative(
-    scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
-) -> None:
-    setup = operator_env()
-
-    # Never deployed by tagrelay: what staging runs is recorded as found (set outside tagrelay), and
-    # there is nothing before it.
-    code, answer, err = run_json(capsys, "rollback", "--env", "staging")
-    assert code == 1 and answer["reason"] == "no_earlier_success"
-    assert "tagrelay rollback --env staging --to SHA" in err
-    assert [(r.reason, r.tag) for r in records("staging")] == [("external_change", "staging-545ef16")]
-
-    only = deployed(scenario, setup, "staging")
-    code, answer, err = run_json(capsys, "rollback", "--env", "staging")
-
-    assert code == 1 and answer["reason"] == "no_earlier_success"
-    assert answer["message"] == f"no deployment of staging reached SUCCEEDED before the current one ({only.tag})"
-    assert gitops_tag(scenario, "staging") == only.tag
-    pin = state("staging")
-    assert pin is not None and not pin.pinned
-
-
 def test_pin_skips_pushes_until_unpin_and_each_is_an_audit_record(
     scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -202,23 +118,3 @@ def test_pin_skips_pushes_until_unpin_and_each_is_an_audit_record(
     assert all(row[6:8] == ["manual", "moto"] for row in audit_rows), audit_rows
     skipped = [row.split() for row in rows if row.split()[5] == "skipped"]
     assert skipped and skipped[0][7:9] == ["push", "seed"]  # one row (xN) for the events of one release, by its author
-
-
-def test_a_rollback_that_fails_on_the_way_leaves_the_pin_as_it_was_and_can_be_run_again(
-    stack: LocalStack, scenario: SeedScenario, operator_env: Configure, capsys: pytest.CaptureFixture[str]
-) -> None:
-    setup = operator_env()
-    old = deployed(scenario, setup, "prod")
-    deployed(scenario, setup, "prod")
-    stack.github_control.inject(method="GET", path_regex="/commits/", status=502, count=20)
-
-    code, out, err = run(capsys, "rollback", "--env", "prod", "--to", old.sha)
-
-    assert code == 1 and out == ""
-    assert err.startswith("tagrelay: the promoter failed (TransientError: github: ")
-    assert "run the command again" in err
-    pin = state("prod")
-    assert pin is not None and not pin.pinned
-    stack.github_control.clear_faults()
-    assert run(capsys, "rollback", "--env", "prod", "--to", old.sha)[0] == 0
-    assert gitops_tag(scenario, "prod") == old.tag

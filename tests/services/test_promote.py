@@ -26,11 +26,6 @@ from tests.services.support import APP, deliver, deploy_commits, hand_edit, hist
 
 
 @pytest.fixture
-def world() -> FakeWorld:
-    return FakeWorld.create()
-
-
-@pytest.fixture
 def promoter(world: FakeWorld) -> Promoter:
     return world.promoter()
 

@@ -102,13 +102,17 @@ class LambdaPromoterFunction:
             answer = None
         if response.get("FunctionError"):
             detail = answer if isinstance(answer, dict) else {}
-            raise InvocationFailed(
-                f"the promoter failed ({detail.get('errorType', response['FunctionError'])}: "
-                f"{detail.get('errorMessage', 'no message')}; the function's logs say more)",
-                may_have_run=True,
-            )
+            raise function_error(detail.get("errorType", response["FunctionError"]), detail.get("errorMessage"))
         if not isinstance(answer, dict) or "ok" not in answer:
             raise InvocationFailed(
                 f"{function!r} did not answer like tagrelay's promoter; is it the right function?", may_have_run=False
             )
         return answer
+
+
+def function_error(error_type: str, message: str | None) -> InvocationFailed:
+    """The function raised (Lambda answered with its error type and message): it may have acted."""
+    return InvocationFailed(
+        f"the promoter failed ({error_type}: {message or 'no message'}; the function's logs say more)",
+        may_have_run=True,
+    )

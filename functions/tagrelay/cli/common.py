@@ -15,7 +15,7 @@ from tagrelay.config import CONFIG_ENV_VAR, Config, ConfigError, load_config
 if TYPE_CHECKING:
     from github.Auth import Auth
 
-    from tagrelay.adapters.store import Ledger
+    from tagrelay.ports import DeploymentLedger
 
 
 class CommandError(Exception):
@@ -75,12 +75,12 @@ def require_aws_region() -> str:
     return region
 
 
-def ledger_for(config: Config) -> Ledger:
+def ledger_for(config: Config) -> DeploymentLedger:
     """The ledger table of the configuration, read with the caller's AWS credentials."""
-    from tagrelay.adapters.store import Ledger
+    from tagrelay import runtime
 
     require_aws_region()
-    return Ledger(config.ledger.table, ttl_days=config.ledger.decision_ttl_days)
+    return runtime.ledger(config)
 
 
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -128,9 +128,9 @@ def github_read_credentials(config: Config, command: str) -> Callable[[], Auth]:
                 "is the promoter's only.",
                 exit_code=2,
             )
-        from tagrelay.adapters.secrets import read_secret
+        from tagrelay import runtime
 
-        return Auth.Token(read_secret(secret).strip())
+        return Auth.Token(runtime.secret(secret).strip())
 
     return make
 

@@ -75,7 +75,7 @@ def check(path: str | None) -> dict[str, Any]:
 def _cold_start_problems(config: Config) -> list[str]:
     """What the functions would refuse when they build their services: signature policies whose keys
     or trusted roots do not parse. Files that are missing are reported by the deploy-time checks."""
-    from tagrelay.adapters.signatures import verifier_for
+    from tagrelay import runtime
     from tagrelay.deployment import referenced_files
 
     missing = {value for _, value in referenced_files(config) if not Path(value).is_file()}
@@ -88,7 +88,7 @@ def _cold_start_problems(config: Config) -> list[str]:
         if named & missing:
             continue
         try:
-            verifier_for(app)
+            runtime.verifier(config, app)
         except Exception as exc:  # any failure here is a configuration the function could not start with
             problems.append(f"apps.{name}.signature: {exc}")
     return problems

@@ -30,8 +30,8 @@ from tagrelay.config import Config
 from tagrelay.domain.records import TRANSIENT_OUTCOMES, DecisionRecord, parse_timestamp
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.store import Ledger
     from tagrelay.domain.records import HistoryPage
+    from tagrelay.ports import DeploymentLedger
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -128,7 +128,7 @@ class Source:
     env: str | None = None
     sha: str | None = None
 
-    def fetch(self, ledger: Ledger, limit: int, start: dict[str, Any] | None) -> HistoryPage:
+    def fetch(self, ledger: DeploymentLedger, limit: int, start: dict[str, Any] | None) -> HistoryPage:
         if self.sha is not None:
             return ledger.history_by_sha(self.sha, limit=limit, next_token=start)
         assert self.app is not None and self.env is not None
@@ -197,7 +197,7 @@ class HistoryQuery:
         # The by-sha index spans apps and environments: the other filters apply here.
         return (self.app is None or record.app == self.app) and (self.env is None or record.env == self.env)
 
-    def page(self, ledger: Ledger, limit: int, token: str | None) -> tuple[list[DecisionRecord], str | None]:
+    def page(self, ledger: DeploymentLedger, limit: int, token: str | None) -> tuple[list[DecisionRecord], str | None]:
         """Up to ``limit`` records, newest first across the sources, and the token for the next page."""
         starts = self._decode(token) if token else {source.key: None for source in self.sources}
         cursors = [_Cursor(source, starts[source.key]) for source in self.sources if source.key in starts]
@@ -218,7 +218,7 @@ class HistoryQuery:
             taken.append(record)
         return taken, self._encode(cursors)
 
-    def _fill(self, ledger: Ledger, cursor: _Cursor, limit: int) -> None:
+    def _fill(self, ledger: DeploymentLedger, cursor: _Cursor, limit: int) -> None:
         start = cursor.after_buffer if cursor.fetched else cursor.start
         result = cursor.source.fetch(ledger, max(limit, MIN_FETCH), start)
         cursor.queries += 1

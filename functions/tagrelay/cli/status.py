@@ -36,9 +36,7 @@ from tagrelay.domain.outcome import (
 )
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.argocd import ArgoCDClient
-    from tagrelay.adapters.github import GitHub
-    from tagrelay.adapters.store import Ledger
+    from tagrelay.ports import ArgoCD, DeploymentLedger, GitOpsStore
 
 # The argocd CLI's own variable: an operator who can run `argocd app get` can run this without AWS access
 # to the tracker's secret.
@@ -222,9 +220,9 @@ def _targets(config: Config, app: str | None, env: str | None) -> list[tuple[str
 
 
 def _read(config: Config, targets: Sequence[tuple[str, str]]) -> list[EnvironmentStatus]:
-    from tagrelay.adapters.github import GitHub
+    from tagrelay import runtime
 
-    github = GitHub(config.github, github_read_credentials(config, "status"))
+    github = runtime.github(config, github_read_credentials(config, "status"))
     ledger = ledger_for(config)
     client = _argocd(config) if any(config.apps[a].environments[e].argocd_app for a, e in targets) else None
     try:
@@ -234,18 +232,16 @@ def _read(config: Config, targets: Sequence[tuple[str, str]]) -> list[Environmen
             client.close()
 
 
-def _argocd(config: Config) -> ArgoCDClient | None:
+def _argocd(config: Config) -> ArgoCD | None:
     if config.argocd is None:
         return None
-    from tagrelay.adapters.argocd import ArgoCDClient
     from tagrelay.runtime import argocd_client
 
-    token = os.environ.get(TOKEN_ENV_VAR)
-    return ArgoCDClient.from_config(config.argocd, token) if token else argocd_client(config.argocd)
+    return argocd_client(config, token=os.environ.get(TOKEN_ENV_VAR) or None)
 
 
 def _environment(
-    config: Config, app_name: str, env: str, github: GitHub, ledger: Ledger, client: ArgoCDClient | None
+    config: Config, app_name: str, env: str, github: GitOpsStore, ledger: DeploymentLedger, client: ArgoCD | None
 ) -> EnvironmentStatus:
     from tagrelay.errors import TransientError
 
@@ -258,7 +254,7 @@ def _environment(
     try:
         status.gitops_tag = _tag_at(github, app, path, app.gitops.branch)
         promoted = _ledger(status, ledger)
-        status.moved = _moved(app, status.ledger_tag, promoted)
+        status.moved = _moved(config, app, status.ledger_tag, promoted)
         if client is not None and environment.argocd_app:
             observation = client.observe_application(environment.argocd_app, environment.argocd_project)
             _argocd_side(status, app, path, observation, github)
@@ -272,7 +268,7 @@ def _argocd_side(
     app: App,
     path: str,
     observation: ApplicationObservation | AppMissing | AccessDenied | ArgoCDUnreachable,
-    github: GitHub,
+    github: GitOpsStore,
 ) -> None:
     if isinstance(observation, ArgoCDUnreachable):
         status.unavailable = f"Argo CD unreachable: {observation.reason}"
@@ -302,7 +298,7 @@ def _argocd_side(
     status.synced_revision = next(iter(revisions), None)
 
 
-def _tag_at(github: GitHub, app: App, path: str, ref: str) -> str | None:
+def _tag_at(github: GitOpsStore, app: App, path: str, ref: str) -> str | None:
     from tagrelay.domain.values_patch import ValuesFileError
     from tagrelay.errors import FileNotFound
 
@@ -316,7 +312,7 @@ def _tag_at(github: GitHub, app: App, path: str, ref: str) -> str | None:
         return None
 
 
-def _ledger(status: EnvironmentStatus, ledger: Ledger) -> dict[str, str]:
+def _ledger(status: EnvironmentStatus, ledger: DeploymentLedger) -> dict[str, str]:
     """Fill in tagrelay's current deployment; returns the digests it was committed with."""
     state = ledger.environment_state(status.app, status.env)
     if state is None or state.current_decision_id is None or state.committed_at is None:
@@ -327,13 +323,13 @@ def _ledger(status: EnvironmentStatus, ledger: Ledger) -> dict[str, str]:
     return dict(record.digests) if record is not None else {}
 
 
-def _moved(app: App, tag: str | None, promoted: dict[str, str]) -> dict[str, list[str]]:
+def _moved(config: Config, app: App, tag: str | None, promoted: dict[str, str]) -> dict[str, list[str]]:
     """Where the deployed tag points now, per image, where that is not what was promoted (one HEAD each)."""
     if tag is None or not promoted:
         return {}
-    from tagrelay.adapters.registry import registry_for
+    from tagrelay import runtime
 
-    registry = registry_for(app)
+    registry = runtime.registry(config, app)
     now = {image: registry.resolve_tag(image, tag) for image in promoted if image in app.images}
     return {image: [promoted[image], digest] for image, digest in now.items() if digest and digest != promoted[image]}
 

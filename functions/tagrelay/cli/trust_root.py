@@ -28,7 +28,9 @@ EXAMPLE = """\
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from tagrelay.adapters.signatures.trust import PUBLIC_GOOD_TRUSTED_ROOT, PUBLIC_GOOD_TUF_URL
+    from tagrelay.runtime import public_good_trust
+
+    PUBLIC_GOOD_TRUSTED_ROOT, PUBLIC_GOOD_TUF_URL = public_good_trust()  # noqa: N806 - constants, as named there
 
     parser = new_parser(
         subparsers,
@@ -58,11 +60,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from tagrelay.adapters.signatures.trust import parse_trusted_root
     from tagrelay.errors import MisconfiguredError
+    from tagrelay.runtime import read_trusted_root
 
     try:
-        root = parse_trusted_root(args.file.read_bytes(), source=str(args.file), path=args.file)
+        root = read_trusted_root(args.file)
     except OSError as exc:
         raise CommandError(f"{args.file}: cannot read it ({exc.strerror})", exit_code=2) from None
     except MisconfiguredError as exc:
@@ -76,8 +78,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
-    from tagrelay.adapters.signatures.trust_refresh import RefreshError, refresh_trusted_root
-    from tagrelay.errors import MisconfiguredError
+    from tagrelay.errors import MisconfiguredError, RefreshError
+    from tagrelay.runtime import refresh_trusted_root
 
     try:
         result = refresh_trusted_root(tuf_url=args.tuf_url, directory=args.dir, bootstrap_root=args.bootstrap_root)

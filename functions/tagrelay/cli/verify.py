@@ -17,9 +17,9 @@ from tagrelay.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.registry import Registry
-    from tagrelay.adapters.signatures import ReleaseContext, SignatureVerdict
     from tagrelay.config import App, Config
+    from tagrelay.domain.facts import ReleaseContext, SignatureVerdict
+    from tagrelay.ports import ImageRegistry
 
 DESCRIPTION = """\
 Verify the signatures of one image with the app's signature policy from the configuration, as the
@@ -106,14 +106,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_or_fail(args.config)
     app_name, app = _app_for(config, ref)
 
-    from tagrelay.adapters.registry import registry_for
-    from tagrelay.adapters.signatures import verifier_for
+    from tagrelay import runtime
     from tagrelay.errors import MisconfiguredError, TransientError
 
     try:
-        registry = registry_for(app)
+        registry = runtime.registry(config, app)
         digest, release = _release(app, registry, ref, env=args.env, sha=args.sha)
-        verdict = verifier_for(app).verify(registry, ref.repository, digest, release=release)
+        verdict = runtime.verifier(config, app).verify(registry, ref.repository, digest, release=release)
     except MisconfiguredError as exc:
         raise CommandError(f"could not verify {args.image_ref}: {exc}", EXIT_USAGE) from None
     except TransientError as exc:
@@ -139,9 +138,9 @@ def _app_for(config: Config, ref: ImageRef) -> tuple[str, App]:
 
 
 def _release(
-    app: App, registry: Registry, ref: ImageRef, *, env: str | None, sha: str | None
+    app: App, registry: ImageRegistry, ref: ImageRef, *, env: str | None, sha: str | None
 ) -> tuple[str, ReleaseContext]:
-    from tagrelay.adapters.signatures import ReleaseContext
+    from tagrelay.domain.facts import ReleaseContext
     from tagrelay.domain.tags import parse_release_tag
 
     release_tag = parse_release_tag(ref.tag, app.tag_regex) if ref.tag else None

@@ -19,12 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tagrelay.adapters.signatures.trust import TrustedRoot, parse_trusted_root
+from tagrelay.errors import RefreshError
 
 TRUSTED_ROOT_TARGET = "trusted_root.json"
-
-
-class RefreshError(Exception):
-    """The TUF repository could not be read or did not verify; nothing was replaced."""
 
 
 @dataclass(frozen=True)
