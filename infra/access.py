@@ -101,19 +101,24 @@ def promoter_secrets(config: Config) -> list[str]:
         secrets.append(auth.app.private_key_secret)
     if config.argocd is not None and config.argocd.token_secret and config.argocd.refresh_after_commit:
         secrets.append(config.argocd.token_secret)
-    return secrets
+    return secrets + notification_secrets(config)
+
+
+def notification_secrets(config: Config) -> list[str]:
+    """The webhooks' URLs (notifications.webhooks[].url_secret): the promoter and the tracker notify."""
+    return [webhook.url_secret for webhook in config.notifications.webhooks]
 
 
 def tracker_secrets(config: Config) -> list[str]:
     """The Argo CD token, and GitHub's credentials: the tracker asks GitHub's compare API whether a
     later revision Argo CD synced contains a deployment's commit."""
     if config.argocd is None or not config.argocd.token_secret:
-        return []
+        return notification_secrets(config)
     auth = config.github.auth
     github = [auth.token_secret] if auth.token_secret else []
     if auth.app is not None:
         github.append(auth.app.private_key_secret)
-    return [config.argocd.token_secret, *github]
+    return [config.argocd.token_secret, *github, *notification_secrets(config)]
 
 
 def signing_key_statements(scope: Construct, config: Config) -> list[iam.PolicyStatement]:

@@ -33,6 +33,12 @@ REASON_DIMENSION = "reason"
 # A release tag tagrelay promoted now points at another image: someone re-pushed it (docs/integrity.md).
 TAG_MOVED = "tag_moved"
 
+# Promoter and tracker: one count per notification delivered, or given up after its attempts (dimensions
+# service, channel: github_deployments or a webhook's name). Never an outcome (docs/notifications.md).
+NOTIFICATIONS_METRIC = "Notifications"
+NOTIFICATION_FAILURES_METRIC = "NotificationFailures"
+CHANNEL_DIMENSION = "channel"
+
 # Tracker: one count per deployment that reached a terminal state, plus its DORA timings.
 OUTCOMES_METRIC = "DeploymentOutcomes"
 OUTCOME_DIMENSION = "outcome"

@@ -17,11 +17,13 @@ empty.``; 404 ``Not Found``; the secondary-rate-limit message.
 
 Assumptions (GitHub's exact behaviour is not known to us):
 
-* An **ambiguous short SHA** on ``GET /commits/{ref}`` answers 422 ``No commit found for SHA: <ref>
-  (short SHA is ambiguous)``. GitHub is reported to refuse short SHAs with collisions
-  (timescale/timescaledb#8102) but its text is unknown; clients should rely on the 422 only. Only
-  commits count as collisions. Elsewhere (compare, contents ``ref``, commits ``sha=``) an ambiguous
-  short SHA is treated as unknown (404).
+* An **ambiguous short SHA** on ``GET /commits/{ref}`` answers exactly as an unknown one: 422 ``No
+  commit found for SHA: <ref>``. Users report that GitHub gives no other answer (a short SHA with a
+  collision is "not found": code-dot-org/code-dot-org#73862, timescale/timescaledb#8102,
+  OHF-Voice/piper1-gpl#283), and GitHub's OpenAPI description documents only the generic 422; so
+  clients cannot, and tagrelay does not, tell the two apart. Only commits count as collisions.
+  Elsewhere (compare, contents ``ref``, commits ``sha=``) an ambiguous short SHA is treated as
+  unknown (404).
 * A ``sha`` sent for a file that does not exist answers 409 ``<path> does not match <sha>``.
 * A missing branch on PUT contents, an unknown ``sha=`` on the commit list, and a missing ``ref`` on
   GET contents answer 404 ``Not Found`` (GitHub may word the last one ``No commit found for the ref …``).
@@ -147,6 +149,10 @@ class StandinControl:
 
     def clear_requests(self) -> None:
         self._call("DELETE", "requests")
+
+    def keep_bodies(self, enabled: bool = True) -> None:
+        """Keep each answer's JSON body in the request log (``body``), to check it against GitHub's schema."""
+        self._call("PUT", "requests/bodies", {"enabled": enabled})
 
     def create_repo(self, full_name: str, default_branch: str = "main") -> Path:
         """Create an empty bare repository (idempotent) and return its path."""

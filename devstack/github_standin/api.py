@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from devstack.github_standin import shapes
+from devstack.github_standin import collaboration, shapes
 from devstack.github_standin.app_auth import AuthFailure, Credentials
 from devstack.github_standin.config import GitHubAppSpec
 from devstack.github_standin.faults import Fault
@@ -152,6 +152,7 @@ class GitHubApi:
         # directory's identity, so a repository deleted and created again is opened afresh.
         self._open: OrderedDict[Path, tuple[tuple[int, int], BareRepo]] = OrderedDict()
         self._open_lock = threading.Lock()
+        self.collaboration = collaboration.Collaboration()  # pull requests and deployments, in memory
 
     def close(self) -> None:
         """End every repository's cat-file processes (the server is stopping)."""
@@ -177,7 +178,10 @@ class GitHubApi:
         try:
             return Outcome(route.handler(self, Call(request, params, api, web, app)), auth)
         except ApiError as failure:
-            return Outcome(Reply(failure.status, shapes.error(failure.message, failure.documentation_url)), auth)
+            body = shapes.error(failure.message, failure.documentation_url)
+            if getattr(failure, "errors", None):
+                body["errors"] = failure.errors  # type: ignore[attr-defined]
+            return Outcome(Reply(failure.status, body), auth)
 
     # -- repositories -----------------------------------------------------------------------------
 
@@ -301,9 +305,8 @@ class GitHubApi:
         ref = call.params["ref"]
         try:
             sha = repo.resolve_commit(ref)
-        except AmbiguousShortSha as error:
-            raise ApiError(422, f"No commit found for SHA: {ref} (short SHA is ambiguous)", DOCS_COMMIT) from error
-        except ObjectNotFound as error:
+        except (AmbiguousShortSha, ObjectNotFound) as error:
+            # GitHub answers a short SHA that several commits start with as it answers an unknown one.
             raise ApiError(422, f"No commit found for SHA: {ref}", DOCS_COMMIT) from error
         info = repo.commit(sha)
         return Reply(200, shapes.commit(call.links(), info, repo.changed_files(info)))
@@ -718,6 +721,28 @@ ROUTES: Sequence[Route] = (
     _route("POST", _REPO + r"/git/blobs$", GitHubApi.create_blob),
     _route("GET", _REPO + r"/git/trees/(?P<sha>.+)$", GitHubApi.get_tree),
     _route("POST", _REPO + r"/git/trees$", GitHubApi.create_tree),
+    _route("GET", _REPO + r"/pulls$", collaboration.list_pulls),
+    _route("POST", _REPO + r"/pulls$", collaboration.create_pull),
+    _route("GET", _REPO + r"/pulls/(?P<number>\d+)$", collaboration.get_pull),
+    _route("PATCH", _REPO + r"/pulls/(?P<number>\d+)$", collaboration.update_pull),
+    _route("PUT", _REPO + r"/pulls/(?P<number>\d+)/merge$", collaboration.merge_pull),
+    _route("GET", _REPO + r"/deployments$", collaboration.list_deployments),
+    _route("POST", _REPO + r"/deployments$", collaboration.create_deployment),
+    _route(
+        "GET",
+        _REPO + r"/deployments/(?P<deployment_id>\d+)$",
+        collaboration.get_deployment,
+    ),
+    _route(
+        "GET",
+        _REPO + r"/deployments/(?P<deployment_id>\d+)/statuses$",
+        collaboration.list_deployment_statuses,
+    ),
+    _route(
+        "POST",
+        _REPO + r"/deployments/(?P<deployment_id>\d+)/statuses$",
+        collaboration.create_deployment_status,
+    ),
     _route("GET", _REPO + r"/installation$", GitHubApi.get_installation, auth="app"),
     _route("GET", r"^/app$", GitHubApi.get_app, auth="app"),
     _route(

@@ -71,6 +71,9 @@ def _dispatch(context: ControlContext, method: str, route: str, payload: dict[st
         case ("DELETE", "requests"):
             context.requests.clear()
             return Reply(204)
+        case ("PUT", "requests/bodies"):
+            context.requests.keep_bodies = bool(payload.get("enabled"))
+            return Reply(204)
     return Reply(404, {"message": f"no control route {method} /_standin/{route}"})
 
 

@@ -122,9 +122,20 @@ class RequestLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
+        # Off by default (a benchmark serves megabyte files): the OpenAPI test turns it on to check bodies.
+        self.keep_bodies = False
 
     def record(
-        self, *, method: str, path: str, query: str, status: int, started: float, auth: str, fault: str | None
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        status: int,
+        started: float,
+        auth: str,
+        fault: str | None,
+        body: Any = None,
     ) -> None:
         entry = {
             "method": method,
@@ -136,6 +147,8 @@ class RequestLog:
             "auth": auth,
             "fault": fault,
         }
+        if self.keep_bodies:
+            entry["body"] = body
         with self._lock:
             self._entries.append(entry)
 

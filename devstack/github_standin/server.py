@@ -134,6 +134,7 @@ class StandinHandler(LoopbackHandler):
             started=started,
             auth=auth,
             fault=fault_kind,
+            body=reply.body,
         )
         self._send(reply, rate_headers)
 

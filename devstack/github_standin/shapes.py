@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -71,14 +71,27 @@ def error(message: str, documentation_url: str = "https://docs.github.com/rest")
 
 
 def user(api: str, web: str, login: str, *, kind: str = "User") -> dict[str, Any]:
+    """GitHub's ``simple-user``, with every field its schema requires (the ``*_url`` templates too)."""
+    user_api = f"{api}/users/{quote(login)}"
     return {
         "login": login,
         "id": numeric_id(login),
         "node_id": node_id("User", login),
         "avatar_url": f"{web}/avatars/{quote(login)}",
-        "url": f"{api}/users/{quote(login)}",
+        "gravatar_id": "",
+        "url": user_api,
         "html_url": f"{web}/{quote(login)}",
+        "followers_url": f"{user_api}/followers",
+        "following_url": f"{user_api}/following{{/other_user}}",
+        "gists_url": f"{user_api}/gists{{/gist_id}}",
+        "starred_url": f"{user_api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{user_api}/subscriptions",
+        "organizations_url": f"{user_api}/orgs",
+        "repos_url": f"{user_api}/repos",
+        "events_url": f"{user_api}/events{{/privacy}}",
+        "received_events_url": f"{user_api}/received_events",
         "type": kind,
+        "user_view_type": "public",
         "site_admin": False,
     }
 
@@ -320,4 +333,268 @@ def app_body(api: str, web: str, app: GitHubAppSpec) -> dict[str, Any]:
         "events": [],
         "created_at": "2024-01-01T00:00:00Z",
         "updated_at": "2024-01-01T00:00:00Z",
+    }
+
+
+_REPO_URL_TEMPLATES = {
+    "archive_url": "/{archive_format}{/ref}",
+    "assignees_url": "/assignees{/user}",
+    "blobs_url": "/git/blobs{/sha}",
+    "branches_url": "/branches{/branch}",
+    "collaborators_url": "/collaborators{/collaborator}",
+    "comments_url": "/comments{/number}",
+    "commits_url": "/commits{/sha}",
+    "compare_url": "/compare/{base}...{head}",
+    "contents_url": "/contents/{+path}",
+    "contributors_url": "/contributors",
+    "deployments_url": "/deployments",
+    "downloads_url": "/downloads",
+    "events_url": "/events",
+    "forks_url": "/forks",
+    "git_commits_url": "/git/commits{/sha}",
+    "git_refs_url": "/git/refs{/sha}",
+    "git_tags_url": "/git/tags{/sha}",
+    "hooks_url": "/hooks",
+    "issue_comment_url": "/issues/comments{/number}",
+    "issue_events_url": "/issues/events{/number}",
+    "issues_url": "/issues{/number}",
+    "keys_url": "/keys{/key_id}",
+    "labels_url": "/labels{/name}",
+    "languages_url": "/languages",
+    "merges_url": "/merges",
+    "milestones_url": "/milestones{/number}",
+    "notifications_url": "/notifications{?since,all,participating}",
+    "pulls_url": "/pulls{/number}",
+    "releases_url": "/releases{/id}",
+    "stargazers_url": "/stargazers",
+    "statuses_url": "/statuses/{sha}",
+    "subscribers_url": "/subscribers",
+    "subscription_url": "/subscription",
+    "tags_url": "/tags",
+    "teams_url": "/teams",
+    "trees_url": "/git/trees{/sha}",
+}
+
+
+def full_repository(links: Links, default_branch: str) -> dict[str, Any]:
+    """GitHub's ``repository`` schema (inside a pull request's head and base), every required field present."""
+    body = repository(links, default_branch)
+    body.update({name: f"{links.repo_api}{suffix}" for name, suffix in _REPO_URL_TEMPLATES.items()})
+    host = links.web.split("://", 1)[-1]
+    body.update(
+        {
+            "git_url": f"git://{host}/{links.full_name}.git",
+            "ssh_url": f"git@{host}:{links.full_name}.git",
+            "svn_url": links.repo_web,
+            "mirror_url": None,
+            "homepage": None,
+            "language": None,
+            "license": None,
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers_count": 0,
+            "watchers": 0,
+            "size": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_downloads": False,
+            "pushed_at": "2024-01-01T00:00:00Z",
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+        }
+    )
+    return body
+
+
+@dataclass
+class Pull:
+    """A pull request as the stand-in keeps it (in memory: it lives as long as the server)."""
+
+    number: int
+    title: str
+    body: str | None
+    head: str  # branch name in the same repository
+    base: str
+    user: str
+    created_at: float
+    updated_at: float
+    head_sha: str  # the head branch's commit when last seen (kept after the branch is deleted)
+    state: str = "open"
+    closed_at: float | None = None
+    merged_at: float | None = None
+    merge_commit_sha: str | None = None
+    merged_by: str | None = None
+
+
+def _optional_date(timestamp: float | None) -> str | None:
+    return iso_date(timestamp) if timestamp is not None else None
+
+
+def pull_request(
+    links: Links,
+    pull: Pull,
+    default_branch: str,
+    base_sha: str,
+    *,
+    full: bool,
+    mergeable: bool | None = None,
+    changed_files: int = 0,
+) -> dict[str, Any]:
+    """``pull-request`` (``full``: GET one, create, update) or ``pull-request-simple`` (the list)."""
+    api = f"{links.repo_api}/pulls/{pull.number}"
+    issue = f"{links.repo_api}/issues/{pull.number}"
+    html = f"{links.repo_web}/pull/{pull.number}"
+    repo = full_repository(links, default_branch)
+    owner = user(links.api, links.web, links.owner, kind="Organization")
+
+    def side(branch: str, sha: str) -> dict[str, Any]:
+        return {"label": f"{links.owner}:{branch}", "ref": branch, "sha": sha, "user": owner, "repo": repo}
+
+    body: dict[str, Any] = {
+        "url": api,
+        "id": numeric_id(f"{links.full_name}#{pull.number}"),
+        "node_id": node_id("PullRequest", f"{links.full_name}#{pull.number}"),
+        "html_url": html,
+        "diff_url": f"{html}.diff",
+        "patch_url": f"{html}.patch",
+        "issue_url": issue,
+        "commits_url": f"{api}/commits",
+        "review_comments_url": f"{api}/comments",
+        "review_comment_url": f"{links.repo_api}/pulls/comments{{/number}}",
+        "comments_url": f"{issue}/comments",
+        "statuses_url": f"{links.repo_api}/statuses/{pull.head_sha}",
+        "number": pull.number,
+        "state": pull.state,
+        "locked": False,
+        "title": pull.title,
+        "user": user(links.api, links.web, pull.user, kind="Bot" if pull.user.endswith("[bot]") else "User"),
+        "body": pull.body,
+        "labels": [],
+        "milestone": None,
+        "active_lock_reason": None,
+        "created_at": iso_date(pull.created_at),
+        "updated_at": iso_date(pull.updated_at),
+        "closed_at": _optional_date(pull.closed_at),
+        "merged_at": _optional_date(pull.merged_at),
+        "merge_commit_sha": pull.merge_commit_sha,
+        "assignee": None,
+        "assignees": [],
+        "requested_reviewers": [],
+        "requested_teams": [],
+        "head": side(pull.head, pull.head_sha),
+        "base": side(pull.base, base_sha),
+        "_links": {
+            name: {"href": href}
+            for name, href in {
+                "self": api,
+                "html": html,
+                "issue": issue,
+                "comments": f"{issue}/comments",
+                "review_comments": f"{api}/comments",
+                "review_comment": f"{links.repo_api}/pulls/comments{{/number}}",
+                "commits": f"{api}/commits",
+                "statuses": f"{links.repo_api}/statuses/{pull.head_sha}",
+            }.items()
+        },
+        "author_association": "NONE",
+        "auto_merge": None,
+        "draft": False,
+    }
+    if full:
+        merged = pull.merged_at is not None
+        body.update(
+            {
+                "merged": merged,
+                "mergeable": mergeable,
+                "rebaseable": mergeable,
+                "mergeable_state": "unknown" if mergeable is None else ("clean" if mergeable else "dirty"),
+                "merged_by": user(links.api, links.web, pull.merged_by) if merged and pull.merged_by else None,
+                "comments": 0,
+                "review_comments": 0,
+                "maintainer_can_modify": False,
+                "commits": 1,
+                "additions": changed_files,
+                "deletions": changed_files,
+                "changed_files": changed_files,
+            }
+        )
+    return body
+
+
+@dataclass
+class Deployment:
+    id: int
+    sha: str
+    ref: str
+    task: str
+    environment: str
+    payload: Any
+    description: str | None
+    creator: str
+    created_at: float
+    updated_at: float
+    transient_environment: bool = False
+    production_environment: bool = False
+    statuses: list[DeploymentStatus] = field(default_factory=list)
+
+
+@dataclass
+class DeploymentStatus:
+    id: int
+    state: str
+    description: str
+    environment: str
+    log_url: str
+    environment_url: str
+    creator: str
+    created_at: float
+
+
+def deployment(links: Links, record: Deployment) -> dict[str, Any]:
+    url = f"{links.repo_api}/deployments/{record.id}"
+    return {
+        "url": url,
+        "id": record.id,
+        "node_id": node_id("Deployment", str(record.id)),
+        "sha": record.sha,
+        "ref": record.ref,
+        "task": record.task,
+        "payload": record.payload,
+        "original_environment": record.environment,
+        "environment": record.environment,
+        "description": record.description,
+        "creator": user(links.api, links.web, record.creator),
+        "created_at": iso_date(record.created_at),
+        "updated_at": iso_date(record.updated_at),
+        "statuses_url": f"{url}/statuses",
+        "repository_url": links.repo_api,
+        "transient_environment": record.transient_environment,
+        "production_environment": record.production_environment,
+        "performed_via_github_app": None,
+    }
+
+
+def deployment_status(links: Links, record: Deployment, status: DeploymentStatus) -> dict[str, Any]:
+    deployment_url = f"{links.repo_api}/deployments/{record.id}"
+    return {
+        "url": f"{deployment_url}/statuses/{status.id}",
+        "id": status.id,
+        "node_id": node_id("DeploymentStatus", str(status.id)),
+        "state": status.state,
+        "creator": user(links.api, links.web, status.creator),
+        "description": status.description,
+        "environment": status.environment,
+        "target_url": status.log_url,
+        "log_url": status.log_url,
+        "environment_url": status.environment_url,
+        "created_at": iso_date(status.created_at),
+        "updated_at": iso_date(status.created_at),
+        "deployment_url": deployment_url,
+        "repository_url": links.repo_api,
+        "performed_via_github_app": None,
     }

@@ -595,6 +595,40 @@ class OperatorsConfig(_Model):
         return [*self.principals.get(env, []), *self.principals.get("*", [])]
 
 
+class WebhookConfig(_Model):
+    """A webhook told of every deployment state: a generic JSON one, or a Slack-compatible incoming webhook."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Label in logs and metrics, e.g. slack")
+    url_secret: str = Field(description="Secrets Manager name or ARN whose value is the webhook URL")
+    format: Literal["json", "slack"] = Field(
+        default="json", description="json: the event as a JSON document; slack: {text: ...} for an incoming webhook"
+    )
+
+
+class NotificationsConfig(_Model):
+    """Deployment notifications, sent after the commit and on every state the tracker records."""
+
+    github_deployments: bool = Field(
+        default=False,
+        description="A GitHub deployment per promoted release and environment on the source repository, with a "
+        "status on every state (the GitHub credential needs deployments: write on the source repositories)",
+    )
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    attempts: int = Field(default=3, ge=1, le=5, description="Delivery attempts per notification and channel")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _distinct_names(cls, value: list[WebhookConfig]) -> list[WebhookConfig]:
+        names = [webhook.name for webhook in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two webhooks share a name")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.github_deployments or bool(self.webhooks)
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -608,6 +642,7 @@ class Config(_Model):
     reconcile: ReconcileConfig = ReconcileConfig()
     deploy: DeployConfig = DeployConfig()
     operators: OperatorsConfig = OperatorsConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     @field_validator("apps")
     @classmethod

@@ -14,7 +14,7 @@ normally, so that a retry never repeats or changes a decision.
     │                         file): fixed by the sender, never by a retry (also a ValueError)
     ├── Answer                an outside system answered, and the answer decides: the service turns
     │   │                     it into a decision (a missing commit, a stale blob)
-    │   ├── CommitNotFound, CommitAmbiguous, FileNotFound, FileTooLarge, WriteConflict
+    │   ├── CommitNotFound, FileNotFound, FileTooLarge, WriteConflict
     │   └── IdentityError
     └── UnusableAnswer        an outside system answered, but the answer cannot be used (bad JSON, a
         └── RegistryError     digest mismatch, too large): permanent, retrying reads the same answer
@@ -75,11 +75,11 @@ class Answer(TagrelayError):
 
 
 class CommitNotFound(Answer):
-    """The short SHA (or ref) names no commit of the repository."""
+    """The SHA (or ref) names no single commit of the repository: none, or (a short SHA) more than one.
 
-
-class CommitAmbiguous(Answer):
-    """The short SHA names more than one commit of the repository."""
+    GitHub answers an ambiguous short SHA as it answers an unknown one (422 ``No commit found for SHA``
+    on the commits API): nothing in the answer tells the two apart, so neither does tagrelay.
+    """
 
 
 class FileNotFound(Answer):

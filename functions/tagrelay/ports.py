@@ -67,7 +67,7 @@ class SourceRepository(Protocol):
     def resolve_commit(self, repo: str, short_sha: str) -> SourceCommit:
         """Exactly one commit whose SHA starts with ``short_sha``.
 
-        Raises CommitNotFound (no such commit) or CommitAmbiguous (several)."""
+        Raises CommitNotFound when there is none, or (GitHub answers so) more than one."""
         ...
 
     def compare(self, repo: str, base: str, head: str) -> CompareStatus:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         RegistryControlPlane,
         SignatureVerifier,
     )
+    from tagrelay.domain.deployment_events import DeploymentEvent
     from tagrelay.services.operate import Operator
     from tagrelay.services.promote import Promoter
     from tagrelay.services.reconcile import Reconciler
@@ -304,7 +305,31 @@ def build_promoter(
         sleep=wiring.sleep,
         refresh_environment=refresh_nudge(cfg, wiring),
     )
+    if not dry_run:
+        deps.publish = build_notifier(cfg, "promoter", lambda: deps.github)
     return Promoter(deps, dry_run=dry_run)
+
+
+def build_notifier(cfg: Config, service: str, github: Callable[[], GitHub]) -> Callable[[DeploymentEvent], None] | None:
+    """The subscribers of deployment events the configuration turns on (services/notify.py); None if none.
+    Nothing is read or opened here: a webhook's secret is read on its first message."""
+    if not cfg.notifications.enabled:
+        return None
+    from tagrelay.adapters.secrets import read_secret
+    from tagrelay.adapters.webhook import post_json
+    from tagrelay.domain.deployment_events import Subscriber
+    from tagrelay.services.notify import GitHubDeployments, Notifier, Webhook
+
+    subscribers: list[Subscriber] = []
+    if cfg.notifications.github_deployments:
+        subscribers.append(GitHubDeployments(github()))
+
+    def secret_url(name: str) -> Callable[[], str]:
+        return lambda: read_secret(name).strip()
+
+    for webhook in cfg.notifications.webhooks:
+        subscribers.append(Webhook(webhook.name, secret_url(webhook.url_secret), webhook.format, post_json))
+    return Notifier(subscribers, service=service, attempts=cfg.notifications.attempts).publish
 
 
 @cache
@@ -378,6 +403,7 @@ def build_tracker(cfg: Config, *, adapters: Adapters | None = None) -> Tracker:
         # Only to ask whether a later revision contains our commit (compare: read-only); the credentials
         # are those of the promoter, read from Secrets Manager on the first request.
         github=lambda: wiring.github(cfg, None),
+        publish=build_notifier(cfg, "tracker", lambda: wiring.github(cfg, None)),
     )
     return Tracker(deps)
 

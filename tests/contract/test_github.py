@@ -13,7 +13,7 @@ import pytest
 from devstack.gitrepo import GitWorkspace, make_ambiguous_short_sha
 from devstack.stack import GITHUB_TOKEN, LocalStack
 from tagrelay.config import parse_config
-from tagrelay.errors import CommitAmbiguous, CommitNotFound, FileNotFound, FileTooLarge, WriteConflict
+from tagrelay.errors import CommitNotFound, FileNotFound, FileTooLarge, WriteConflict
 from tagrelay.ports import GitHost
 from tests.fakes.github import FakeGitHub, git_blob_sha
 
@@ -89,8 +89,10 @@ def test_a_short_sha_resolves_to_exactly_one_commit(side: tuple[GitHost, Reposit
     assert commit.author and commit.url
     with pytest.raises(CommitNotFound):
         github.resolve_commit(repos.repo, "0000000")
-    with pytest.raises(CommitAmbiguous):
-        github.resolve_commit(repos.repo, repos.ambiguous_prefix())
+    # GitHub answers a prefix several commits share as an unknown one; the message says a longer SHA settles it.
+    prefix = repos.ambiguous_prefix()
+    with pytest.raises(CommitNotFound, match=f"more than one commit starts with {prefix}"):
+        github.resolve_commit(repos.repo, prefix)
 
 
 def test_compare_follows_ancestry_by_sha_and_by_branch(side: tuple[GitHost, Repositories]) -> None:

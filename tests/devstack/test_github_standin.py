@@ -319,7 +319,9 @@ def test_get_commit_of_an_unknown_sha_is_422(seeded: Seeded) -> None:
     assert unknown.value.data["message"] == "No commit found for SHA: 0123456"
 
 
-def test_get_commit_of_an_ambiguous_short_sha_is_422(control: StandinControl, gh: Github, workdir: Path) -> None:
+def test_get_commit_of_an_ambiguous_short_sha_is_answered_as_an_unknown_one(
+    control: StandinControl, gh: Github, workdir: Path
+) -> None:
     bare = control.create_repo("org/collisions")
     workspace = GitWorkspace.create(bare, workdir / "clones" / "collisions")
     unique = workspace.commit_files({"a.txt": "a\n"}, "one commit")
@@ -333,7 +335,7 @@ def test_get_commit_of_an_ambiguous_short_sha_is_422(control: StandinControl, gh
     with pytest.raises(GithubException) as ambiguous:
         repo.get_commit(prefix).commit  # noqa: B018 - the attribute access sends the request
     assert ambiguous.value.status == 422
-    assert "ambiguous" in ambiguous.value.data["message"]
+    assert ambiguous.value.data["message"] == f"No commit found for SHA: {prefix}"
     assert repo.get_commit(unique[:7]).raw_data["sha"] == unique
 
 

@@ -41,6 +41,7 @@ _SECTIONS = (
     "operators",
     "limits",
     "reconcile",
+    "notifications",
 )
 _KEY = re.compile(r"`((?:%s)\.[A-Za-z0-9_.<>*-]+)`" % "|".join(_SECTIONS))  # noqa: UP031 - a regex
 # What a document must not point at: the project's own notes outside the repository.

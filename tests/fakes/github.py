@@ -2,7 +2,7 @@
 matter to tagrelay.
 
 * commits have parents and a full tree; a SHA names its commit by any unique prefix, and a prefix
-  that names several is ambiguous (CommitAmbiguous), as GitHub answers;
+  that names several is not found (CommitNotFound), as GitHub answers it;
 * compare(base, head) follows ancestry: identical, ahead (head contains base), behind, diverged; its
   commits are those head has that base has not, oldest first;
 * read_file answers the bytes and the git blob SHA (``blob <size>\\0<bytes>``), at a branch or a
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from tagrelay.domain.facts import CommitRef, CompareStatus, Comparison, FileVersion, SourceCommit
-from tagrelay.errors import CommitAmbiguous, CommitNotFound, FileNotFound, FileTooLarge, WriteConflict
+from tagrelay.errors import CommitNotFound, FileNotFound, FileTooLarge, WriteConflict
 from tests.fakes.faults import Faults
 
 WEB = "https://github.example"
@@ -75,7 +75,16 @@ class FakeGitHub:
 
     def resolve_commit(self, repo: str, short_sha: str) -> SourceCommit:
         self._call("resolve_commit")
-        commit = self._commit(repo, short_sha, by_prefix_only=True)
+        try:
+            commit = self._commit(repo, short_sha, by_prefix_only=True)
+        except CommitNotFound as unknown:
+            if len(short_sha) == 40:
+                raise
+            # The adapter's hint: GitHub answers a prefix several commits share as an unknown one.
+            raise CommitNotFound(
+                f"{unknown}; GitHub answers so too when more than one commit starts with "
+                f"{short_sha}: a longer SHA settles it"
+            ) from None
         return SourceCommit(
             sha=commit.sha,
             author=commit.author,
@@ -178,7 +187,7 @@ class FakeGitHub:
         return sha
 
     def add_commit_with_sha(self, repo: str, sha: str, branch: str, message: str) -> None:
-        """A commit whose SHA is chosen: to make two commits share a prefix (CommitAmbiguous)."""
+        """A commit whose SHA is chosen: to make two commits share a prefix (then not found, as on GitHub)."""
         store = self._repo(repo)
         parent = store.commits[store.branches[branch]]
         store.commits[sha] = Commit(sha, (parent.sha,), dict(parent.tree), message, "dev", self._epoch)
@@ -211,9 +220,7 @@ class FakeGitHub:
         if not by_prefix_only and ref in store.branches:
             return store.commits[store.branches[ref]]
         matches = [commit for sha, commit in store.commits.items() if sha.startswith(ref.lower())] if ref else []
-        if len(matches) > 1:
-            raise CommitAmbiguous(f"the short SHA {ref} is ambiguous in {repo}")
-        if not matches:
+        if len(matches) != 1:  # none, or several: GitHub answers both alike
             raise CommitNotFound(f"no commit found for SHA: {ref}")
         return matches[0]
 

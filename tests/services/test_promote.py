@@ -156,11 +156,13 @@ def test_a_tag_that_is_no_commit_of_the_source_repository_is_rejected(world: Fak
     assert {r.reason for r in history(world, "prod") if r.outcome == "rejected"} == {"commit_not_found"}
 
 
-def test_an_ambiguous_short_sha_is_rejected(world: FakeWorld, promoter: Promoter) -> None:
+def test_an_ambiguous_short_sha_is_rejected_as_not_found_with_a_hint(world: FakeWorld, promoter: Promoter) -> None:
+    """GitHub answers a short SHA that several commits start with as an unknown one; the message says so."""
     for suffix in ("1", "2"):
         world.github.add_commit_with_sha(world.source_repo, "abcdef0" + suffix * 33, "main", f"collides {suffix}")
     result = deliver(world, promoter, world.release("abcdef0" + "1" * 33, tag="abcdef0").events)
-    assert (result["decision"], result["reason"]) == ("reject", "commit_ambiguous")
+    assert (result["decision"], result["reason"]) == ("reject", "commit_not_found")
+    assert "more than one commit starts with abcdef0" in result["message"]
 
 
 def test_a_commit_not_on_the_environments_branch_is_rejected(world: FakeWorld, promoter: Promoter) -> None:

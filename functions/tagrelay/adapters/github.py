@@ -17,9 +17,17 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tagrelay.config import GitHubConfig
-from tagrelay.domain.facts import COMPARE_STATUSES, CommitRef, CompareStatus, Comparison, FileVersion, SourceCommit
+from tagrelay.domain.facts import (
+    COMPARE_STATUSES,
+    CommitRef,
+    CompareStatus,
+    Comparison,
+    FileVersion,
+    MergeResult,
+    PullRequestRef,
+    SourceCommit,
+)
 from tagrelay.errors import (
-    CommitAmbiguous,
     CommitNotFound,
     FileNotFound,
     FileTooLarge,
@@ -59,16 +67,21 @@ class GitHub:
                 # that `.sha` is GitHub's full SHA rather than the short one we passed in.
                 git_commit = commit.commit
                 sha = commit.sha
-                author = commit.author.login if commit.author else git_commit.author.name
-                committed_at = git_commit.author.date if git_commit.author else None
+                # GitHub's schema lets both be null: no account for the email, and no git author.
+                author = _author(commit, git_commit)
+                person = git_commit.author or git_commit.committer
+                committed_at = person.date if person else None
                 subject = (git_commit.message or "").splitlines()[0] if git_commit.message else ""
                 url = commit.html_url
         except GithubException as exc:
-            message = _message(exc)
-            if exc.status == 422 and "ambiguous" in message.lower():
-                raise CommitAmbiguous(message) from None
             if exc.status in (404, 422):
-                raise CommitNotFound(message) from None
+                hint = (
+                    ""
+                    if len(short_sha) == 40
+                    else f"; GitHub answers so too when more than one commit starts with {short_sha}: "
+                    "a longer SHA settles it"
+                )
+                raise CommitNotFound(f"{_message(exc)}{hint}") from None
             raise
         if not sha.startswith(short_sha):
             raise CommitNotFound(f"GitHub answered {sha} for {short_sha}")
@@ -167,11 +180,144 @@ class GitHub:
         with self._translate(f"list commits of {path} on {repo}@{branch}"):
             for commit in self._repo(repo).get_commits(sha=branch, path=path):
                 git_commit = commit.commit
-                author = commit.author.login if commit.author else (git_commit.author.name or "")
+                author = _author(commit, git_commit, unknown="")
                 found.append(CommitRef(sha=commit.sha, url=commit.html_url, message=git_commit.message, author=author))
                 if len(found) >= limit:
                     break
         return found
+
+    # --- pull-request write-back (gitops.write: pull_request) ---
+
+    def branch_head(self, repo: str, branch: str) -> str | None:
+        """The commit ``branch`` points at, or None when it does not exist (one request)."""
+        from github import GithubException
+
+        try:
+            with self._translate(f"read branch {branch} of {repo}"):
+                return str(self._repo(repo).get_git_ref(f"heads/{branch}").object.sha)
+        except GithubException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def reset_branch(self, repo: str, branch: str, sha: str, *, exists: bool) -> None:
+        """Point ``branch`` at ``sha``: created, or moved there even when that is not a fast-forward."""
+        from urllib.parse import quote
+
+        with self._translate(f"reset {branch} of {repo} to {sha[:12]}"):
+            if exists:
+                # PATCH /git/refs/{ref} itself: a lazy GitRef would PATCH the /git/ref/ URL it was read from,
+                # which GitHub does not serve (the OpenAPI check of the stand-in's answers found it).
+                url = f"{self._config.base_url}/repos/{repo}/git/refs/heads/{quote(branch)}"
+                self._github().requester.requestJsonAndCheck("PATCH", url, input={"sha": sha, "force": True})
+            else:
+                self._repo(repo).create_git_ref(f"refs/heads/{branch}", sha)
+
+    def open_pull_request(self, repo: str, head: str, base: str) -> PullRequestRef | None:
+        """The open pull request from ``head`` into ``base``, if there is one (one request)."""
+        owner = repo.split("/", 1)[0]
+        with self._translate(f"list pull requests {head} -> {base} of {repo}"):
+            for pull in self._repo(repo).get_pulls(state="open", head=f"{owner}:{head}", base=base):
+                return PullRequestRef(number=pull.number, url=pull.html_url, head_sha=pull.head.sha, title=pull.title)
+        return None
+
+    def create_pull_request(self, repo: str, head: str, base: str, *, title: str, body: str) -> PullRequestRef:
+        with self._translate(f"open a pull request {head} -> {base} on {repo}"):
+            pull = self._repo(repo).create_pull(base=base, head=head, title=title, body=body)
+            return PullRequestRef(number=pull.number, url=pull.html_url, head_sha=pull.head.sha, title=pull.title)
+
+    def update_pull_request(
+        self, repo: str, number: int, *, title: str | None = None, body: str | None = None, close: bool = False
+    ) -> None:
+        """Retitle a pull request (a newer release took it over), or close it."""
+        from github.GithubObject import NotSet
+
+        with self._translate(f"update pull request #{number} of {repo}"):
+            self._repo(repo).get_pull(number).edit(
+                title=title if title is not None else NotSet,
+                body=body if body is not None else NotSet,
+                state="closed" if close else NotSet,
+            )
+
+    def merge_pull_request(self, repo: str, number: int, *, head_sha: str, title: str, message: str) -> MergeResult:
+        """Squash-merge the pull request if GitHub lets us now (one request; two with the lazy pull).
+
+        A protected branch that requires reviews or checks, a conflict, or a head that moved answer
+        405/409: the pull request stays open (``merged`` False, with GitHub's reason). GitHub's
+        auto-merge can only be enabled through GraphQL, so tagrelay merges through REST when it can.
+        """
+        from github import GithubException
+
+        try:
+            with self._translate(f"merge pull request #{number} of {repo}"):
+                pull = self._repo(repo).get_pull(number)
+                merged = pull.merge(commit_title=title, commit_message=message, merge_method="squash", sha=head_sha)
+                return MergeResult(merged=bool(merged.merged), sha=merged.sha, reason=merged.message or "")
+        except GithubException as exc:
+            if exc.status in (405, 409, 422):
+                return MergeResult(merged=False, sha=None, reason=_message(exc))
+            raise
+
+    # --- GitHub Deployments (notifications) ---
+
+    def find_deployment(self, repo: str, sha: str, environment: str, decision_id: str) -> int | None:
+        """The deployment tagrelay created for this decision (its payload names it), if any (one request
+        for up to 100 deployments of the commit and environment)."""
+        with self._translate(f"list deployments of {sha[:12]} to {environment} on {repo}"):
+            url = f"{self._config.base_url}/repos/{repo}/deployments"
+            _, found = self._github().requester.requestJsonAndCheck(
+                "GET", url, parameters={"sha": sha, "environment": environment, "per_page": 100}
+            )
+        for deployment in found if isinstance(found, list) else []:
+            payload = deployment.get("payload") if isinstance(deployment, dict) else None
+            if isinstance(payload, dict) and payload.get("tagrelay_decision_id") == decision_id:
+                return int(deployment["id"])
+        return None
+
+    def create_deployment(
+        self, repo: str, *, sha: str, environment: str, description: str, payload: dict[str, Any], production: bool
+    ) -> int:
+        """A deployment of commit ``sha`` to ``environment``; its id (one request).
+
+        ``auto_merge`` off and ``required_contexts`` empty: the record is of what tagrelay deploys, it
+        must neither merge branches nor wait for commit statuses (docs.github.com/rest/deployments).
+        """
+        with self._translate(f"create a deployment of {sha[:12]} to {environment} on {repo}"):
+            deployment = self._repo(repo).create_deployment(
+                ref=sha,
+                task="deploy",
+                auto_merge=False,
+                required_contexts=[],
+                payload=payload,
+                environment=environment,
+                description=description[:140],
+                transient_environment=False,
+                production_environment=production,
+            )
+            return int(deployment.id)
+
+    def create_deployment_status(
+        self,
+        repo: str,
+        deployment_id: int,
+        *,
+        state: str,
+        description: str,
+        log_url: str | None,
+        environment_url: str | None = None,
+        auto_inactive: bool = False,
+    ) -> None:
+        """A status of the deployment (one request). ``log_url`` replaces the legacy ``target_url``;
+        PyGithub does not send it, so the request is made through its requester. ``auto_inactive``: GitHub
+        marks the environment's earlier successful deployments inactive."""
+        body: dict[str, Any] = {"state": state, "description": description[:140], "auto_inactive": auto_inactive}
+        if log_url:
+            body["log_url"] = log_url
+        if environment_url:
+            body["environment_url"] = environment_url
+        with self._translate(f"post deployment status {state} on {repo}"):
+            url = f"{self._config.base_url}/repos/{repo}/deployments/{deployment_id}/statuses"
+            self._github().requester.requestJsonAndCheck("POST", url, input=body)
 
     def _repo(self, full_name: str) -> Repository:
         if full_name not in self._repos:
@@ -222,6 +368,14 @@ class GitHub:
             raise TransientError("github", f"{action}: still failing after retries") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError("github", f"{action}: {type(exc).__name__}") from None
+
+
+def _author(commit: Any, git_commit: Any, *, unknown: str = "unknown") -> str:
+    """The GitHub login when GitHub maps the commit to an account, else the git author's name."""
+    if commit.author is not None and commit.author.login:
+        return str(commit.author.login)
+    person = git_commit.author or git_commit.committer
+    return str(person.name) if person is not None and person.name else unknown
 
 
 def _message(exc: Any) -> str:

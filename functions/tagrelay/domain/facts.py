@@ -69,6 +69,25 @@ class CommitRef:
         return self.message.splitlines()[0] if self.message else ""
 
 
+@dataclass(frozen=True)
+class PullRequestRef:
+    """An open pull request (pull-request write-back)."""
+
+    number: int
+    url: str  # html_url
+    head_sha: str
+    title: str
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What GitHub answered to a merge: merged (with the merge commit), or why not."""
+
+    merged: bool
+    sha: str | None  # the merge commit on the base branch
+    reason: str  # GitHub's message (why it did not merge)
+
+
 # --------------------------------------------------------------------------------------------------
 # The registry (OCI distribution API) and ECR's control plane.
 

@@ -180,8 +180,8 @@ def hint_for(reason: str, operation: Operation, env: str, sha: str | None) -> st
         "cosign step, or retry once the signatures are uploaded",
         "signature_invalid": "the images are signed by someone else, or the signature does not match: "
         "do not deploy this release; investigate it",
-        "commit_not_found": "check the SHA against the source repository (git log)",
-        "commit_ambiguous": "give the full 40-character SHA",
+        "commit_not_found": "check the SHA against the source repository (git log); if it is there, give the "
+        "full 40-character SHA (GitHub answers a short SHA that more than one commit starts with as unknown)",
         "commit_not_on_branch": f"only commits of {env}'s branch deploy to {env}: merge it first",
         "newer_commit_deployed": f"to go back on purpose, run: tagrelay rollback --env {env} --to {target}",
         "environment_pinned": f"run 'tagrelay unpin --env {env}' first (the next push then promotes as usual), "

@@ -58,6 +58,7 @@ class DecisionRecord:
     deployed_sha: str | None = None
     gitops_commit: str | None = None
     gitops_url: str | None = None
+    pull_request_url: str | None = None  # gitops.write: pull_request: the pull request that carried the change
     event_ids: tuple[str, ...] = ()
     request_id: str | None = None  # operator changes: the id the `tagrelay` command gave the request
     # Deployment tracking (committed records only): COMMITTED, then the tracker's states.

@@ -55,7 +55,7 @@ from tagrelay.domain.operator import (
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
-from tagrelay.errors import CommitAmbiguous, CommitNotFound, FileNotFound, IdentityError
+from tagrelay.errors import CommitNotFound, FileNotFound, IdentityError
 from tagrelay.ports import DeploymentLedger
 from tagrelay.services.heal import Healed
 from tagrelay.services.promote import Promoter, ReleaseRequest
@@ -278,7 +278,7 @@ class Operator:
         app = self.config.apps[request.app]
         try:
             return self.deps.promoter.deps.github.resolve_commit(app.source_repo, sha).sha
-        except (CommitNotFound, CommitAmbiguous):
+        except CommitNotFound:
             return None
 
     def _check_precondition(self, request: OperatorRequest, current_tag: str | None) -> None:

@@ -47,6 +47,7 @@ from tagrelay.config import App, Config
 from tagrelay.domain import decision as rules
 from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message
 from tagrelay.domain.decision import Evaluation, Verdict
+from tagrelay.domain.deployment_events import DeploymentEvent
 from tagrelay.domain.events import (
     BranchTagPushed,
     EcrPush,
@@ -64,11 +65,11 @@ from tagrelay.domain.events import (
 from tagrelay.domain.facts import FileVersion, ReleaseContext, SourceCommit
 from tagrelay.domain.gitops_format import GitOpsEdit
 from tagrelay.domain.mutability import SIGNATURE_TAG_FILTER, assess, fix_command, safe_exclusions
+from tagrelay.domain.outcome import DeploymentState
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
 from tagrelay.domain.values_patch import InvalidEditRequest, ValuesFileError
 from tagrelay.errors import (
-    CommitAmbiguous,
     CommitNotFound,
     FileNotFound,
     FileTooLarge,
@@ -77,6 +78,7 @@ from tagrelay.errors import (
 )
 from tagrelay.ports import DeploymentLedger, GitHost, ImageRegistry, RegistryControlPlane, SignatureVerifier
 from tagrelay.services.heal import EnvironmentHealer
+from tagrelay.services.notify import event_from_record
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,9 @@ class PromoterDependencies:
     # (app, env) -> None, called right after a commit: the Argo CD refresh nudge (runtime.refresh_nudge).
     # It must never raise nor block for long; None when the configuration turns it off.
     refresh_environment: Callable[[str, str], None] | None = None
+    # Deployment notifications (runtime.build_notifier): told of each deployment once it is recorded, after
+    # the commit. It never raises (services/notify.py retries and counts); None when none is configured.
+    publish: Callable[[DeploymentEvent], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -512,12 +517,6 @@ class Promoter:
             evaluation.check("commit", "fail", message)
             for env in envs:
                 evaluation.decide(env, Verdict.REJECT, "commit_not_found", message)
-            return None
-        except CommitAmbiguous as exc:
-            message = f"{release.sha} names more than one commit of {app.source_repo} ({exc}); use a longer SHA"
-            evaluation.check("commit", "fail", message)
-            for env in envs:
-                evaluation.decide(env, Verdict.REJECT, "commit_ambiguous", message)
             return None
         if not self._signed_for(commit, request, evaluation, envs):
             return None
@@ -963,7 +962,12 @@ class Promoter:
                 ),
             )
             if decided.verdict is Verdict.PROMOTE:
-                if not self.deps.ledger.record_deployment(record, app.gitops.repo):
+                recorded = self.deps.ledger.record_deployment(record, app.gitops.repo)
+                if recorded and self.deps.publish is not None:
+                    self.deps.publish(
+                        event_from_record(self.config, record, DeploymentState.COMMITTED, decided.message)
+                    )
+                if not recorded:
                     # Recorded by another invocation (a concurrent or earlier one, or the one that healed
                     # the state): this event's own decision is then a no-op, recorded as such, so that
                     # every event ends in a decision of its own.

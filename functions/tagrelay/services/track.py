@@ -52,6 +52,7 @@ from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
 from tagrelay.errors import TagrelayError
 
 if TYPE_CHECKING:
+    from tagrelay.domain.deployment_events import DeploymentEvent
     from tagrelay.domain.facts import Comparison
     from tagrelay.ports import ArgoCD, DeploymentLedger, SourceRepository
 
@@ -92,6 +93,8 @@ class TrackerDependencies:
     # GitHub, for "does this later revision contain our commit?" when the ledger cannot tell. Made on
     # first need (no secret is read before); None: such revisions stay unknown (the rules then wait).
     github: Callable[[], SourceRepository] | None = None
+    # Deployment notifications (runtime.build_notifier): told of each state recorded. Never raises.
+    publish: Callable[[DeploymentEvent], None] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -536,6 +539,10 @@ class Tracker:
             final=transition.final,
         )
         result.transitions.append(RecordedTransition(record, transition, written))
+        if written and self.deps.publish is not None:
+            from tagrelay.services.notify import event_from_record
+
+            self.deps.publish(event_from_record(self.config, record, transition.state, transition.reason))
 
     def _end_watch(self, result: TrackerRun, record: DecisionRecord, end: EndWatch) -> None:
         """The deployment leaves the in-flight index with the outcome it has (one conditional write)."""
