@@ -75,6 +75,7 @@ class EnvDecision:
     gitops_commit: str | None = None
     gitops_url: str | None = None
     committed_at: str | None = None  # for PROMOTE: when the GitOps commit was made
+    pull_request_url: str | None = None  # gitops.write: pull_request: the pull request that carries it
 
 
 @dataclass

@@ -62,7 +62,7 @@ from tagrelay.domain.events import (
 from tagrelay.domain.events import (
     Trigger as AcceptedEvent,
 )
-from tagrelay.domain.facts import FileVersion, ReleaseContext, SourceCommit
+from tagrelay.domain.facts import CommitRef, FileVersion, ReleaseContext, SourceCommit
 from tagrelay.domain.gitops_format import GitOpsEdit
 from tagrelay.domain.mutability import SIGNATURE_TAG_FILTER, assess, fix_command, safe_exclusions
 from tagrelay.domain.outcome import DeploymentState
@@ -630,14 +630,23 @@ class Promoter:
             )
             self._ensure_time_for_a_commit(env)
             try:
-                written = github.write_file(
-                    repo,
-                    path,
-                    app.gitops.branch,
-                    content=snapshot.edit.text.encode("utf-8"),
-                    blob_sha=snapshot.file.blob_sha,
-                    message=message,
-                )
+                if app.gitops.write == "pull_request":
+                    through_pull = self._write_through_pull_request(
+                        app, env, commit, snapshot, message, request, evaluation
+                    )
+                    if through_pull is None:
+                        return  # decided: the pull request waits for GitHub to allow its merge, or is newer
+                    written, pull_request_url = through_pull
+                else:
+                    written = github.write_file(
+                        repo,
+                        path,
+                        app.gitops.branch,
+                        content=snapshot.edit.text.encode("utf-8"),
+                        blob_sha=snapshot.file.blob_sha,
+                        message=message,
+                    )
+                    pull_request_url = None
             except WriteConflict as exc:
                 delay = min(CAS_BACKOFF_CAP_SECONDS, CAS_BACKOFF_BASE_SECONDS * 2**attempt) * (0.5 + self.deps.jitter())
                 logger.info(
@@ -659,6 +668,7 @@ class Promoter:
                 previous_tag=previous,
                 gitops_commit=written.sha,
                 gitops_url=written.url,
+                pull_request_url=pull_request_url,
                 # The commit's own time orders deployments (the environment state never moves back to an
                 # older one), not the later moment its record is written.
                 committed_at=timestamp(self.deps.clock()),
@@ -669,6 +679,91 @@ class Promoter:
         raise TransientError(
             "github", f"{repo}:{path} kept changing: {attempts} compare-and-swap attempts lost; retrying the event"
         )
+
+    def _write_through_pull_request(
+        self,
+        app: App,
+        env: str,
+        commit: SourceCommit,
+        snapshot: _ValuesSnapshot,
+        message: str,
+        request: ReleaseRequest,
+        evaluation: Evaluation,
+    ) -> tuple[CommitRef, str] | None:
+        """``gitops.write: pull_request``: the same one-file change on ``tagrelay/<app>/<env>``, reset to the
+        GitOps branch's head, through one pull request per environment, squash-merged when GitHub allows.
+
+        Returns the merge commit (what Argo CD syncs) and the pull request's URL; None once decided: the
+        open pull request proposes a newer release (superseded), or GitHub does not allow the merge yet
+        (required reviews or checks: a wait, re-evaluated by later events and the reconcile sweep).
+        Raises WriteConflict when the GitOps branch moved under the change (the caller re-reads and retries).
+        """
+        github = self.deps.github
+        repo, base, path = app.gitops.repo, app.gitops.branch, app.gitops.values_path(env)
+        branch = f"tagrelay/{request.app_name}/{env}"
+        tag = request.release.tag
+        pull = github.open_pull_request(repo, branch, base)
+        if pull is not None:
+            # No-downgrade holds against what the open pull request proposes, not only what runs.
+            try:
+                proposed = app.gitops_format.read(github.read_file(repo, path, pull.head_sha).content.decode("utf-8"))
+            except (FileNotFound, ValuesFileError, UnicodeDecodeError):
+                proposed = None
+            if (
+                proposed is not None
+                and proposed.tag != tag
+                and any(
+                    self._out_of_order(app, env, deployed, commit, request, evaluation)
+                    for deployed in proposed.distinct_tags
+                    if not request.allow_downgrade
+                )
+            ):
+                return None
+        base_head = github.branch_head(repo, base)
+        if base_head is None:
+            raise FileNotFound(f"branch {base} of {repo} does not exist")
+        head_before = github.branch_head(repo, branch)
+        if pull is None or head_before is None or pull.title != message.splitlines()[0]:
+            github.reset_branch(repo, branch, base_head, exists=head_before is not None)
+            written = github.write_file(
+                repo,
+                path,
+                branch,
+                content=snapshot.edit.text.encode("utf-8"),
+                blob_sha=snapshot.file.blob_sha,
+                message=message,
+            )
+            head_sha = written.sha
+        else:  # this release's pull request, from an earlier evaluation: merge it if GitHub allows now
+            head_sha = head_before
+        title, _, body = message.partition("\n")
+        body = body.strip()
+        if pull is None:
+            pull = github.create_pull_request(repo, branch, base, title=title, body=body)
+        elif pull.title != title:
+            github.update_pull_request(repo, pull.number, title=title, body=body)  # a newer release took it over
+        merged = github.merge_pull_request(repo, pull.number, head_sha=head_sha, title=title, message=body)
+        if merged.merged and merged.sha:
+            evaluation.check(f"{env}: pull request", "pass", f"{pull.url} merged as {merged.sha[:12]}")
+            commit_url = f"{pull.url.split('/pull/')[0]}/commit/{merged.sha}"
+            return CommitRef(sha=merged.sha, url=commit_url, message=message), pull.url
+        if github.branch_head(repo, base) != base_head:
+            raise WriteConflict(f"{base} moved while {pull.url} was merged ({merged.reason})")
+        message_text = (
+            f"{pull.url} proposes {tag} and waits: GitHub does not merge it yet ({merged.reason}); it is merged "
+            "once GitHub allows (review it, or let its checks pass), or put the app on the ruleset's bypass list "
+            "(docs/deploy.md)"
+        )
+        evaluation.check(f"{env}: pull request", "wait", message_text)
+        evaluation.decide(
+            env,
+            Verdict.WAIT,
+            "pull_request_open",
+            message_text,
+            previous_tag=snapshot.edit.previous.tag,
+            pull_request_url=pull.url,
+        )
+        return None
 
     def _out_of_order(
         self,
@@ -952,6 +1047,7 @@ class Promoter:
                 deployed_sha=decided.deployed_sha,
                 gitops_commit=decided.gitops_commit,
                 gitops_url=decided.gitops_url,
+                pull_request_url=decided.pull_request_url,
                 event_ids=(evaluation.event_id,) if evaluation.event_id else (),
                 request_id=request.request_id if request else None,
                 status="COMMITTED" if decided.verdict is Verdict.PROMOTE else None,
