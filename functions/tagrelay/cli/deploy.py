@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tagrelay.cli import operator_call
+from tagrelay.cli import operator_call, watch
 from tagrelay.cli.common import load_config_or_fail, new_parser
 
 DESCRIPTION = f"""\
@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--env", required=True, metavar="ENV", help="the environment, e.g. prod")
     parser.add_argument("--app", metavar="APP", help="the app (default: the only configured one)")
     operator_call.add_invoke_options(parser)
+    watch.add_follow_options(parser, wait_flag=True)
     parser.set_defaults(handler=run)
 
 
@@ -51,4 +52,7 @@ def run(args: argparse.Namespace) -> int:
     sha = operator_call.check_sha(args.sha)
     app, _ = operator_call.resolve_target(config, args.app, args.env)
     answer = operator_call.change(config, args, "deploy", {"app": app, "env": args.env, "sha": sha})
-    return operator_call.report(answer, args.output, describe=f"deploy of {sha[:7]} to {app}/{args.env}")
+    code = operator_call.report(answer, args.output, describe=f"deploy of {sha[:7]} to {app}/{args.env}")
+    if code or not args.wait or answer.get("outcome") not in ("committed", "noop"):
+        return code
+    return watch.wait_for(config, args, app, args.env, gitops_commit=answer.get("gitops_commit"))

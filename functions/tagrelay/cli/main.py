@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "tagrelay.cli.trust_root",
     "tagrelay.cli.deploy",
     "tagrelay.cli.rollback",
+    "tagrelay.cli.watch",
     "tagrelay.cli.pin",
     "tagrelay.cli.dora",
     "tagrelay.cli.config_check",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tagrelay.cli import operator_call
+from tagrelay.cli import operator_call, watch
 from tagrelay.cli.common import load_config_or_fail, new_parser
 
 DESCRIPTION = f"""\
@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--reason", metavar="TEXT", help="why, recorded with the pin")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the environment")
     operator_call.add_invoke_options(parser)
+    watch.add_follow_options(parser, wait_flag=True)
     parser.set_defaults(handler=run)
 
 
@@ -60,4 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reason:
         fields["reason"] = operator_call.check_reason(args.reason)
     answer = operator_call.change(config, args, "rollback", fields)
-    return operator_call.report(answer, args.output, describe=f"rollback of {app}/{args.env}")
+    code = operator_call.report(answer, args.output, describe=f"rollback of {app}/{args.env}")
+    if code or not args.wait or answer.get("outcome") not in ("committed", "noop"):
+        return code
+    return watch.wait_for(config, args, app, args.env, gitops_commit=answer.get("gitops_commit"))
