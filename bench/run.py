@@ -15,6 +15,7 @@ import time
 # Benchmark modules in the order they run; each runs as `python -m MODULE` in its own interpreter.
 BENCHMARKS = {
     "promoter": "bench.promoter",
+    "reach": "bench.reach",
     "hostile-registry": "bench.hostile_registry",
     "signatures": "bench.signature_verify",
     "tracker": "bench.tracker",

@@ -11,9 +11,12 @@
    the command that fixes it) and a promoted tag pushed again with another image (`tag_moved`).
 6. Argo CD syncs; the tracker Lambda handler records each outcome (prod SUCCEEDED, staging DEGRADED:
    its tag is marked bad in the simulator).
-7. The backstops: a release whose completing events are lost is promoted by the reconcile sweep, and
+7. Where people already look: each deployment's GitHub deployment on the source repository, with a
+   status per state, and the messages a Slack-compatible webhook (a local listener) received.
+8. The backstops: a release whose completing events are lost is promoted by the reconcile sweep, and
    a hand edit of a values file is recorded as an external change; then `tagrelay history` and
    `tagrelay status`.
+9. A kustomize-based app: its overlay's images: entries get newTag and the digest in one commit.
 
 Run with ``python -m devstack.demo [--keep]``; ``--keep`` leaves the stack's files for inspection.
 """
@@ -40,6 +43,7 @@ from devstack.lambda_context import lambda_context
 from devstack.scenario import RELEASE_EXCLUSIONS, Release, SeedScenario, set_tag_mutability
 from devstack.sigstore_testing import demo_sigstore
 from devstack.stack import LEDGER_TABLE, LocalStack
+from devstack.webhook_listener import WebhookListener
 
 _TTY = sys.stdout.isatty()
 BOLD, DIM, GREEN, RED, YELLOW, RESET = (
@@ -87,8 +91,21 @@ def _demo(workdir: Path, log_path: Path) -> None:
             f"{scenario.gitops_repo}: environments/prod/values.yaml and environments/staging/values.yaml "
             "(the seed's files, byte for byte)"
         )
-        config_path = scenario.write_config()
+        listener = WebhookListener()
+        stack.aws_client("secretsmanager").create_secret(Name="demo/chat-webhook", SecretString=listener.url("/chat"))
+        config_path = scenario.write_config(
+            extra={
+                "notifications": {
+                    "github_deployments": True,
+                    "webhooks": [{"name": "chat", "url_secret": "demo/chat-webhook", "format": "slack"}],
+                }
+            }
+        )
         detail(f"configuration: examples/mosaic-life.yaml with local endpoints -> {config_path}")
+        detail(
+            "notifications: GitHub deployments on the source repository, and a Slack-compatible webhook "
+            f"(a local listener, {listener.url('/chat')}; its URL is a Secrets Manager secret)"
+        )
         stack.register_argocd_apps(scenario.gitops_repo, scenario.images, ARGOCD_APPS)
         stack.argocd_control.mark(staging_sha[:7], "degraded")
         detail(
@@ -138,13 +155,20 @@ def _demo(workdir: Path, log_path: Path) -> None:
             )
             _track(stack)
 
-            step(10, "the backstops: a lost event recovered, a hand edit recorded (the reconcile sweep)")
+            step(10, "where people already look: GitHub deployments and the chat webhook")
+            _notifications(stack, scenario, listener)
+
+            step(11, "the backstops: a lost event recovered, a hand edit recorded (the reconcile sweep)")
             _backstops(scenario, handler)
             _track(stack)
 
-            step(11, "tagrelay history, then tagrelay status (GitOps vs Argo CD vs the running images)")
+            step(12, "tagrelay history, then tagrelay status (GitOps vs Argo CD vs the running images)")
             _cli("history")
             _cli("status")
+
+            step(13, "a kustomize-based app: newTag and digest pinned in one commit")
+            _kustomize_app(stack, config_path, handler)
+        listener.close()
         detail(f"the promoter's JSON logs and EMF metrics: {log_path}")
 
 
@@ -209,6 +233,78 @@ def _backstops(scenario: SeedScenario, handler: Any) -> None:
         detail(f"sweep: {change['env']}: {YELLOW}external_change{RESET}: {_short(change['message'], 160)}")
     requests = ", ".join(f"{n} {system}" for system, n in result["requests"].items())
     detail(f"one run: {requests} requests; no tag listing, no table scan")
+
+
+def _notifications(stack: LocalStack, scenario: SeedScenario, listener: WebhookListener) -> None:
+    """The GitHub stand-in's deployments of the source repository, with their statuses, and the chat messages."""
+    import requests
+
+    from devstack.stack import GITHUB_TOKEN
+
+    def get(path: str) -> Any:
+        answer = requests.get(
+            f"{stack.github.url}/repos/{scenario.source_repo}{path}",
+            headers={"Authorization": f"token {GITHUB_TOKEN}"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    for deployment in reversed(get("/deployments")):
+        statuses = [status["state"] for status in reversed(get(f"/deployments/{deployment['id']}/statuses"))]
+        colour = GREEN if statuses[-1:] == ["success"] else (RED if statuses[-1:] in (["failure"], ["error"]) else DIM)
+        detail(
+            f"GitHub deployment {deployment['id']}: {deployment['environment']:<8} {deployment['sha'][:7]} "
+            f"(GitOps commit {str(deployment['payload'].get('gitops_commit'))[:7]}): "
+            f"{colour}{' -> '.join(statuses)}{RESET}"
+        )
+    messages = listener.messages("/chat")
+    detail(f"the chat webhook received {len(messages)} messages, e.g.:")
+    for message in messages[-3:]:
+        detail(f"  {DIM}{_short(message['text'], 140)}{RESET}")
+
+
+def _kustomize_app(stack: LocalStack, config_path: Path, handler: Any) -> None:
+    """A second app, deployed with kustomize: its overlay's images: entries get newTag and digest."""
+    from ruamel.yaml import YAML
+
+    from tagrelay import runtime
+
+    shop = SeedScenario.create(stack, isolate_as="shop")
+    registry = stack.registry.url.split("://", 1)[1]
+    path = "environments/prod/kustomization.yaml"
+    overlay = "".join(
+        [
+            "# prod overlay of the shop\n",
+            "resources:\n  - ../../base\n",
+            "images:\n",
+            *(
+                f'  - name: {registry}/{image}\n    newTag: "prod-0000000"  # set by tagrelay\n'
+                for image in shop.images
+            ),
+        ]
+    )
+    shop.gitops.commit_files({path: overlay}, "chore: kustomize overlay")
+    yaml = YAML()
+    data = yaml.load(config_path.read_text())
+    data["apps"]["shop"] = {
+        "source_repo": shop.source_repo,
+        "registry": data["apps"]["mosaic-life"]["registry"],
+        "images": list(shop.images),
+        "gitops": {"repo": shop.gitops_repo, "format": "kustomize", "pin_digests": True},
+        "environments": {"prod": {"branch": "main"}},
+        "signature": shop.signature_config,
+        "ecr": dict(data["apps"]["mosaic-life"]["ecr"]),
+    }
+    with config_path.open("w") as stream:
+        yaml.dump(data, stream)
+    runtime.config.cache_clear()
+    runtime.promoter.cache_clear()
+    detail(f"app shop: {', '.join(shop.images)}; {shop.gitops_repo}:{path}, gitops.format kustomize, pin_digests")
+    release = shop.release(shop.commit("main", "feat(shop): checkout"), branch="main")
+    decisions = [_invoke(handler, event)["decision"] for event in release.events]
+    detail(f"{release.tag}: {_colour('promote')}{decisions.count('promote')} commit{RESET}")
+    print(_indent(shop.gitops.log("main", path=path).split("\ncommit ")[0]))
 
 
 def _cli(*argv: str) -> None:
