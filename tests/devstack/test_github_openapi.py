@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from github import Auth
 
+from devstack.github_standin import GitHubAppSpec, generate_app_keypair
 from devstack.scenario import SeedScenario
 from devstack.stack import GITHUB_TOKEN, LocalStack
-from tagrelay.adapters.github import CommitNotFound, FileNotFound, GitHub, WriteConflict
+from tagrelay.adapters.github import CommitNotFound, FileNotFound, GitHub, WriteConflict, credentials_from_secrets
 from tagrelay.config import GitHubConfig
 from tests.github_openapi import operation_for, problems
 
@@ -100,11 +101,23 @@ def drive_pull_requests_and_deployments(scenario: SeedScenario, github: GitHub) 
         )
 
 
+def drive_app_authentication(stack: LocalStack, scenario: SeedScenario) -> None:
+    """A GitHub App's flow: the installation found on the GitOps repository, a token for it, a request."""
+    private_pem, public_pem = generate_app_keypair()
+    stack.github_control.add_app(GitHubAppSpec(app_id=4242, public_key_pem=public_pem, installation_id=777))
+    config = GitHubConfig.model_validate(
+        {"base_url": stack.github.url, "auth": {"app": {"app_id": 4242, "private_key_secret": "unused"}}}
+    )
+    credentials = credentials_from_secrets(config, lambda _: private_pem, installation_repo=scenario.gitops_repo)
+    GitHub(config, credentials).read_file(scenario.gitops_repo, "environments/prod/values.yaml", "main")
+
+
 def test_every_answer_to_the_adapter_matches_githubs_openapi_description(
     scenario: SeedScenario, stack: LocalStack, recorded: list[dict[str, Any]]
 ) -> None:
     drive_every_adapter_call(scenario, adapter(stack))
     drive_pull_requests_and_deployments(scenario, adapter(stack))
+    drive_app_authentication(stack, scenario)
     entries = stack.github_control.requests()
 
     pairs: dict[tuple[str, int], list[str]] = {}
@@ -139,6 +152,8 @@ def test_every_answer_to_the_adapter_matches_githubs_openapi_description(
         ("pulls/merge", 409),
         ("repos/create-deployment", 201),
         ("repos/create-deployment-status", 201),
+        ("apps/get-repo-installation", 200),
+        ("apps/create-installation-access-token", 201),
     }, sorted(pairs)
 
 
