@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -61,6 +62,11 @@ def add_follow_options(parser: argparse.ArgumentParser, *, wait_flag: bool) -> N
     )
 
 
+def pause(seconds: float) -> None:
+    """Wait between two looks. The tests replace it with one step of a simulated world (clock and tracker)."""
+    time.sleep(seconds)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = new_parser(
         subparsers,
@@ -92,7 +98,7 @@ def wait_for(config: Config, args: argparse.Namespace, app: str, env: str, *, gi
     environment = config.apps[app].environments[env]
     minutes = args.timeout or (environment.timeout_minutes or config.tracking.timeout_minutes) + 5
     json_output = getattr(args, "output", "text") == "json"
-    follower = Follower(ledger_for(config), _argocd_factory(config))
+    follower = Follower(ledger_for(config), _argocd_factory(config), sleep=pause)
     record = follower.current(app, env, gitops_commit)
     if record is None:
         what = f"the deployment of {gitops_commit[:12]}" if gitops_commit else "no deployment"
