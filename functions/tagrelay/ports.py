@@ -14,6 +14,8 @@ is itself the fact the service decides on.
 |----------------------|---------------------------------|----------------------------------------|
 | SourceRepository     | the app's source repository     | adapters/github.py GitHub              |
 | GitOpsStore          | the GitOps repository           | adapters/github.py GitHub              |
+| PullRequestHost      | the GitOps repository's PRs     | adapters/github.py GitHub              |
+| DeploymentRecords    | GitHub Deployments (source repo)| adapters/github.py GitHub              |
 | ImageRegistry        | the OCI registry (ECR)          | adapters/registry.py Registry          |
 | RegistryControlPlane | ECR's API (tags, image status)  | adapters/ecr.py EcrControlPlane        |
 | SignatureVerifier    | cosign signatures, Sigstore     | adapters/signatures CosignVerifier     |
@@ -36,6 +38,8 @@ from tagrelay.domain.facts import (
     FileVersion,
     ImageDetail,
     Manifest,
+    MergeResult,
+    PullRequestRef,
     ReleaseContext,
     RepositorySettings,
     SignatureVerdict,
@@ -101,6 +105,60 @@ class GitOpsStore(Protocol):
     def commits_touching(self, repo: str, path: str, branch: str, *, limit: int) -> list[CommitRef]:
         """The newest ``limit`` commits on ``branch`` that changed ``path``, newest first."""
         ...
+
+
+class PullRequestHost(GitOpsStore, Protocol):
+    """The GitOps repository's branches and pull requests (``gitops.write: pull_request``). One request each."""
+
+    def branch_head(self, repo: str, branch: str) -> str | None:
+        """The commit ``branch`` points at, or None when it does not exist."""
+        ...
+
+    def reset_branch(self, repo: str, branch: str, sha: str, *, exists: bool) -> None:
+        """Point ``branch`` at ``sha``: created, or moved there even when that is not a fast-forward."""
+        ...
+
+    def open_pull_request(self, repo: str, head: str, base: str) -> PullRequestRef | None:
+        """The open pull request from ``head`` into ``base``, if there is one."""
+        ...
+
+    def create_pull_request(self, repo: str, head: str, base: str, *, title: str, body: str) -> PullRequestRef: ...
+
+    def update_pull_request(
+        self, repo: str, number: int, *, title: str | None = None, body: str | None = None, close: bool = False
+    ) -> None:
+        """Retitle a pull request (a newer release took it over), or close it."""
+        ...
+
+    def merge_pull_request(self, repo: str, number: int, *, head_sha: str, title: str, message: str) -> MergeResult:
+        """Squash-merge the pull request if GitHub lets us now; else why not (``merged`` False)."""
+        ...
+
+
+class DeploymentRecords(Protocol):
+    """GitHub Deployments on the app's source repository: where people see what runs (notifications)."""
+
+    def find_deployment(self, repo: str, sha: str, environment: str, decision_id: str) -> int | None:
+        """The deployment tagrelay created for this decision (its payload names it), if any."""
+        ...
+
+    def create_deployment(
+        self, repo: str, *, sha: str, environment: str, description: str, payload: dict[str, Any], production: bool
+    ) -> int:
+        """A deployment of commit ``sha`` to ``environment``; its id."""
+        ...
+
+    def create_deployment_status(
+        self,
+        repo: str,
+        deployment_id: int,
+        *,
+        state: str,
+        description: str,
+        log_url: str | None,
+        environment_url: str | None = None,
+        auto_inactive: bool = False,
+    ) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tagrelay.config import App, Config, load_config
 
@@ -24,20 +24,23 @@ if TYPE_CHECKING:
 
     from github.Auth import Auth
 
+    from tagrelay.adapters.github import GitHub
     from tagrelay.adapters.signatures.trust import TrustedRoot
     from tagrelay.adapters.signatures.trust_refresh import RefreshResult
     from tagrelay.config import ArgoCDConfig
+    from tagrelay.domain.deployment_events import DeploymentEvent
     from tagrelay.ports import (
         ArgoCD,
         DeploymentLedger,
+        DeploymentRecords,
         GitHost,
         IdentityVerifier,
         ImageRegistry,
         PromoterFunction,
+        PullRequestHost,
         RegistryControlPlane,
         SignatureVerifier,
     )
-    from tagrelay.domain.deployment_events import DeploymentEvent
     from tagrelay.services.operate import Operator
     from tagrelay.services.promote import Promoter
     from tagrelay.services.reconcile import Reconciler
@@ -50,6 +53,10 @@ if TYPE_CHECKING:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _none(_github: GitHost) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,12 @@ class Adapters:
     secret: Callable[[str], str]
     clock: Callable[[], datetime] = _now
     sleep: Callable[[float], None] = time.sleep
+    # GitHub's pull requests (gitops.write: pull_request) and Deployments (notifications), served by the
+    # client ``github`` made (the same one: one credential, one request count); None where it has none.
+    pull_requests: Callable[[GitHost], PullRequestHost | None] = _none
+    deployments: Callable[[GitHost], DeploymentRecords | None] = _none
+    # One webhook POST (url, JSON document): raises unless it is accepted. None: no webhook can be sent.
+    post_webhook: Callable[[str, dict[str, Any]], None] | None = None
 
 
 def _real_ledger(cfg: Config) -> DeploymentLedger:
@@ -89,6 +102,18 @@ def _real_github(cfg: Config, credentials: Callable[[], Auth] | None) -> GitHost
         first_gitops_repo = next(iter(cfg.apps.values())).gitops.repo
         credentials = credentials_from_secrets(cfg.github, read_secret, installation_repo=first_gitops_repo)
     return GitHub(cfg.github, credentials)
+
+
+def _real_github_api(github: GitHost) -> GitHub | None:
+    from tagrelay.adapters.github import GitHub
+
+    return github if isinstance(github, GitHub) else None
+
+
+def _real_post_webhook(url: str, document: dict[str, Any]) -> None:
+    from tagrelay.adapters.webhook import post_json
+
+    post_json(url, document)
 
 
 def _real_registry(cfg: Config, app: App) -> ImageRegistry:
@@ -170,6 +195,9 @@ REAL_ADAPTERS = Adapters(
     identity=_real_identity,
     promoter_function=_real_promoter_function,
     secret=_real_secret,
+    pull_requests=_real_github_api,
+    deployments=_real_github_api,
+    post_webhook=_real_post_webhook,
 )
 _adapters: Adapters = REAL_ADAPTERS
 
@@ -294,10 +322,12 @@ def build_promoter(
             control_planes[registry_id] = wiring.ecr(cfg, app)
         return control_planes[registry_id]
 
+    github = wiring.github(cfg, github_credentials)
     deps = PromoterDependencies(
         config=cfg,
         ledger=wiring.ledger(cfg),
-        github=wiring.github(cfg, github_credentials),
+        github=github,
+        pull_requests=wiring.pull_requests(github),
         registry_for=registry_for,
         verifier_for=verifier_for,
         ecr_for=ecr_for,
@@ -306,29 +336,39 @@ def build_promoter(
         refresh_environment=refresh_nudge(cfg, wiring),
     )
     if not dry_run:
-        deps.publish = build_notifier(cfg, "promoter", lambda: deps.github)
+        deps.publish = build_notifier(cfg, "promoter", wiring, lambda: github)
     return Promoter(deps, dry_run=dry_run)
 
 
-def build_notifier(cfg: Config, service: str, github: Callable[[], GitHub]) -> Callable[[DeploymentEvent], None] | None:
+def build_notifier(
+    cfg: Config, service: str, wiring: Adapters, github: Callable[[], GitHost]
+) -> Callable[[DeploymentEvent], None] | None:
     """The subscribers of deployment events the configuration turns on (services/notify.py); None if none.
     Nothing is read or opened here: a webhook's secret is read on its first message."""
     if not cfg.notifications.enabled:
         return None
-    from tagrelay.adapters.secrets import read_secret
-    from tagrelay.adapters.webhook import post_json
     from tagrelay.domain.deployment_events import Subscriber
+    from tagrelay.errors import MisconfiguredError
     from tagrelay.services.notify import GitHubDeployments, Notifier, Webhook
 
     subscribers: list[Subscriber] = []
     if cfg.notifications.github_deployments:
-        subscribers.append(GitHubDeployments(github()))
+        deployments = wiring.deployments(github())
+        if deployments is None:
+            raise MisconfiguredError(
+                "github", "notifications.github_deployments: this GitHub client has no Deployments"
+            )
+        subscribers.append(GitHubDeployments(deployments))
 
     def secret_url(name: str) -> Callable[[], str]:
-        return lambda: read_secret(name).strip()
+        return lambda: wiring.secret(name).strip()
 
-    for webhook in cfg.notifications.webhooks:
-        subscribers.append(Webhook(webhook.name, secret_url(webhook.url_secret), webhook.format, post_json))
+    if cfg.notifications.webhooks:
+        post = wiring.post_webhook
+        if post is None:
+            raise MisconfiguredError("webhook", "notifications.webhooks: these adapters cannot send a webhook")
+        for webhook in cfg.notifications.webhooks:
+            subscribers.append(Webhook(webhook.name, secret_url(webhook.url_secret), webhook.format, post))
     return Notifier(subscribers, service=service, attempts=cfg.notifications.attempts).publish
 
 
@@ -403,7 +443,7 @@ def build_tracker(cfg: Config, *, adapters: Adapters | None = None) -> Tracker:
         # Only to ask whether a later revision contains our commit (compare: read-only); the credentials
         # are those of the promoter, read from Secrets Manager on the first request.
         github=lambda: wiring.github(cfg, None),
-        publish=build_notifier(cfg, "tracker", lambda: wiring.github(cfg, None)),
+        publish=build_notifier(cfg, "tracker", wiring, lambda: wiring.github(cfg, None)),
     )
     return Tracker(deps)
 

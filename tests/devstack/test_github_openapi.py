@@ -18,8 +18,9 @@ from github import Auth
 from devstack.github_standin import GitHubAppSpec, generate_app_keypair
 from devstack.scenario import SeedScenario
 from devstack.stack import GITHUB_TOKEN, LocalStack
-from tagrelay.adapters.github import CommitNotFound, FileNotFound, GitHub, WriteConflict, credentials_from_secrets
+from tagrelay.adapters.github import GitHub, credentials_from_secrets
 from tagrelay.config import GitHubConfig
+from tagrelay.errors import CommitNotFound, FileNotFound, WriteConflict
 from tests.github_openapi import operation_for, problems
 
 pytestmark = pytest.mark.stack

@@ -18,8 +18,7 @@ from tagrelay.domain.outcome import AccessDenied, AppMissing, ArgoCDUnreachable,
 from tagrelay.domain.records import DecisionRecord
 
 if TYPE_CHECKING:
-    from tagrelay.adapters.argocd import ArgoCDClient
-    from tagrelay.adapters.store import Ledger
+    from tagrelay.ports import ArgoCD, DeploymentLedger
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,8 @@ class Followed:
 
 @dataclass
 class Follower:
-    ledger: Ledger
-    argocd: Callable[[], ArgoCDClient] | None  # None: Argo CD is not configured (only the ledger is read)
+    ledger: DeploymentLedger
+    argocd: Callable[[], ArgoCD] | None  # None: Argo CD is not configured (only the ledger is read)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sleep: Callable[[float], None] = time.sleep
 
@@ -87,7 +86,7 @@ class Follower:
                 client.close()
 
 
-def _argocd_line(client: ArgoCDClient, name: str | None, project: str | None) -> str:
+def _argocd_line(client: ArgoCD, name: str | None, project: str | None) -> str:
     observation = client.observe_application(name or "", project)
     if isinstance(observation, AppMissing):
         return f"no application {observation.name}"

@@ -23,11 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tagrelay.adapters.github import GitHub
 from tagrelay.config import Config
 from tagrelay.domain.deployment_events import DeploymentEvent, Subscriber
 from tagrelay.domain.outcome import DeploymentState
 from tagrelay.domain.records import DecisionRecord
+from tagrelay.ports import DeploymentRecords
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Notifier:
 class GitHubDeployments:
     """GitHub Deployments on the app's source repository."""
 
-    github: GitHub
+    github: DeploymentRecords
     production_envs: frozenset[str] = frozenset({"prod", "production"})
     name: str = "github_deployments"
 

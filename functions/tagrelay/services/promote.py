@@ -73,10 +73,18 @@ from tagrelay.errors import (
     CommitNotFound,
     FileNotFound,
     FileTooLarge,
+    MisconfiguredError,
     TransientError,
     WriteConflict,
 )
-from tagrelay.ports import DeploymentLedger, GitHost, ImageRegistry, RegistryControlPlane, SignatureVerifier
+from tagrelay.ports import (
+    DeploymentLedger,
+    GitHost,
+    ImageRegistry,
+    PullRequestHost,
+    RegistryControlPlane,
+    SignatureVerifier,
+)
 from tagrelay.services.heal import EnvironmentHealer
 from tagrelay.services.notify import event_from_record
 
@@ -110,6 +118,9 @@ class PromoterDependencies:
     # Deployment notifications (runtime.build_notifier): told of each deployment once it is recorded, after
     # the commit. It never raises (services/notify.py retries and counts); None when none is configured.
     publish: Callable[[DeploymentEvent], None] | None = None
+    # The GitOps repository's pull requests, for ``gitops.write: pull_request`` (runtime.py gives the
+    # same GitHub client as ``github``); None where no app writes through pull requests.
+    pull_requests: PullRequestHost | None = None
 
 
 @dataclass(frozen=True)
@@ -698,7 +709,11 @@ class Promoter:
         (required reviews or checks: a wait, re-evaluated by later events and the reconcile sweep).
         Raises WriteConflict when the GitOps branch moved under the change (the caller re-reads and retries).
         """
-        github = self.deps.github
+        github = self.deps.pull_requests
+        if github is None:
+            raise MisconfiguredError(
+                "github", f"{app.gitops.repo}: gitops.write is pull_request, but no pull request client"
+            )
         repo, base, path = app.gitops.repo, app.gitops.branch, app.gitops.values_path(env)
         branch = f"tagrelay/{request.app_name}/{env}"
         tag = request.release.tag
