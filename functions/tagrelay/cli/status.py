@@ -232,11 +232,6 @@ def _read(config: Config, targets: Sequence[tuple[str, str]]) -> list[Environmen
             client.close()
 
 
-def argocd_for_operator(config: Config) -> ArgoCD | None:
-    """Argo CD with the operator's token ($ARGOCD_AUTH_TOKEN), else argocd.token_secret; `watch` uses it too."""
-    return _argocd(config)
-
-
 def _argocd(config: Config) -> ArgoCD | None:
     if config.argocd is None:
         return None

@@ -6,14 +6,20 @@ Also the `--wait` of `tagrelay deploy` and `tagrelay rollback` (``wait_for``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tagrelay.cli import operator_call
 from tagrelay.cli.common import CommandError, add_config_option, load_config_or_fail, new_parser
+from tagrelay.cli.status import TOKEN_ENV_VAR
 from tagrelay.config import Config
+
+if TYPE_CHECKING:
+    from tagrelay.ports import ArgoCD
 
 DEFAULT_INTERVAL_SECONDS = 5.0
 
@@ -118,13 +124,14 @@ def wait_for(config: Config, args: argparse.Namespace, app: str, env: str, *, gi
     raise CommandError(f"{app}/{env} {record.tag}: {outcome}: {followed.message}", exit_code=1)
 
 
-def _argocd_factory(config: Config) -> Any:
+def _argocd_factory(config: Config) -> Callable[[], ArgoCD] | None:
+    """Argo CD with the operator's token, made when following starts; None when it is not configured."""
     if config.argocd is None:
         return None
 
-    def make() -> Any:
-        from tagrelay.cli.status import argocd_for_operator
+    def make() -> ArgoCD:
+        from tagrelay.runtime import argocd_client
 
-        return argocd_for_operator(config)
+        return argocd_client(config, token=os.environ.get(TOKEN_ENV_VAR) or None)
 
     return make
