@@ -40,8 +40,9 @@ test-unit: bootstrap ## the tests that need no server and no CDK synth (fakes, p
 test-fast: bootstrap ## the tests without the slow ones (minutes), stopping at the first failure
 	$(BIN)/pytest -x -q -m "not slow"
 
-soak: bootstrap ## the fault-injection soak, long: SOAK_OPS operations (default 250) with seed SOAK_SEED (default 10)
-	TAGRELAY_SOAK_OPS=$(or $(SOAK_OPS),250) TAGRELAY_SOAK_SEED=$(or $(SOAK_SEED),10) \
+soak: bootstrap ## the fault-injection soak, long: SOAK_OPS operations on the local stack (default 250) and FAKE_SOAK_OPS on the fakes (default 1000), seed SOAK_SEED (default 10)
+	TAGRELAY_SOAK_OPS=$(or $(SOAK_OPS),250) TAGRELAY_FAKE_SOAK_OPS=$(or $(FAKE_SOAK_OPS),1000) \
+		TAGRELAY_SOAK_SEED=$(or $(SOAK_SEED),10) \
 		$(BIN)/pytest tests/soak -q -p no:cacheprovider --timeout=3600
 
 demo: bootstrap ## end-to-end demo on the local stack

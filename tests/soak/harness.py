@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +43,9 @@ from botocore.exceptions import ClientError
 from devstack.lambda_context import lambda_context
 from devstack.scenario import BRANCH_OF_ENV, Release, SeedScenario
 from devstack.stack import LEDGER_TABLE, LocalStack
+from tagrelay.config import Config
 from tagrelay.errors import TransientError
+from tagrelay.ports import DeploymentLedger
 
 APP = "mosaic-life"
 LAMBDA_ATTEMPTS = 3  # an asynchronous invocation and Lambda's two retries; then the dead-letter queue
@@ -230,44 +232,56 @@ class _FaultyClient:
 # The soak itself.
 
 
-@dataclass
 class Soak:
-    stack: LocalStack
-    scenario: SeedScenario
-    config_path: Any
-    seed: int
-    operations: int
-    rng: random.Random = field(init=False)
-    layer: FaultLayer = field(init=False)
-    releases: dict[str, list[Release]] = field(default_factory=lambda: {env: [] for env in BRANCH_OF_ENV})
-    delivered: list[str] = field(default_factory=list)  # event ids that reached the promoter at least once
-    dead_letters: list[str] = field(default_factory=list)
-    attempts: dict[str, list[str]] = field(default_factory=dict)  # event id -> what each attempt ended in
-    done: Counter[str] = field(default_factory=Counter)
-    answers: list[dict[str, Any]] = field(default_factory=list)
-    now: datetime = field(default_factory=lambda: datetime(2026, 12, 5, 9, 0, tzinfo=UTC))
-    faults_on: bool = True
+    """The plan, the entry points and the report, whatever the systems run on: a subclass says where the
+    services run (``install``), whose clock they read, how a fault is armed for one invocation
+    (``layer``), how an operator proves who they are, and where the invariants read the GitOps history."""
 
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-        self.layer = FaultLayer(self.stack, random.Random(self.seed + 1))
+    layer: Any  # FaultLayer or the fakes' (tests/soak/fakes.py): ``injected``, ``_lock``, ``_count``, ``invocation``
 
-    # --- set-up ---
+    def __init__(self, scenario: Any, seed: int, operations: int) -> None:
+        self.scenario = scenario  # SeedScenario (local stack) or FakeWorld: commit(), release(), images
+        self.seed = seed
+        self.operations = operations
+        self.rng = random.Random(seed)
+        self.releases: dict[str, list[Release]] = {env: [] for env in BRANCH_OF_ENV}
+        self.delivered: list[str] = []  # event ids that reached the promoter at least once
+        self.dead_letters: list[str] = []
+        self.attempts: dict[str, list[str]] = {}  # event id -> what each attempt ended in
+        self.done: Counter[str] = Counter()
+        self.answers: list[dict[str, Any]] = []
+        self.faults_on = True
 
-    def install(self) -> None:
-        from tagrelay import runtime
-
-        promoter = runtime.promoter()
-        promoter.deps.clock = self.clock
-        promoter.deps.sleep = lambda _seconds: None  # compare-and-swap backoff: no need to wait here
-        promoter.deps.jitter = random.Random(self.seed + 2).random
-        self.layer.install(promoter)
-
-    def clock(self) -> datetime:
-        return self.now
+    # --- what a subclass provides ---
 
     def tick(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
+        raise NotImplementedError
+
+    def config(self) -> Config:
+        """The configuration the `tagrelay` command reads."""
+        raise NotImplementedError
+
+    def identity(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The identity proof the command adds to ``payload``."""
+        raise NotImplementedError
+
+    def clear_faults(self) -> None:
+        """Disarm whatever a system still holds armed (the end of the run)."""
+
+    def values_history(self, env: str) -> list[tuple[str, str, str | None]]:
+        """(GitOps commit, subject, tag after it) for every commit of the values file, oldest first."""
+        raise NotImplementedError
+
+    def request_ids(self, env: str) -> list[str]:
+        """The request id of every operator commit (`Request: <id>` in its message) of the values file."""
+        raise NotImplementedError
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """Whether source commit ``older`` is ``newer`` or one of its ancestors."""
+        raise NotImplementedError
+
+    def ledger(self) -> DeploymentLedger:
+        raise NotImplementedError
 
     # --- the plan ---
 
@@ -388,9 +402,8 @@ class Soak:
     def command(self, operation: str, fields: dict[str, Any]) -> dict[str, Any] | None:
         """`tagrelay <operation>` through the command's own code; run again (up to twice) after a failure."""
         from tagrelay.cli import operator_call
-        from tagrelay.config import load_config
 
-        config = load_config(self.config_path)
+        config = self.config()
         args = types.SimpleNamespace(function=None, lambda_endpoint=None)
         for _ in range(COMMAND_RUNS):
             try:
@@ -405,19 +418,12 @@ class Soak:
     def call(self, operation: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The PromoterFunction port for the command: what boto3's Lambda Invoke does, with the handler
         run here (faults inside)."""
-        from tagrelay.adapters.identity import default_sts_endpoint, sign_caller_identity
-        from tagrelay.domain.operator import OPERATION_KEY, request_binding
+        from tagrelay.domain.operator import OPERATION_KEY
         from tagrelay.errors import InvocationFailed
         from tagrelay.handlers.promoter import handler
 
-        env = self.stack.aws_env
         payload = {OPERATION_KEY: operation, **fields}
-        identity = sign_caller_identity(
-            ReadOnlyCredentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"]),
-            endpoint=default_sts_endpoint("us-east-1"),
-            region="us-east-1",
-            binding=request_binding(payload),
-        )
+        identity = self.identity(payload)
         try:
             with self.layer.invocation(self.faults_on):
                 answer: dict[str, Any] = handler({**payload, "identity": identity}, lambda_context("promoter"))
@@ -431,7 +437,7 @@ class Soak:
         from tagrelay.handlers.reconciler import handler as reconcile
 
         self.faults_on = False
-        self.stack.github_control.clear_faults()
+        self.clear_faults()
         finals: dict[str, Release] = {}
         for env in sorted(BRANCH_OF_ENV):
             self.tick(60)
@@ -459,6 +465,68 @@ class Soak:
             f"{len(self.delivered)} event deliveries, {len(self.dead_letters)} dead-lettered; "
             f"faults injected: {sum(self.layer.injected.values())} ({faults}); {seconds:.1f} s"
         )
+
+
+class StackSoak(Soak):
+    """The soak on the local stack: the real adapters against the local servers, faults from the servers'
+    fault controls and around the in-process promoter's clients."""
+
+    def __init__(self, stack: LocalStack, scenario: SeedScenario, config_path: Any, seed: int, operations: int) -> None:
+        super().__init__(scenario, seed, operations)
+        self.stack = stack
+        self.config_path = config_path
+        self.layer = FaultLayer(stack, random.Random(seed + 1))
+        self.now = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+
+    def install(self) -> None:
+        from tagrelay import runtime
+
+        promoter = runtime.promoter()
+        promoter.deps.clock = self.clock
+        promoter.deps.sleep = lambda _seconds: None  # compare-and-swap backoff: no need to wait here
+        promoter.deps.jitter = random.Random(self.seed + 2).random
+        self.layer.install(promoter)
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def config(self) -> Config:
+        from tagrelay.config import load_config
+
+        return load_config(self.config_path)
+
+    def identity(self, payload: dict[str, Any]) -> dict[str, Any]:
+        from tagrelay.adapters.identity import default_sts_endpoint, sign_caller_identity
+        from tagrelay.domain.operator import request_binding
+
+        env = self.stack.aws_env
+        proof: dict[str, Any] = sign_caller_identity(
+            ReadOnlyCredentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"]),
+            endpoint=default_sts_endpoint("us-east-1"),
+            region="us-east-1",
+            binding=request_binding(payload),
+        )
+        return proof
+
+    def clear_faults(self) -> None:
+        self.stack.github_control.clear_faults()
+
+    def values_history(self, env: str) -> list[tuple[str, str, str | None]]:
+        return values_history(self.scenario, env)
+
+    def request_ids(self, env: str) -> list[str]:
+        return request_ids(self.scenario, env)
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return is_ancestor(self.scenario, older, newer)
+
+    def ledger(self) -> DeploymentLedger:
+        from tagrelay.adapters.store import Ledger
+
+        return Ledger(LEDGER_TABLE)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -509,14 +577,12 @@ def is_ancestor(scenario: SeedScenario, older: str, newer: str) -> bool:
 
 
 def check_invariants(soak: Soak, finals: dict[str, Release]) -> None:
-    from tagrelay.adapters.store import Ledger
-
     scenario = soak.scenario
-    ledger = Ledger(LEDGER_TABLE)
+    ledger = soak.ledger()
     sha_of = {release.tag: release.sha for releases in soak.releases.values() for release in releases}
     records = {env: _all_records(ledger, env) for env in (*sorted(BRANCH_OF_ENV), "unresolved")}
     for env in sorted(BRANCH_OF_ENV):
-        history = values_history(scenario, env)
+        history = soak.values_history(env)
         ours = [
             (commit, subject, tag) for commit, subject, tag in history if subject.startswith(("deploy(", "rollback("))
         ]
@@ -525,7 +591,7 @@ def check_invariants(soak: Soak, finals: dict[str, Release]) -> None:
         deployed: str | None = None
         for commit, subject, tag in ours:
             if deployed in sha_of and tag in sha_of and not subject.startswith("rollback("):
-                assert not is_ancestor(scenario, sha_of[tag], sha_of[deployed]) or tag == deployed, (
+                assert not soak.is_ancestor(sha_of[tag], sha_of[deployed]) or tag == deployed, (
                     f"{env}: {commit[:12]} ({subject}) went back from {deployed} to {tag}"
                 )
             deployed = tag
@@ -534,7 +600,7 @@ def check_invariants(soak: Soak, finals: dict[str, Release]) -> None:
         # at most one commit (a rollback to a release, or a manual deploy of it, is a change of its own).
         pushes = Counter(tag for _, subject, tag in ours if subject.startswith("deploy(") and "manual" not in subject)
         assert all(n == 1 for n in pushes.values()), f"{env}: releases pushed twice: {pushes.most_common(3)}"
-        requests_committed = Counter(request_ids(scenario, env))
+        requests_committed = Counter(soak.request_ids(env))
         assert all(n == 1 for n in requests_committed.values()), (
             f"{env}: an operator request committed twice: {requests_committed.most_common(2)}"
         )

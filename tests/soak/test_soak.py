@@ -17,7 +17,7 @@ import pytest
 
 from devstack.scenario import SeedScenario
 from devstack.stack import LocalStack
-from tests.soak.harness import GITHUB_TIMEOUT_SECONDS, Soak, check_invariants
+from tests.soak.harness import GITHUB_TIMEOUT_SECONDS, StackSoak, check_invariants
 
 pytestmark = pytest.mark.stack
 
@@ -44,7 +44,7 @@ def test_exactly_once_under_faults(
         }
     )
     monkeypatch.setenv("TAGRELAY_STATE_DIR", str(tmp_path / "tagrelay-state"))
-    soak = Soak(stack, scenario, config, SEED, OPERATIONS)
+    soak = StackSoak(stack, scenario, config, SEED, OPERATIONS)
     soak.install()
     started = time.monotonic()
 
