@@ -108,3 +108,29 @@ def test_deploy_wait_follows_the_deployment_it_made_to_its_outcome(
     assert steps
     assert f"mosaic-life/prod: {release.tag} (was prod-cf3124b) committed as" in progress[0]
     assert progress[-1].split(" ", 1)[1].startswith(f"mosaic-life/prod {release.tag}: SUCCEEDED")
+
+
+def test_rollback_wait_follows_the_rollback_to_its_outcome(
+    scenario: SeedScenario,
+    operator_env: Configure,
+    world: Callable[[TrackerSetup], list[int]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.operator.support import deployed, run
+
+    setup = operator_env()
+    good = deployed(scenario, setup, "prod")
+    bad = deployed(scenario, setup, "prod", mark="degraded")
+    steps = world(setup)
+
+    code, out, err = run(
+        capsys, "rollback", "--env", "prod", "--reason", "checkout errors", "--wait", "--interval", "5"
+    )
+
+    progress = [line for line in out.splitlines() if line and not line.startswith("{")]
+    assert code == 0, err
+    assert steps
+    assert f"mosaic-life/prod: {good.tag} (was {bad.tag}) committed as" in progress[0]
+    followed = [line.split(" ", 1)[1] for line in progress if line[:2].isdigit()]
+    assert followed[0].startswith(f"mosaic-life/prod {good.tag}: COMMITTED")
+    assert followed[-1].startswith(f"mosaic-life/prod {good.tag}: SUCCEEDED")
