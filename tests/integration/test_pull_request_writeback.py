@@ -95,3 +95,33 @@ def test_a_release_goes_through_a_pull_request_merged_when_github_allows(
     assert after["decision"] == "promote"
     assert prod_tag(scenario) == newest.tag
     assert all(p["state"] == "closed" for p in pulls(stack, scenario))
+
+
+def test_a_hand_edit_that_conflicts_with_a_waiting_pull_request_is_rebuilt_on_the_branch_not_stuck(
+    stack: LocalStack, scenario: SeedScenario, promoter_env: Callable[..., Any]
+) -> None:
+    """The GitOps branch moves while the pull request waits for a review, with an edit next to the tag
+    line (git calls that a conflict). The next evaluation rebuilds the pull request's branch on the
+    branch's new head (the compare-and-swap of the pull-request path) instead of waiting forever."""
+    promoter_env(gitops={"write": "pull_request"})
+    control = stack.github_control
+    control.inject(
+        method="PUT", path_regex=r"/pulls/\d+/merge$", status=405, count=100, body={"message": REVIEW_REQUIRED}
+    )
+    release = scenario.release(scenario.commit("main"), branch="main")
+    waiting = deliver(release.events)
+    assert {r["reason"] for r in waiting if r["decision"] == "wait"} >= {"pull_request_open"}
+
+    lines = scenario.values_file("prod").decode().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "imageTag:" in line)
+    lines.insert(at + 1, "  # hand edit: next to the tag line\n")
+    edited = "".join(lines).encode()
+    scenario.gitops.commit_files({"environments/prod/values.yaml": edited}, "ops: hand edit", branch="main")
+
+    control.clear_faults()  # reviewed
+    after = invoke(release.events[0])
+
+    assert (after["decision"], after["reason"]) == ("promote", "committed"), after
+    assert prod_tag(scenario) == release.tag
+    assert b"# hand edit: next to the tag line" in scenario.values_file("prod")
+    assert all(p["state"] == "closed" for p in pulls(stack, scenario))

@@ -718,10 +718,13 @@ class Promoter:
         branch = f"tagrelay/{request.app_name}/{env}"
         tag = request.release.tag
         pull = github.open_pull_request(repo, branch, base)
+        wanted = snapshot.edit.text.encode("utf-8")
+        proposed_bytes: bytes | None = None
         if pull is not None:
             # No-downgrade holds against what the open pull request proposes, not only what runs.
             try:
-                proposed = app.gitops_format.read(github.read_file(repo, path, pull.head_sha).content.decode("utf-8"))
+                proposed_bytes = github.read_file(repo, path, pull.head_sha).content
+                proposed = app.gitops_format.read(proposed_bytes.decode("utf-8"))
             except (FileNotFound, ValuesFileError, UnicodeDecodeError):
                 proposed = None
             if (
@@ -738,15 +741,13 @@ class Promoter:
         if base_head is None:
             raise FileNotFound(f"branch {base} of {repo} does not exist")
         head_before = github.branch_head(repo, branch)
-        if pull is None or head_before is None or pull.title != message.splitlines()[0]:
+        # The open pull request is reused only when it proposes exactly the file this evaluation would write:
+        # the same release on the file as the GitOps branch has it now. A hand edit on the branch since (which
+        # may conflict with it) or a newer release rebuilds the branch on the GitOps branch's head.
+        if pull is None or head_before is None or pull.title != message.splitlines()[0] or proposed_bytes != wanted:
             github.reset_branch(repo, branch, base_head, exists=head_before is not None)
             written = github.write_file(
-                repo,
-                path,
-                branch,
-                content=snapshot.edit.text.encode("utf-8"),
-                blob_sha=snapshot.file.blob_sha,
-                message=message,
+                repo, path, branch, content=wanted, blob_sha=snapshot.file.blob_sha, message=message
             )
             head_sha = written.sha
         else:  # this release's pull request, from an earlier evaluation: merge it if GitHub allows now
