@@ -627,6 +627,53 @@ def test_the_tag_moved_alarm_matches_what_the_promoter_emits(
     assert {name: emf[name] for name in dimension_set} == dimensions(found)
 
 
+@pytest.mark.parametrize("emitted_in", ["promoter", "reconciler"])
+@pytest.mark.parametrize(
+    ("name", "metric", "verdict", "reason"),
+    [
+        ("DeployedImageArchived", "DecisionReasons", "alert", "image_archived"),
+        ("ReleaseTagMoved", "DecisionReasons", "reject", "tag_moved"),
+        ("PromotionsRejected", "Decisions", "reject", "signature_missing"),
+    ],
+)
+def test_what_the_promoter_and_the_sweep_find_reaches_its_alarm(
+    default: Synthesized,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    emitted_in: str,
+    name: str,
+    metric: str,
+    verdict: str,
+    reason: str,
+) -> None:
+    """An archived deployed image, a moved release tag, an overdue unsigned release: found by an event
+    (the promoter) or by the sweep (the reconciler, in its own function's environment), the metric each
+    emits is the one its alarm selects."""
+    from datetime import UTC, datetime
+
+    from tagrelay.domain.decision import EnvDecision, Evaluation, Verdict
+    from tagrelay.services import reconcile
+    from tagrelay.services.observe import emit_decision_metrics
+
+    environment = default.resources[default.function_id(emitted_in)]["Properties"]["Environment"]["Variables"]
+    for variable in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        monkeypatch.setenv(variable, environment[variable])
+    evaluation = Evaluation(event_id=None, decisions=[EnvDecision("prod", Verdict(verdict), reason, "found")])
+    capsys.readouterr()
+    if emitted_in == "reconciler":
+        run = reconcile.SweepRun("run", datetime.now(UTC), "2026-12-04", evaluations=[evaluation])
+        reconcile.emit_reconcile_metrics(run)
+    else:
+        emit_decision_metrics([evaluation])
+    emitted = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    [emf] = [e for e in emitted if metric in e]
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    [dimension_set] = directive["Dimensions"]
+    found = alarm(default, name)
+    assert (directive["Namespace"], directive["Metrics"][0]["Name"]) == (found["Namespace"], found["MetricName"])
+    assert {dimension: emf[dimension] for dimension in dimension_set} == dimensions(found)
+
+
 @pytest.mark.parametrize(
     "emitted_by",
     [
