@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from tagrelay.ports import DeploymentLedger
 from tests.fakes.faults import Faults
 from tests.fakes.identity import FakeIdentity
 from tests.fakes.world import OPERATOR_ARN, FakeWorld
-from tests.soak.harness import FAULT_KINDS, FAULT_RATE, SimulatedCrash, Soak, _Armed
+from tests.soak.harness import FAULT_KINDS, FAULT_RATE, ArmedFaults, SimulatedCrash, Soak, _Armed
 
 GITHUB_CALLS = ("read_file", "resolve_commit", "compare", "comparison", "commits_touching", "write_file")
 # The FakeLedger's writes (each a fault point after its work); advance_state is the update that makes a
@@ -64,16 +63,13 @@ LEDGER_WRITES = (
 )
 
 
-class FakeFaultLayer:
+class FakeFaultLayer(ArmedFaults):
     """At most one fault per invocation attempt (per thread), armed with the seed's dice."""
 
     def __init__(self, world: FakeWorld, rng: random.Random) -> None:
+        super().__init__(rng)
         self.world = world
-        self.rng = rng
-        self.injected: Counter[str] = Counter()
-        self._lock = threading.Lock()  # the counts
         self.serial = threading.RLock()  # one call of a fake at a time
-        self._local = threading.local()
 
     def install(self) -> None:
         world = self.world
@@ -102,20 +98,6 @@ class FakeFaultLayer:
             local.armed = None
             local.crashed = False
             local.lose_commit_answer = False
-
-    def _count(self, kind: str) -> None:
-        with self._lock:
-            self.injected[kind] += 1
-
-    def _take(self, kind: str) -> bool:
-        armed: _Armed | None = getattr(self._local, "armed", None)
-        if armed is None or armed.fired or armed.kind != kind:
-            return False
-        armed.seen += 1
-        if armed.seen < armed.nth:
-            return False
-        armed.fired = True
-        return True
 
     # --- the hooks the fakes call ---
 

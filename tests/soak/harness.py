@@ -91,15 +91,37 @@ class _Armed:
     fired: bool = False
 
 
-class FaultLayer:
-    """In-process faults around the runtime promoter's adapters, armed per invocation attempt (per thread)."""
+class ArmedFaults:
+    """The faults of one invocation attempt (per thread), armed with the seed's dice, and their counts."""
 
-    def __init__(self, stack: LocalStack, rng: random.Random) -> None:
-        self.stack = stack
+    def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.injected: Counter[str] = Counter()
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the counts
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.injected[kind] += 1
+
+    def _take(self, kind: str) -> bool:
+        """Whether the fault armed for this attempt is ``kind`` and fires at this call (its nth match)."""
+        armed: _Armed | None = getattr(self._local, "armed", None)
+        if armed is None or armed.fired or armed.kind != kind:
+            return False
+        armed.seen += 1
+        if armed.seen < armed.nth:
+            return False
+        armed.fired = True
+        return True
+
+
+class FaultLayer(ArmedFaults):
+    """In-process faults around the runtime promoter's adapters, armed per invocation attempt (per thread)."""
+
+    def __init__(self, stack: LocalStack, rng: random.Random) -> None:
+        super().__init__(rng)
+        self.stack = stack
 
     # --- wiring ---
 
@@ -145,20 +167,6 @@ class FaultLayer:
                     self._count(kind)
             local.armed = None
             local.crashed = False
-
-    def _count(self, kind: str) -> None:
-        with self._lock:
-            self.injected[kind] += 1
-
-    def _take(self, kind: str) -> bool:
-        armed: _Armed | None = getattr(self._local, "armed", None)
-        if armed is None or armed.fired or armed.kind != kind:
-            return False
-        armed.seen += 1
-        if armed.seen < armed.nth:
-            return False
-        armed.fired = True
-        return True
 
     def _check_alive(self) -> None:
         if getattr(self._local, "crashed", False):
