@@ -43,6 +43,11 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Callable[[TrackerSetup], list[int]
     return plays
 
 
+def progress(out: str) -> list[str]:
+    """The command's own lines: the tracker, run at each step, writes its JSON logs and metrics to stdout too."""
+    return [line for line in out.splitlines() if line and not line.startswith("{")]
+
+
 def test_watch_prints_each_state_with_argo_cds_phase_and_exits_0_on_success(
     scenario: SeedScenario,
     tracker_env: Configure,
@@ -57,8 +62,7 @@ def test_watch_prints_each_state_with_argo_cds_phase_and_exits_0_on_success(
     code = main(["watch", "--env", "prod", "--interval", "5", "--config", str(setup.config_path)])
 
     out, err = capsys.readouterr()
-    # The tracker, run at each step, writes its JSON logs and metrics to stdout too.
-    lines = [line.split(" ", 1)[1] for line in out.splitlines() if line and not line.startswith("{")]
+    lines = [line.split(" ", 1)[1] for line in progress(out)]
     assert code == 0, out + err
     states = [line.split(": ", 1)[1].split(" ", 1)[0].rstrip(";") for line in lines]
     # Nothing moved before the first look; the tracker saw the sync start, then the outcome.
@@ -85,8 +89,7 @@ def test_watch_exits_1_for_a_failed_deployment(
 
     out, err = capsys.readouterr()
     assert code == 1 and steps
-    progress = [line for line in out.splitlines() if line and not line.startswith("{")]
-    assert "SYNC_FAILED" in progress[-1] and "SYNC_FAILED" in err
+    assert "SYNC_FAILED" in progress(out)[-1] and "SYNC_FAILED" in err
 
 
 def test_deploy_wait_follows_the_deployment_it_made_to_its_outcome(
@@ -103,11 +106,11 @@ def test_deploy_wait_follows_the_deployment_it_made_to_its_outcome(
 
     code, out, err = run(capsys, "deploy", release.sha, "--env", "prod", "--wait", "--interval", "5")
 
-    progress = [line for line in out.splitlines() if line and not line.startswith("{")]
+    printed = progress(out)
     assert code == 0, err
     assert steps
-    assert f"mosaic-life/prod: {release.tag} (was prod-cf3124b) committed as" in progress[0]
-    assert progress[-1].split(" ", 1)[1].startswith(f"mosaic-life/prod {release.tag}: SUCCEEDED")
+    assert f"mosaic-life/prod: {release.tag} (was prod-cf3124b) committed as" in printed[0]
+    assert printed[-1].split(" ", 1)[1].startswith(f"mosaic-life/prod {release.tag}: SUCCEEDED")
 
 
 def test_rollback_wait_follows_the_rollback_to_its_outcome(
@@ -127,10 +130,10 @@ def test_rollback_wait_follows_the_rollback_to_its_outcome(
         capsys, "rollback", "--env", "prod", "--reason", "checkout errors", "--wait", "--interval", "5"
     )
 
-    progress = [line for line in out.splitlines() if line and not line.startswith("{")]
+    printed = progress(out)
     assert code == 0, err
     assert steps
-    assert f"mosaic-life/prod: {good.tag} (was {bad.tag}) committed as" in progress[0]
-    followed = [line.split(" ", 1)[1] for line in progress if line[:2].isdigit()]
+    assert f"mosaic-life/prod: {good.tag} (was {bad.tag}) committed as" in printed[0]
+    followed = [line.split(" ", 1)[1] for line in printed if line[:2].isdigit()]
     assert followed[0].startswith(f"mosaic-life/prod {good.tag}: COMMITTED")
     assert followed[-1].startswith(f"mosaic-life/prod {good.tag}: SUCCEEDED")
