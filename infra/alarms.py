@@ -30,12 +30,16 @@ from constructs import Construct
 from infra import pipeline_metrics
 from tagrelay.config import Config
 
-_OUTCOME_WORDS = {"DEGRADED": "Degraded", "SYNC_FAILED": "SyncFailed", "TIMED_OUT": "TimedOut"}
 # Function errors alarm when they persist this many consecutive periods (pipeline_metrics.PERIOD each).
 ERROR_PERIODS = 3
 # Where the runbook is when deploy.runbook_url is not set: this repository's copy.
 DEFAULT_RUNBOOK = "docs/alarms.md in the tagrelay repository"
 MAX_DESCRIPTION = 1024  # CloudWatch's limit on AlarmDescription
+
+
+def _camel(state: str) -> str:
+    """SYNC_FAILED -> SyncFailed: an outcome state's words in an alarm's name."""
+    return "".join(word.capitalize() for word in state.split("_"))
 
 
 def runbook_link(config: Config, alarm: str) -> str:
@@ -158,7 +162,7 @@ class PipelineAlarms(Construct):
             ),
             *(
                 self._alarm(
-                    f"Deployments{_OUTCOME_WORDS[outcome]}",
+                    f"Deployments{_camel(outcome)}",
                     pipeline_metrics.outcome_count(outcome),
                     meaning=f"A deployment ended {outcome} in Argo CD: the new release is not running healthy.",
                     action="run `tagrelay history --env <env>` and `tagrelay status --env <env>`, look at the "

@@ -4,14 +4,18 @@ This is the contract between the functions and the alarms/dashboard. Powertools'
 `Metrics` add the dimension ``service`` (from ``POWERTOOLS_SERVICE_NAME``, which the stack sets) to every
 metric, so a promoter decision lands in CloudWatch with exactly the dimensions
 ``{decision: <verdict>, service: promoter}``. An alarm matches a metric only when its dimensions are
-exactly those, so the names and values here must stay equal to what the handlers emit
-(functions/tagrelay/services/observe.py; tests/cdk checks them against the domain enums).
+exactly those, so the dimension values come from the domain's enums (Verdict, Reason, DeploymentState),
+the same values the handlers emit (functions/tagrelay/services/observe.py): a new verdict or outcome
+state gets its dashboard line, and a new failure state its alarm, with no change here.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+
+from tagrelay.domain.decision import Reason, Verdict
+from tagrelay.domain.outcome import TERMINAL_STATES, DeploymentState
 
 NAMESPACE = "tagrelay"
 SERVICE_DIMENSION = "service"
@@ -21,17 +25,17 @@ TRACKER_SERVICE = "tracker"
 # Promoter: one count per decided event and environment.
 DECISIONS_METRIC = "Decisions"
 DECISION_DIMENSION = "decision"
-DECISIONS = ("promote", "wait", "ignore", "reject", "noop", "superseded", "skip", "alert")
-ALERT = "alert"
-IMAGE_ARCHIVED = "image_archived"
-REJECT = "reject"
+DECISIONS: tuple[Verdict, ...] = tuple(Verdict)
+ALERT = Verdict.ALERT
+IMAGE_ARCHIVED = Reason.IMAGE_ARCHIVED
+REJECT = Verdict.REJECT
 # Promoter: one count per Argo CD refresh nudge that failed (the promotion itself went on).
 NUDGE_FAILURES_METRIC = "RefreshNudgeFailures"
 # The same count per reason (dimensions service, decision, reason): what a specific alarm selects on.
 DECISION_REASONS_METRIC = "DecisionReasons"
 REASON_DIMENSION = "reason"
 # A release tag tagrelay promoted now points at another image: someone re-pushed it (docs/integrity.md).
-TAG_MOVED = "tag_moved"
+TAG_MOVED = Reason.TAG_MOVED
 
 # Promoter and tracker: one count per notification delivered, or given up after its attempts (dimensions
 # service, channel: github_deployments or a webhook's name). Never an outcome (docs/notifications.md).
@@ -42,8 +46,8 @@ CHANNEL_DIMENSION = "channel"
 # Tracker: one count per deployment that reached a terminal state, plus its DORA timings.
 OUTCOMES_METRIC = "DeploymentOutcomes"
 OUTCOME_DIMENSION = "outcome"
-OUTCOMES = ("SUCCEEDED", "DEGRADED", "SYNC_FAILED", "TIMED_OUT", "SUPERSEDED", "ENV_UNAVAILABLE")
-FAILED_OUTCOMES = ("DEGRADED", "SYNC_FAILED", "TIMED_OUT")
+OUTCOMES: tuple[DeploymentState, ...] = tuple(state for state in DeploymentState if state in TERMINAL_STATES)
+FAILED_OUTCOMES: tuple[DeploymentState, ...] = tuple(state for state in DeploymentState if state.is_failure)
 LEAD_TIME_METRIC = "LeadTimeSeconds"
 TIME_TO_SYNC_METRIC = "TimeToSyncSeconds"
 # Tracker: deployments whose tracking is blocked in a run, by cause (services/track.py emits them).

@@ -234,7 +234,7 @@ class SimulatedApp:
 
     # ------------------------------------------------------------------------------------ transitions
 
-    def _poll(self, t: float, head: str | None) -> None:
+    def _poll(self, t: float, head: str | None) -> None:  # noqa: PLR0911, PLR0912 - the controller's poll, step by step as Argo CD's appcontroller takes it; one branch per state it can be in
         self.last_poll = t
         if not self.repo_server_up():
             # The controller ignores repo-server errors for its grace period, writing nothing; then it

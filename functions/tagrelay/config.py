@@ -16,13 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tagrelay.domain.gitops_format import GitOpsFormat, HelmValues, Kustomize
+from tagrelay.domain.tags import is_repository_name
 
 DEFAULT_TAG_PATTERN = r"^(?P<sha>[0-9a-f]{7})$"
 CONFIG_ENV_VAR = "TAGRELAY_CONFIG"
 
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-# OCI distribution-spec repository name grammar (path components separated by '/').
-_IMAGE_REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _KEY_PATH = re.compile(r"^[^.\s]+(?:\.[^.\s]+)*$")
 _DEFAULT_VALUES_FILE = "environments/{env}/values.yaml"
@@ -264,7 +263,7 @@ class App(_Model):
     @classmethod
     def _images_are_repository_names(cls, value: list[str]) -> list[str]:
         for image in value:
-            if not _IMAGE_REPO.match(image):
+            if not is_repository_name(image):
                 raise ValueError(f"{image!r} is not a registry repository name (lower case, '/'-separated)")
         if len(set(value)) != len(value):
             raise ValueError("lists the same image twice")
@@ -335,10 +334,6 @@ class App(_Model):
     @cached_property
     def tag_regex(self) -> re.Pattern[str]:
         return re.compile(self.tag_pattern)
-
-    @property
-    def env_prefixed(self) -> bool:
-        return "env" in self.tag_regex.groupindex
 
     @property
     def registry_url(self) -> str:
@@ -506,7 +501,6 @@ class ReconcileConfig(_Model):
 class VpcPlacement(_Model):
     """Where the tracker Lambda runs when Argo CD is only reachable inside a VPC."""
 
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
     subnet_ids: list[str] = Field(min_length=1)
     security_group_ids: list[str] = Field(min_length=1)
 

@@ -70,12 +70,10 @@ def everything_on(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
             "alarm_email": "platform@example.com",
             "runbook_url": RUNBOOK_URL,
             "tracker_vpc": {
-                "vpc_id": "vpc-0123456789abcdef0",
                 "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1"],
                 "security_group_ids": ["sg-0ccccccccccccccc3"],
             },
             "promoter_vpc": {
-                "vpc_id": "vpc-0123456789abcdef0",
                 "subnet_ids": ["subnet-0ddddddddddddddd4"],
                 "security_group_ids": ["sg-0eeeeeeeeeeeeeee5"],
             },
@@ -484,7 +482,6 @@ def test_a_nudge_that_cannot_reach_an_in_vpc_argo_cd_is_flagged_before_deploying
     from tagrelay.deployment import check_deployment
 
     vpc = {
-        "vpc_id": "vpc-0123456789abcdef0",
         "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1"],
         "security_group_ids": ["sg-0ccccccccccccccc3"],
     }

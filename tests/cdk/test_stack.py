@@ -53,7 +53,6 @@ def _everything_else(data: dict[str, Any]) -> None:
         "log_retention_days": 30,
         "alarm_email": "platform@example.com",
         "tracker_vpc": {
-            "vpc_id": "vpc-0123456789abcdef0",
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
             "security_group_ids": ["sg-0ccccccccccccccc3"],
         },
@@ -611,13 +610,13 @@ def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_bloc
 def test_the_tag_moved_alarm_matches_what_the_promoter_emits(
     default: Synthesized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tagrelay.domain.decision import EnvDecision, Evaluation, Verdict
+    from tagrelay.domain.decision import EnvDecision, Evaluation, Reason, Verdict
     from tagrelay.services.observe import emit_decision_metrics
 
     environment = default.resources[default.function_id("promoter")]["Properties"]["Environment"]["Variables"]
     for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
         monkeypatch.setenv(name, environment[name])
-    evaluation = Evaluation(event_id=None, decisions=[EnvDecision("prod", Verdict.REJECT, "tag_moved", "moved")])
+    evaluation = Evaluation(event_id=None, decisions=[EnvDecision("prod", Verdict.REJECT, Reason.TAG_MOVED, "moved")])
     emit_decision_metrics([evaluation])
     emitted = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     [emf] = [e for e in emitted if "DecisionReasons" in e]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tagrelay.cli.history import HistoryQuery, print_table
+from tagrelay.cli.history import print_table
 from tagrelay.domain.records import DecisionRecord
+from tagrelay.services.history import HistoryQuery
 
 QUERY = HistoryQuery(sources=(), app=None, env="prod", sha=None, include_transient=False)
 

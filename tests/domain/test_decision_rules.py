@@ -6,7 +6,7 @@ import pytest
 
 from tagrelay.domain import decision as rules
 from tagrelay.domain.commit_message import CommitDetails, commit_message, subject
-from tagrelay.domain.decision import Evaluation, Verdict
+from tagrelay.domain.decision import Evaluation, Reason, Verdict
 
 
 def test_readiness_lists_the_images_without_the_tag() -> None:
@@ -36,11 +36,11 @@ def test_only_an_ancestor_of_the_deployed_commit_is_a_downgrade(status: str, old
 
 def test_the_headline_of_several_decisions_is_the_most_significant() -> None:
     evaluation = Evaluation(event_id="e")
-    evaluation.decide("staging", Verdict.NOOP, "already_deployed", "m")
-    evaluation.decide("prod", Verdict.PROMOTE, "committed", "m")
+    evaluation.decide("staging", Verdict.NOOP, Reason.ALREADY_DEPLOYED, "m")
+    evaluation.decide("prod", Verdict.PROMOTE, Reason.COMMITTED, "m")
     assert evaluation.verdict is Verdict.PROMOTE
     assert evaluation.headline.env == "prod"
-    evaluation.decide("qa", Verdict.REJECT, "commit_not_on_branch", "m")
+    evaluation.decide("qa", Verdict.REJECT, Reason.COMMIT_NOT_ON_BRANCH, "m")
     assert evaluation.headline.verdict is Verdict.REJECT
 
 

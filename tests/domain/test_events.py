@@ -175,6 +175,7 @@ def test_malformed_events_are_rejected_with_what_is_wrong(event: Any, code: str,
     with pytest.raises(MalformedEvent) as caught:
         classify(event, CONFIG)
     assert caught.value.code == code
+    assert caught.value.reason == f"malformed_event:{code}"  # a Reason member: the decision's stable code
     assert names in str(caught.value)
 
 

@@ -501,7 +501,7 @@ def comment(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def values_documents(draw: st.DrawFn, duplicate: bool = False) -> Generated:
+def values_documents(draw: st.DrawFn, duplicate: bool = False) -> Generated:  # noqa: PLR0915 - a Hypothesis strategy drawing each variation of a values file in turn
     """A one-document values file with a mapping at every step of a random key path.
 
     Varies indentation, line ends, final newline, BOM, `---`, comments (full-line and inline),

@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tagrelay.adapters import ledger_schema as keys
+from tagrelay.domain.decision import Outcome, Reason
+from tagrelay.domain.outcome import DeploymentState
 from tagrelay.domain.records import (
     DecisionRecord,
     EnvironmentState,
@@ -121,12 +123,14 @@ class FakeLedger:
     # --- decisions and deployments ---
 
     def record_decision(self, record: DecisionRecord) -> None:
+        _in_the_vocabulary(record)
         self._call("record_decision")
         self.items[self._decision_key(record)] = self._decision_item(record)
         self.faults.after("record_decision")
 
     def record_deployment(self, record: DecisionRecord, gitops_repo: str, *, make_current: bool = True) -> bool:
         assert record.gitops_commit, "a deployment record needs its GitOps commit"
+        _in_the_vocabulary(record)
         self._call("record_deployment")
         guard = (keys.commit_guard_partition(gitops_repo, record.gitops_commit), keys.COMMIT_GUARD_SORT_KEY)
         if guard in self.items:
@@ -406,3 +410,12 @@ def _record(item: Mapping[str, Any]) -> DecisionRecord:
         fields["event_ids"] = tuple(fields["event_ids"])
     fields.setdefault("message", "")
     return DecisionRecord(**fields)
+
+
+def _in_the_vocabulary(record: DecisionRecord) -> None:
+    """Every outcome, reason and state a service writes is a member of the domain's enums (a new code
+    is added there, where docs, metrics and alarms pick it up), so every test on the fakes checks it."""
+    Outcome(record.outcome)
+    Reason(record.reason)
+    if record.status is not None:
+        DeploymentState(record.status)

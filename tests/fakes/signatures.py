@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tagrelay.domain.decision import Reason
 from tagrelay.domain.facts import ReleaseContext, SignatureVerdict
 from tagrelay.ports import ImageRegistry
 
@@ -25,7 +26,11 @@ class FakeSignatures:
         self.verdicts[(repository, digest)] = SignatureVerdict("verified", self.signer, None, commit=commit)
 
     def forge(
-        self, repository: str, digest: str, reason: str = "no signature verifies with the key", code: str | None = None
+        self,
+        repository: str,
+        digest: str,
+        reason: str = "no signature verifies with the key",
+        code: Reason | None = None,
     ) -> None:
         self.verdicts[(repository, digest)] = SignatureVerdict("invalid", None, reason, code=code)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tagrelay.domain.decision import Reason
 from tagrelay.domain.operator import (
     InvalidOperatorRequest,
     hint_for,
@@ -133,12 +134,12 @@ def test_the_default_rollback_target_skips_the_running_tag_and_what_was_rolled_b
 
 
 def test_hints_say_what_to_do_and_a_rollback_is_never_told_to_roll_back() -> None:
-    assert hint_for("newer_commit_deployed", "deploy", "prod", "abc1234") == (
+    assert hint_for(Reason.NEWER_COMMIT_DEPLOYED, "deploy", "prod", "abc1234") == (
         "to go back on purpose, run: tagrelay rollback --env prod --to abc1234"
     )
-    assert hint_for("newer_commit_deployed", "rollback", "prod", None) is None
-    assert "tagrelay unpin --env prod" in (hint_for("environment_pinned", "deploy", "prod", None) or "")
-    assert hint_for("committed", "deploy", "prod", None) is None
+    assert hint_for(Reason.NEWER_COMMIT_DEPLOYED, "rollback", "prod", None) is None
+    assert "tagrelay unpin --env prod" in (hint_for(Reason.ENVIRONMENT_PINNED, "deploy", "prod", None) or "")
+    assert hint_for(Reason.COMMITTED, "deploy", "prod", None) is None
 
 
 def test_the_operators_section_names_its_errors_and_closes_unlisted_environments() -> None:

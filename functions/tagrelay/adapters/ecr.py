@@ -72,7 +72,7 @@ class EcrControlPlane:
         """The images named by digest or tag, with their status (one request, not cached)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from tagrelay.adapters.registry import aws_call_failure
+        from tagrelay.adapters.aws import aws_call_failure
 
         image_ids: list[Any] = [{"imageDigest": d} for d in digests] + [{"imageTag": t} for t in tags]
         action = f"ecr:DescribeImages on {repository} (account {self.account}, {self.region})"
@@ -110,14 +110,14 @@ class EcrControlPlane:
     def _describe_repositories(self, names: list[str]) -> list[RepositorySettings]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from tagrelay.adapters.registry import aws_call_failure
+        from tagrelay.adapters.aws import aws_call_failure, error_code
 
         action = f"ecr:DescribeRepositories on {', '.join(names)} (account {self.account}, {self.region})"
         self.request_count += 1
         try:
             answer = self.client.describe_repositories(registryId=self.account, repositoryNames=names)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
+            if error_code(exc) == "RepositoryNotFoundException":
                 raise MisconfiguredError(
                     SYSTEM,
                     f"{action}: ECR has no such repository ({exc.response['Error'].get('Message', '')}); check "

@@ -169,6 +169,13 @@ class StsIdentityVerifier:
         if body != GET_CALLER_IDENTITY_BODY:
             raise IdentityError("identity_invalid", "the identity proof must be an sts:GetCallerIdentity request")
         headers = {name.lower(): value for name, value in raw_headers.items()}
+        self._check_headers(headers, raw_headers, binding)
+        self._check_fresh(headers["x-amz-date"])
+        return headers
+
+    def _check_headers(self, headers: Mapping[str, str], raw_headers: Mapping[str, str], binding: str) -> None:
+        """The signed request's headers: exactly the expected ones, for this STS host, this request and
+        a fresh nonce."""
         if len(headers) != len(raw_headers):
             raise IdentityError("identity_invalid", "the identity proof repeats a header")
         if extra := set(headers) - _ALLOWED_HEADERS:
@@ -190,8 +197,6 @@ class StsIdentityVerifier:
             raise IdentityError("identity_invalid", "the identity proof was made for another request")
         if not _NONCE.match(headers[NONCE_HEADER.lower()]):
             raise IdentityError("identity_invalid", f"the identity proof's {NONCE_HEADER} is not 32 hex digits")
-        self._check_fresh(headers["x-amz-date"])
-        return headers
 
     def _check_fresh(self, amz_date: str) -> None:
         signed_at = _signed_at(amz_date)

@@ -43,8 +43,6 @@ DECISION_PREFIX = "DEC#"
 STATE_SORT_KEY = "STATE"
 TAG_PREFIX = "TAG#"
 SHORT_SHA_LENGTH = 7
-# Decisions made before the environment is known (e.g. a release still incomplete) go here.
-UNRESOLVED_ENV = "unresolved"
 
 
 def env_partition(app: str, env: str) -> str:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tagrelay.adapters.aws import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
 from tagrelay.config import Config
 from tagrelay.domain.operator import OPERATION_KEY, request_binding
 from tagrelay.errors import InvocationFailed
@@ -80,11 +81,11 @@ class LambdaPromoterFunction:
                 Payload=json.dumps({**payload, "identity": identity}).encode(),
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
+            code = error_code(exc)
+            if code in NOT_FOUND_CODES:
                 advice = f": {self.how_to_point}" if self.how_to_point else ""
                 raise InvocationFailed(f"no function {function!r} at {where}{advice}", may_have_run=False) from None
-            if code in ("AccessDeniedException", "AccessDenied"):
+            if code in ACCESS_DENIED_CODES:
                 raise InvocationFailed(
                     f"not allowed to invoke {function!r} ({code}): your role needs lambda:InvokeFunction on it "
                     "(deploy.operators_role_arns)",

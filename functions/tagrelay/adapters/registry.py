@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,12 +46,11 @@ from tagrelay.adapters.http import (
     read_prefix,
 )
 from tagrelay.domain.facts import Manifest
-from tagrelay.domain.tags import is_digest, is_valid_image_tag
+from tagrelay.domain.tags import is_digest, is_repository_name, is_valid_image_tag
 from tagrelay.errors import (
     MisconfiguredError,
     RegistryError,
     RegistryResponseTooLarge,
-    TagrelayError,
     TransientError,
 )
 
@@ -94,7 +92,6 @@ RETRIES = 2  # per read, for connection failures, 429 and 5xx: after ~0 s and ~0
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 # OCI distribution-spec repository name grammar; anything else could alter the request path.
-_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -298,7 +295,7 @@ class Registry:
             raise TransientError(SYSTEM, f"{what}: the answer was cut off ({type(exc).__name__})") from None
 
     def _send(self, method: str, repository: str, path: str, *, what: str) -> requests.Response:
-        if not _REPOSITORY.match(repository):
+        if not is_repository_name(repository):
             raise ValueError(f"not a valid repository name: {repository!r}")
         headers = {"Accept": MANIFEST_ACCEPT} if path.startswith("manifests/") else {}
         if self._auth is not None:
@@ -452,6 +449,8 @@ class EcrAuth:
     def _fetch(self) -> tuple[str, datetime]:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from tagrelay.adapters.aws import aws_call_failure
+
         client = self._client if self._client is not None else self._new_client()
         try:
             answer = client.get_authorization_token(registryIds=[self.account])
@@ -475,29 +474,6 @@ class EcrAuth:
             config=Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
         )
         return self._client
-
-
-_THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
-
-
-def aws_call_failure(system: str, action: str, exc: Exception) -> TagrelayError:
-    """Classify a boto3 failure by the retry rule in tagrelay.errors (shared by the ECR and KMS paths)."""
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
-
-    if isinstance(exc, (NoCredentialsError, NoRegionError)):
-        return MisconfiguredError(
-            system, f"{action}: no AWS {'credentials' if isinstance(exc, NoCredentialsError) else 'region'} available"
-        )
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _THROTTLING_CODES or status >= 500:
-            return TransientError(system, f"{action} failed ({code or status}); retrying the event")
-        if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
-            return MisconfiguredError(system, f"{action} was denied ({code}); grant it to the function's role")
-        return MisconfiguredError(system, f"{action} was refused ({code}: {error.get('Message', '')})")
-    return TransientError(system, f"{action} failed ({type(exc).__name__})")
 
 
 def registry_for(

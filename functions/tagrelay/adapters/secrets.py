@@ -15,12 +15,14 @@ def read_secret(name_or_arn: str) -> str:
     from aws_lambda_powertools.utilities import parameters
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from tagrelay.adapters.aws import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
+
     try:
         value = parameters.get_secret(name_or_arn, max_age=SECRET_MAX_AGE_SECONDS)
     except parameters.exceptions.GetParameterError as exc:
         cause = exc.__cause__
-        code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
-        if code in ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure"):
+        code = error_code(cause)
+        if code in NOT_FOUND_CODES | ACCESS_DENIED_CODES or code == "DecryptionFailure":
             raise MisconfiguredError(
                 "secretsmanager", f"cannot read secret {name_or_arn} ({code}); create it or grant access"
             ) from None

@@ -18,6 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tagrelay.adapters import ledger_schema as keys
+from tagrelay.adapters.aws import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
 from tagrelay.domain.records import (
     DecisionRecord,
     EnvironmentState,
@@ -38,7 +39,7 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _DECISION_FIELDS = {f.name for f in dataclasses.fields(DecisionRecord)}
 _STATE_FIELDS = {f.name for f in dataclasses.fields(EnvironmentState)}
-_OPERATOR_ERRORS = {"AccessDeniedException", "UnrecognizedClientException", "ResourceNotFoundException"}
+_OPERATOR_ERRORS = ACCESS_DENIED_CODES | NOT_FOUND_CODES
 
 
 class Ledger:
@@ -584,7 +585,7 @@ class Ledger:
         try:
             yield
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in ("ConditionalCheckFailedException", "TransactionCanceledException") and _is_condition(exc):
                 raise _AlreadyRecorded from None
             if code in _OPERATOR_ERRORS:
@@ -748,7 +749,7 @@ class _AlreadyRecorded(Exception):
 
 
 def _is_condition(exc: ClientError) -> bool:
-    if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+    if error_code(exc) == "ConditionalCheckFailedException":
         return True
     reasons = exc.response.get("CancellationReasons", [])
     return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)

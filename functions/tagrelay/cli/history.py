@@ -1,21 +1,15 @@
 """`tagrelay history`: the ledger's decisions and deployment outcomes, newest first, a page at a time.
 
-Every environment is its own DynamoDB partition (docs/ledger.md), so a listing across environments
-merges one Query per environment, newest first, and the ``--next`` token remembers where each of
-them stopped. ``--sha`` reads the ``by-sha`` index instead. Nothing scans.
+The paging and the merge across environments are services/history.py's; this module parses the
+arguments and prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import dataclasses
-import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tagrelay.cli.common import (
     CommandError,
@@ -27,23 +21,13 @@ from tagrelay.cli.common import (
     print_json,
 )
 from tagrelay.config import Config
-from tagrelay.domain.records import TRANSIENT_OUTCOMES, DecisionRecord, parse_timestamp
-
-if TYPE_CHECKING:
-    from tagrelay.domain.records import HistoryPage
-    from tagrelay.ports import DeploymentLedger
+from tagrelay.domain.decision import Outcome
+from tagrelay.domain.outcome import DeploymentState
+from tagrelay.domain.records import DecisionRecord, seconds_between
+from tagrelay.services.history import HistoryQuery, InvalidHistoryQuery
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-# Each Query reads at least this many records: most of an environment's records can be transient
-# (every event of a release decides something), and reading past what a page shows costs nothing
-# extra, since the next page resumes after the last record shown.
-MIN_FETCH = 25
-# A page whose reads find only hidden records keeps reading, but not forever: then it ends early,
-# with a token.
-MAX_QUERIES_PER_SOURCE = 5
-UNRESOLVED_ENV = "unresolved"
-_SHA = re.compile(r"^[0-9a-f]{4,40}$")
 
 DESCRIPTION = """\
 List what tagrelay decided and how each deployment ended, newest first: promotions with their
@@ -97,12 +81,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = load_config_or_fail(args.config)
-    query = HistoryQuery.from_args(args, config)
+    query = query_from_args(args, config)
     from tagrelay.errors import MisconfiguredError, TransientError
 
     ledger = ledger_for(config)
     try:
         records, next_token = query.page(ledger, args.limit, args.next_token)
+    except InvalidHistoryQuery as exc:
+        raise CommandError(str(exc), exit_code=2) from None
     except (TransientError, MisconfiguredError) as exc:
         raise CommandError(f"could not read the ledger: {exc}") from None
     if args.output == "json":
@@ -115,154 +101,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------------------------------
-# The query: which partitions (or index) to read, and how their pages merge.
-
-
-@dataclass(frozen=True)
-class Source:
-    """One thing to Query: an environment's partition, or the by-sha index."""
-
-    key: str  # stable name, used in the --next token
-    app: str | None = None
-    env: str | None = None
-    sha: str | None = None
-
-    def fetch(self, ledger: DeploymentLedger, limit: int, start: dict[str, Any] | None) -> HistoryPage:
-        if self.sha is not None:
-            return ledger.history_by_sha(self.sha, limit=limit, next_token=start)
-        assert self.app is not None and self.env is not None
-        return ledger.history(self.app, self.env, limit=limit, next_token=start)
-
-
-@dataclass
-class _Cursor:
-    source: Source
-    start: dict[str, Any] | None  # where the unconsumed part of `buffer` begins
-    buffer: list[DecisionRecord] = field(default_factory=list)
-    after_buffer: dict[str, Any] | None = None  # DynamoDB's LastEvaluatedKey of the last fetch
-    fetched: bool = False
-    queries: int = 0
-
-    @property
-    def exhausted(self) -> bool:
-        return not self.buffer and self.fetched and self.after_buffer is None
-
-
-@dataclass(frozen=True)
-class HistoryQuery:
-    sources: tuple[Source, ...]
-    app: str | None
-    env: str | None
-    sha: str | None
-    include_transient: bool
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, config: Config) -> HistoryQuery:
-        if not 1 <= args.limit <= MAX_LIMIT:
-            raise CommandError(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}", exit_code=2)
-        if args.app is not None and args.app not in config.apps:
-            raise CommandError(f"no app {args.app!r} in the configuration; configured: {', '.join(config.apps)}", 2)
-        apps = [args.app] if args.app else list(config.apps)
-        if args.env is not None and args.env != UNRESOLVED_ENV:
-            known = sorted({env for name in apps for env in config.apps[name].environments})
-            if args.env not in known:
-                raise CommandError(f"no environment {args.env!r}; configured: {', '.join(known)}", exit_code=2)
-        sha = args.sha.lower() if args.sha else None
-        if sha is not None and not _SHA.match(sha):
-            raise CommandError(f"--sha must be 4 to 40 hexadecimal characters, got {args.sha!r}", exit_code=2)
-        if sha is not None:
-            sources: tuple[Source, ...] = (Source(f"sha:{sha}", sha=sha),)
-        else:
-            # Without --env, also the decisions taken before an environment was known.
-            envs = [args.env] if args.env else None
-            sources = tuple(
-                Source(f"env:{name}/{env}", app=name, env=env)
-                for name in apps
-                for env in envs or [*config.apps[name].environments, UNRESOLVED_ENV]
-                if env == UNRESOLVED_ENV or env in config.apps[name].environments
-            )
-        return cls(sources, args.app, args.env, sha, args.all)
-
-    def describe(self) -> str:
-        """The filters as command-line options (to repeat them with --next)."""
-        parts = [
-            f"--{name} {value}" for name, value in (("app", self.app), ("env", self.env), ("sha", self.sha)) if value
-        ]
-        return " ".join([*parts, *(["--all"] if self.include_transient else [])])
-
-    def shows(self, record: DecisionRecord) -> bool:
-        if not self.include_transient and record.outcome in TRANSIENT_OUTCOMES:
-            return False
-        # The by-sha index spans apps and environments: the other filters apply here.
-        return (self.app is None or record.app == self.app) and (self.env is None or record.env == self.env)
-
-    def page(self, ledger: DeploymentLedger, limit: int, token: str | None) -> tuple[list[DecisionRecord], str | None]:
-        """Up to ``limit`` records, newest first across the sources, and the token for the next page."""
-        starts = self._decode(token) if token else {source.key: None for source in self.sources}
-        cursors = [_Cursor(source, starts[source.key]) for source in self.sources if source.key in starts]
-        taken: list[DecisionRecord] = []
-        while len(taken) < limit:
-            for cursor in cursors:
-                while not cursor.buffer and not cursor.exhausted and cursor.queries < MAX_QUERIES_PER_SOURCE:
-                    self._fill(ledger, cursor, limit)
-            # The newest record is known only once every source shows its next one (or has none left).
-            if any(not cursor.buffer and not cursor.exhausted for cursor in cursors):
-                break
-            ready = [cursor for cursor in cursors if cursor.buffer]
-            if not ready:
-                break
-            newest = max(ready, key=lambda cursor: _order(cursor.buffer[0]))
-            record = newest.buffer.pop(0)
-            newest.start = ledger.resume_key(record, by_sha=newest.source.sha is not None)
-            taken.append(record)
-        return taken, self._encode(cursors)
-
-    def _fill(self, ledger: DeploymentLedger, cursor: _Cursor, limit: int) -> None:
-        start = cursor.after_buffer if cursor.fetched else cursor.start
-        result = cursor.source.fetch(ledger, max(limit, MIN_FETCH), start)
-        cursor.queries += 1
-        cursor.fetched = True
-        cursor.start = start
-        cursor.buffer = [record for record in result.records if self.shows(record)]
-        cursor.after_buffer = result.next_token
-
-    # The token: which sources still have records, and where each resumes (DynamoDB keys, as JSON).
-
-    def _fingerprint(self) -> str:
-        return self.describe() or "-"
-
-    def _encode(self, cursors: Sequence[_Cursor]) -> str | None:
-        remaining: dict[str, Any] = {}
-        for cursor in cursors:
-            if cursor.buffer or not cursor.fetched:
-                remaining[cursor.source.key] = cursor.start
-            elif cursor.after_buffer is not None:
-                remaining[cursor.source.key] = cursor.after_buffer
-        if not remaining:
-            return None
-        data = json.dumps({"v": 1, "q": self._fingerprint(), "s": remaining}, separators=(",", ":"))
-        return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
-
-    def _decode(self, token: str) -> dict[str, Any]:
-        try:
-            data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            starts = data["s"]
-            if data.get("v") != 1 or not isinstance(starts, dict):
-                raise ValueError
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise CommandError("--next: not a token printed by 'tagrelay history'", exit_code=2) from None
-        if data.get("q") != self._fingerprint():
-            raise CommandError(
-                f"--next: the token belongs to another query ({data.get('q')}); repeat the same filters with it",
-                exit_code=2,
-            )
-        return starts
-
-
-def _order(record: DecisionRecord) -> tuple[str, str]:
-    # The order of the sort keys (DEC#<created_at>#<id>), so a merged page is ordered like one partition.
-    return (record.created_at, record.decision_id)
+def query_from_args(args: argparse.Namespace, config: Config) -> HistoryQuery:
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise CommandError(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}", exit_code=2)
+    try:
+        return HistoryQuery.for_filters(config, app=args.app, env=args.env, sha=args.sha, include_transient=args.all)
+    except InvalidHistoryQuery as exc:
+        raise CommandError(str(exc), exit_code=2) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,16 +117,11 @@ def _order(record: DecisionRecord) -> tuple[str, str]:
 def durations(record: DecisionRecord) -> dict[str, float | None]:
     """Commit → synced / healthy, and push → healthy (lead time), from the record's timestamps."""
 
-    def between(start: str | None, end: str | None) -> float | None:
-        if not start or not end:
-            return None
-        return max((parse_timestamp(end) - parse_timestamp(start)).total_seconds(), 0.0)
-
-    committed = record.committed_at or (record.created_at if record.outcome == "committed" else None)
+    committed = record.committed_at or (record.created_at if record.outcome == Outcome.COMMITTED else None)
     return {
-        "to_sync_seconds": between(committed, record.synced_at),
-        "to_healthy_seconds": between(committed, record.healthy_at),
-        "lead_time_seconds": between(record.pushed_at, record.healthy_at),
+        "to_sync_seconds": seconds_between(committed, record.synced_at),
+        "to_healthy_seconds": seconds_between(committed, record.healthy_at),
+        "lead_time_seconds": seconds_between(record.pushed_at, record.healthy_at),
     }
 
 
@@ -293,14 +133,14 @@ def record_json(record: DecisionRecord) -> dict[str, Any]:
 
 def result_of(record: DecisionRecord) -> str:
     """A deployment's tracking status (SUCCEEDED→DEGRADED when it flapped); any other decision's outcome."""
-    if record.outcome != "committed":
+    if record.outcome != Outcome.COMMITTED:
         return record.outcome
-    status = record.status or "COMMITTED"
+    status = record.status or DeploymentState.COMMITTED
     return f"SUCCEEDED→{status}" if record.flapped_at else status
 
 
 def detail_of(record: DecisionRecord) -> str:
-    if record.outcome == "committed":
+    if record.outcome == Outcome.COMMITTED:
         # The risks the app's configuration accepted come first, so that clipping never hides them.
         risks = "".join(f"[{risk}] " for risk in accepted_risks(record))
         return risks + (record.status_reason or f"{record.reason}: {record.message}")
@@ -361,7 +201,7 @@ def _collapsed(records: Sequence[DecisionRecord]) -> list[tuple[DecisionRecord, 
     same rejection) as one row with a count; deployments are never folded. JSON keeps every record."""
     rows: list[tuple[DecisionRecord, int]] = []
     for record in records:
-        if rows and record.outcome != "committed" and _same_decision(rows[-1][0], record):
+        if rows and record.outcome != Outcome.COMMITTED and _same_decision(rows[-1][0], record):
             rows[-1] = (rows[-1][0], rows[-1][1] + 1)
         else:
             rows.append((record, 1))

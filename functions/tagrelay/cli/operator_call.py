@@ -41,6 +41,7 @@ from tagrelay.cli.common import (
     print_json,
 )
 from tagrelay.config import App, Config
+from tagrelay.domain.decision import Outcome
 from tagrelay.errors import InvocationFailed
 
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ def summary(answer: dict[str, Any]) -> str:
     where = f"{answer.get('app')}/{answer.get('env')}"
     outcome = answer.get("outcome")
     lines: list[str]
-    if outcome == "committed":
+    if outcome == Outcome.COMMITTED:
         was = f" (was {answer['previous_tag']})" if answer.get("previous_tag") else ""
         lines = [
             f"{where}: {answer.get('tag')}{was} committed as {str(answer.get('gitops_commit'))[:12]}{who}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from tagrelay.cli.common import (
     new_parser,
     print_json,
 )
+from tagrelay.domain.tags import is_digest
 
 if TYPE_CHECKING:
     from tagrelay.config import App, Config
@@ -50,7 +50,6 @@ EXAMPLE = """\
 """
 
 _MARK = {"pass": "ok  ", "fail": "FAIL", "skip": "skip"}
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def parse_image_ref(text: str) -> ImageRef:
     digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
-        if not _DIGEST.match(digest):
+        if not is_digest(digest):
             raise CommandError(f"{text}: {digest!r} is not a sha256 digest", exit_code=EXIT_USAGE)
     host, slash, path = rest.partition("/")
     if not slash or not path or not ("." in host or ":" in host or host == "localhost"):

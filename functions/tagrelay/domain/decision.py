@@ -26,6 +26,112 @@ class Verdict(StrEnum):
     ALERT = "alert"  # a deployed release needs a person: its image was archived (it cannot be pulled)
 
 
+class Outcome(StrEnum):
+    """How a decision is written in the ledger (``outcome``): the verdict's words, and the operator's
+    own (refused, planned). Stable: history, DORA and alarms read them."""
+
+    COMMITTED = "committed"
+    WAITING = "waiting"
+    IGNORED = "ignored"
+    REJECTED = "rejected"
+    NOOP = "noop"
+    SUPERSEDED = "superseded"
+    SKIPPED = "skipped"
+    ALERT = "alert"
+    REFUSED = "refused"  # an operator request that was not carried out (trigger manual/rollback)
+    PLANNED = "planned"  # an operator's dry run
+    PINNED = "pinned"  # `tagrelay pin` (and a rollback's pin)
+    UNPINNED = "unpinned"
+
+    @property
+    def is_transient(self) -> bool:
+        """Decisions that change nothing and may be made again (history folds repeats of them)."""
+        return self in _TRANSIENT
+
+
+_TRANSIENT = frozenset({Outcome.WAITING, Outcome.NOOP, Outcome.IGNORED})
+
+
+class Reason(StrEnum):
+    """Why: the stable code on every decision, refusal and metric (``DecisionReasons``' reason
+    dimension). docs/promotion.md and docs/cli.md say what each means and what to do."""
+
+    # A release that goes ahead, or has nothing to do.
+    READY = "ready"
+    COMMITTED = "committed"
+    PLANNED = "planned"
+    ALREADY_DEPLOYED = "already_deployed"
+    NEWER_COMMIT_DEPLOYED = "newer_commit_deployed"
+    ENVIRONMENT_PINNED = "environment_pinned"
+    ENVIRONMENT_UNPINNED = "environment_unpinned"
+    NOT_PINNED = "not_pinned"
+    # Not complete yet, or not an environment's.
+    RELEASE_INCOMPLETE = "release_incomplete"
+    RELEASE_TAG_NOT_SEEN = "release_tag_not_seen"
+    NO_ENVIRONMENT = "no_environment"
+    # Signatures.
+    SIGNATURE_MISSING = "signature_missing"
+    SIGNATURE_INVALID = "signature_invalid"
+    SIGNATURE_COMMIT_UNBOUND = "signature_commit_unbound"
+    RESPONSE_TOO_LARGE = "response_too_large"
+    # The commit and its branch.
+    COMMIT_NOT_FOUND = "commit_not_found"
+    COMMIT_NOT_ON_BRANCH = "commit_not_on_branch"
+    NOT_DESCENDANT = "not_descendant"
+    # The values file.
+    VALUES_FILE_MISSING = "values_file_missing"
+    VALUES_FILE_INVALID = "values_file_invalid"
+    VALUES_FILE_TOO_LARGE = "values_file_too_large"
+    # Integrity of the images.
+    TAGS_MUTABLE = "tags_mutable"
+    TAG_MOVED = "tag_moved"
+    IMAGE_ARCHIVED = "image_archived"
+    IMAGE_ARCHIVED_NOT_DEPLOYED = "image_archived_not_deployed"
+    IMAGE_RESTORED = "image_restored"
+    # The environment changed under us.
+    EXTERNAL_CHANGE = "external_change"
+    PRECONDITION_FAILED = "precondition_failed"
+    # Events tagrelay does not act on (intake), and malformed ones.
+    OTHER_DETAIL_TYPE = "other_detail_type"
+    NOT_A_PUSH = "not_a_push"
+    PUSH_FAILED = "push_failed"
+    STORAGE_CLASS_FAILED = "storage_class_failed"
+    UNTAGGED_PUSH = "untagged_push"
+    UNKNOWN_REGISTRY = "unknown_registry"
+    UNKNOWN_REPOSITORY = "unknown_repository"
+    TAG_OUTSIDE_GRAMMAR = "tag_outside_grammar"
+    REFERRER_WITHOUT_SUBJECT = "referrer_without_subject"
+    REFERRER_STORAGE_CLASS = "referrer_storage_class"
+    # A malformed event (domain/events.py's MalformedEvent codes): "malformed_event:<code>".
+    MALFORMED_NOT_AN_OBJECT = "malformed_event:not_an_object"
+    MALFORMED_BAD_ID = "malformed_event:bad_id"
+    MALFORMED_BAD_SOURCE = "malformed_event:bad_source"
+    MALFORMED_UNKNOWN_REGISTRY = "malformed_event:unknown_registry"
+    MALFORMED_BAD_STORAGE_CLASS = "malformed_event:bad_storage_class"
+    MALFORMED_BAD_DETAIL = "malformed_event:bad_detail"
+    MALFORMED_BAD_REPOSITORY = "malformed_event:bad_repository"
+    MALFORMED_BAD_DIGEST = "malformed_event:bad_digest"
+    MALFORMED_BAD_FIELD_TYPE = "malformed_event:bad_field_type"
+    MALFORMED_MISSING_FIELD = "malformed_event:missing_field"
+    MALFORMED_EMPTY_FIELD = "malformed_event:empty_field"
+    MALFORMED_BAD_TIME = "malformed_event:bad_time"
+    MALFORMED_FUTURE_TIME = "malformed_event:future_time"
+    # Operator requests.
+    INVALID_REQUEST = "invalid_request"
+    UNKNOWN_APP = "unknown_app"
+    UNKNOWN_ENVIRONMENT = "unknown_environment"
+    TAG_NOT_DERIVABLE = "tag_not_derivable"
+    NO_DEPLOYMENT_RECORDED = "no_deployment_recorded"
+    NO_EARLIER_SUCCESS = "no_earlier_success"
+    IDENTITY_MISSING = "identity_missing"
+    IDENTITY_INVALID = "identity_invalid"
+    IDENTITY_REFUSED = "identity_refused"
+    IDENTITY_REPLAYED = "identity_replayed"
+    IDENTITY_UNVERIFIABLE = "identity_unverifiable"
+    NOT_ALLOWED = "not_allowed"
+    REQUEST_ID_REUSED = "request_id_reused"
+
+
 # Which verdict speaks for an event that decided several things (e.g. two environments).
 _PRECEDENCE = (
     Verdict.REJECT,
@@ -39,15 +145,15 @@ _PRECEDENCE = (
 )
 
 # How each verdict is written in the ledger (the words of the promotion issue).
-LEDGER_OUTCOME = {
-    Verdict.PROMOTE: "committed",
-    Verdict.WAIT: "waiting",
-    Verdict.IGNORE: "ignored",
-    Verdict.REJECT: "rejected",
-    Verdict.NOOP: "noop",
-    Verdict.SUPERSEDED: "superseded",
-    Verdict.SKIP: "skipped",
-    Verdict.ALERT: "alert",
+LEDGER_OUTCOME: dict[Verdict, Outcome] = {
+    Verdict.PROMOTE: Outcome.COMMITTED,
+    Verdict.WAIT: Outcome.WAITING,
+    Verdict.IGNORE: Outcome.IGNORED,
+    Verdict.REJECT: Outcome.REJECTED,
+    Verdict.NOOP: Outcome.NOOP,
+    Verdict.SUPERSEDED: Outcome.SUPERSEDED,
+    Verdict.SKIP: Outcome.SKIPPED,
+    Verdict.ALERT: Outcome.ALERT,
 }
 
 CheckStatus = Literal["pass", "fail", "wait", "skip"]
@@ -68,7 +174,7 @@ class EnvDecision:
 
     env: str | None
     verdict: Verdict
-    reason: str
+    reason: Reason
     message: str
     previous_tag: str | None = None
     deployed_sha: str | None = None  # for SUPERSEDED: the newer commit the environment holds
@@ -102,7 +208,7 @@ class Evaluation:
     def check(self, name: str, status: CheckStatus, detail: str) -> None:
         self.checks.append(Check(name, status, detail))
 
-    def decide(self, env: str | None, verdict: Verdict, reason: str, message: str, **facts: str | None) -> None:
+    def decide(self, env: str | None, verdict: Verdict, reason: Reason, message: str, **facts: str | None) -> None:
         self.decisions.append(EnvDecision(env, verdict, reason, message, **facts))
 
     @property

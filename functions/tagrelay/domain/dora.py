@@ -26,11 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tagrelay.domain.decision import Outcome
 from tagrelay.domain.outcome import DeploymentState
-from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
+from tagrelay.domain.records import DecisionRecord, parse_timestamp, seconds_between, timestamp
 
 SECONDS_PER_DAY = 86_400
-FAILED_STATES = frozenset({DeploymentState.DEGRADED, DeploymentState.SYNC_FAILED, DeploymentState.TIMED_OUT})
+FAILED_STATES = frozenset(state for state in DeploymentState if state.is_failure)
 SUCCEEDED = DeploymentState.SUCCEEDED.value
 
 
@@ -61,7 +62,7 @@ def compute(
     app: str, env: str, deployments: Iterable[DecisionRecord], *, since: datetime, until: datetime
 ) -> DoraFigures:
     ordered = sorted(
-        (r for r in deployments if r.outcome == "committed" and since <= parse_timestamp(r.created_at) <= until),
+        (r for r in deployments if r.outcome == Outcome.COMMITTED and since <= parse_timestamp(r.created_at) <= until),
         key=lambda r: (r.created_at, r.decision_id),
     )
     rolled_back = [i + 1 < len(ordered) and ordered[i + 1].trigger == "rollback" for i in range(len(ordered))]
@@ -126,4 +127,6 @@ def _failed_status(record: DecisionRecord) -> bool:
 
 
 def _seconds(start: str, end: str) -> float:
-    return max((parse_timestamp(end) - parse_timestamp(start)).total_seconds(), 0.0)
+    seconds = seconds_between(start, end)
+    assert seconds is not None  # both are given
+    return seconds

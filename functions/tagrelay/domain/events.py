@@ -27,7 +27,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tagrelay.config import App, Config
-from tagrelay.domain.tags import SIGSTORE_BUNDLE_TYPES, ReleaseTag, is_digest, parse_release_tag, signed_digest
+from tagrelay.domain.decision import Reason
+from tagrelay.domain.tags import (
+    SIGSTORE_BUNDLE_TYPES,
+    ReleaseTag,
+    is_digest,
+    is_repository_name,
+    parse_release_tag,
+    signed_digest,
+)
 
 ECR_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"
@@ -49,7 +57,6 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 # OCI distribution-spec repository name grammar.
-_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
 
 class MalformedEvent(ValueError):
@@ -58,6 +65,11 @@ class MalformedEvent(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+    @property
+    def reason(self) -> Reason:
+        """The decision's reason: ``malformed_event:<code>`` (a Reason member for each code)."""
+        return Reason(f"malformed_event:{self.code}")
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class EcrPush:
 
 @dataclass(frozen=True)
 class Ignored:
-    code: str
+    code: Reason
     message: str
     event_id: str | None = None
 
@@ -149,7 +161,7 @@ def parse_push(event: Any, *, now: datetime | None = None) -> EcrPush | Ignored:
     time = _event_time(event, now or datetime.now(UTC))
     if detail_type not in PUSH_DETAIL_TYPES:
         expected = " or ".join(map(repr, PUSH_DETAIL_TYPES))
-        return Ignored("other_detail_type", f"detail-type is {detail_type!r}, not {expected}", event_id)
+        return Ignored(Reason.OTHER_DETAIL_TYPE, f"detail-type is {detail_type!r}, not {expected}", event_id)
     return _parse_image_action(event, event_id, time=time, account=account, region=region, detail_type=detail_type)
 
 
@@ -167,13 +179,15 @@ def classify(event: Any, config: Config, *, now: datetime | None = None) -> Inta
     if push.action == STORAGE_CLASS_ACTION:
         return _storage_class_change(push, config)
     if push.action != PUSH_ACTION:
-        return Ignored("not_a_push", f"action-type is {push.action!r}; only PUSH promotes", push.event_id)
+        return Ignored(Reason.NOT_A_PUSH, f"action-type is {push.action!r}; only PUSH promotes", push.event_id)
     if push.result != "SUCCESS":
-        return Ignored("push_failed", f"result is {push.result!r}; only SUCCESS promotes", push.event_id)
+        return Ignored(Reason.PUSH_FAILED, f"result is {push.result!r}; only SUCCESS promotes", push.event_id)
     owner = config.app_for_repository(push.repository)
     if owner is None:
         return Ignored(
-            "unknown_repository", f"repository {push.repository} is not an image of any configured app", push.event_id
+            Reason.UNKNOWN_REPOSITORY,
+            f"repository {push.repository} is not an image of any configured app",
+            push.event_id,
         )
     app_name, app = owner
     if app.ecr_registry != (push.account, push.region):
@@ -187,17 +201,19 @@ def classify(event: Any, config: Config, *, now: datetime | None = None) -> Inta
 def _storage_class_change(push: EcrPush, config: Config) -> Intake:
     """An image archived or restored: what the promoter alerts on when that image is deployed somewhere."""
     if push.result != "SUCCESS":
-        return Ignored("storage_class_failed", f"result is {push.result!r}", push.event_id)
+        return Ignored(Reason.STORAGE_CLASS_FAILED, f"result is {push.result!r}", push.event_id)
     if push.detail_type != IMAGE_ACTION:
         return Ignored(
-            "referrer_storage_class",
+            Reason.REFERRER_STORAGE_CLASS,
             "a referrer (signature, SBOM) was archived or restored: no image changed",
             push.event_id,
         )
     owner = config.app_for_repository(push.repository)
     if owner is None:
         return Ignored(
-            "unknown_repository", f"repository {push.repository} is not an image of any configured app", push.event_id
+            Reason.UNKNOWN_REPOSITORY,
+            f"repository {push.repository} is not an image of any configured app",
+            push.event_id,
         )
     if push.target_storage_class not in (ARCHIVE, STANDARD):
         raise MalformedEvent(
@@ -208,17 +224,17 @@ def _storage_class_change(push: EcrPush, config: Config) -> Intake:
     return StorageClassChanged(push, owner[0])
 
 
-def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
+def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:  # noqa: PLR0911 - one return per kind of tag in the event grammar
     tag = push.tag
     if not tag:
         if push.artifact_media_type in SIGSTORE_BUNDLE_TYPES:
             return ReferrerPushed(push, app_name)
-        return Ignored("untagged_push", "the push has no tag (pushed by digest)", push.event_id)
+        return Ignored(Reason.UNTAGGED_PUSH, "the push has no tag (pushed by digest)", push.event_id)
     release = parse_release_tag(tag, app.tag_regex)
     if release is not None:
         if release.env is not None and release.env not in app.environments:
             return Ignored(
-                "unknown_environment",
+                Reason.UNKNOWN_ENVIRONMENT,
                 f"tag {tag} names environment {release.env!r}, which app {app_name} does not configure",
                 push.event_id,
             )
@@ -229,7 +245,7 @@ def _classify_tag(push: EcrPush, app_name: str, app: App) -> Intake:
     if subject is not None:
         return SignaturePushed(push, app_name, subject)
     return Ignored(
-        "tag_outside_grammar",
+        Reason.TAG_OUTSIDE_GRAMMAR,
         f"tag {tag!r} is neither a release tag ({app.tag_pattern}), a branch tag of an environment, "
         "nor a cosign signature (sha256-<digest>.sig, or the sha256-<digest> referrers index)",
         push.event_id,
@@ -243,7 +259,7 @@ def _parse_image_action(
     if not isinstance(detail, dict):
         raise MalformedEvent("bad_detail", "event.detail must be an object")
     repository = _required_string(detail, "repository-name", "detail")
-    if not _REPOSITORY.match(repository):
+    if not is_repository_name(repository):
         raise MalformedEvent("bad_repository", f"detail.repository-name {repository!r} is not a repository name")
     digest = _required_string(detail, "image-digest", "detail")
     if not is_digest(digest):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from tagrelay.domain.decision import Reason
 from tagrelay.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -223,8 +224,8 @@ class SignatureVerdict:
     # The commit the accepted signature is bound to (certificate, or the key signature's annotation);
     # the promoter checks it against the commit the tag resolves to.
     commit: str | None = None
-    # Why an invalid verdict is invalid, when it is one fixable thing: "signature_commit_unbound".
-    code: str | None = None
+    # Why an invalid verdict is invalid, when it is one fixable thing: SIGNATURE_COMMIT_UNBOUND.
+    code: Reason | None = None
 
     @property
     def acceptable(self) -> bool:

@@ -202,7 +202,7 @@ class _Nfa:
         self.states[start].chars.append((chars & _ALPHABET, end))
         return end
 
-    def _item(self, op: str, value: Any, start: int) -> int:
+    def _item(self, op: str, value: Any, start: int) -> int:  # noqa: PLR0911 - one return per regular-expression opcode
         if op == "LITERAL":
             return self._char_edge(start, frozenset(chr(value).lower()))
         if op == "NOT_LITERAL":

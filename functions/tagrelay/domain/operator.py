@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from tagrelay.domain.decision import Reason
+from tagrelay.domain.outcome import DeploymentState
 from tagrelay.domain.records import DecisionRecord, EnvironmentState
 from tagrelay.domain.tags import ReleaseTag, parse_release_tag
 
@@ -165,53 +167,53 @@ def rollback_target(deployments: Iterable[DecisionRecord], current: EnvironmentS
         newer = record
         if reverted or record.tag is None or record.tag == current.current_tag:
             continue
-        if record.status == "SUCCEEDED":
+        if record.status == DeploymentState.SUCCEEDED:
             return record
     return None
 
 
 # What the operator can do about each refusal (shown under the message, and in JSON as "hint").
-def hint_for(reason: str, operation: Operation, env: str, sha: str | None) -> str | None:
+def hint_for(reason: Reason, operation: Operation, env: str, sha: str | None) -> str | None:
     target = sha or "SHA"
-    hints = {
-        "release_incomplete": "the release was never pushed completely (or its images were deleted): "
+    hints: dict[Reason, str] = {
+        Reason.RELEASE_INCOMPLETE: "the release was never pushed completely (or its images were deleted): "
         "check CI's image pushes, or choose another SHA",
-        "signature_missing": "the images carry no signature by the configured identity yet: check CI's "
+        Reason.SIGNATURE_MISSING: "the images carry no signature by the configured identity yet: check CI's "
         "cosign step, or retry once the signatures are uploaded",
-        "signature_invalid": "the images are signed by someone else, or the signature does not match: "
+        Reason.SIGNATURE_INVALID: "the images are signed by someone else, or the signature does not match: "
         "do not deploy this release; investigate it",
-        "commit_not_found": "check the SHA against the source repository (git log); if it is there, give the "
+        Reason.COMMIT_NOT_FOUND: "check the SHA against the source repository (git log); if it is there, give the "
         "full 40-character SHA (GitHub answers a short SHA that more than one commit starts with as unknown)",
-        "commit_not_on_branch": f"only commits of {env}'s branch deploy to {env}: merge it first",
-        "newer_commit_deployed": f"to go back on purpose, run: tagrelay rollback --env {env} --to {target}",
-        "environment_pinned": f"run 'tagrelay unpin --env {env}' first (the next push then promotes as usual), "
+        Reason.COMMIT_NOT_ON_BRANCH: f"only commits of {env}'s branch deploy to {env}: merge it first",
+        Reason.NEWER_COMMIT_DEPLOYED: f"to go back on purpose, run: tagrelay rollback --env {env} --to {target}",
+        Reason.ENVIRONMENT_PINNED: f"run 'tagrelay unpin --env {env}' first (the next push then promotes as usual), "
         f"or 'tagrelay rollback --env {env} --to {target}' to deploy it and keep {env} pinned",
-        "values_file_missing": "create the environment's values file in the GitOps repository first",
-        "values_file_invalid": "fix the values file by hand; tagrelay does not rewrite it",
-        "values_file_too_large": "split the values file, or raise limits.values_file_max_bytes",
-        "tags_mutable": "run the aws ecr put-image-tag-mutability command in the message, or accept the risk "
+        Reason.VALUES_FILE_MISSING: "create the environment's values file in the GitOps repository first",
+        Reason.VALUES_FILE_INVALID: "fix the values file by hand; tagrelay does not rewrite it",
+        Reason.VALUES_FILE_TOO_LARGE: "split the values file, or raise limits.values_file_max_bytes",
+        Reason.TAGS_MUTABLE: "run the aws ecr put-image-tag-mutability command in the message, or accept the risk "
         "with allow_mutable_tags: true (docs/integrity.md)",
-        "tag_moved": "the release tag now points at another image: do not deploy it; find the push in CloudTrail "
+        Reason.TAG_MOVED: "the release tag now points at another image: do not deploy it; find the push in CloudTrail "
         "(docs/integrity.md)",
-        "not_descendant": "the release does not contain what the environment runs; merge first, or roll back "
+        Reason.NOT_DESCENDANT: "the release does not contain what the environment runs; merge first, or roll back "
         f"on purpose: tagrelay rollback --env {env} --to {target}",
-        "signature_commit_unbound": "re-sign the digest with `cosign sign --key <key> -a git-sha=<full commit SHA>`",
-        "response_too_large": "the registry answered more than tagrelay reads (limits in docs/configuration.md)",
-        "no_deployment_recorded": f"name the release: tagrelay rollback --env {env} --to SHA",
-        "no_earlier_success": f"name the release: tagrelay rollback --env {env} --to SHA "
+        Reason.SIGNATURE_COMMIT_UNBOUND: "re-sign the digest with `cosign sign --key <key> -a git-sha=<full commit SHA>`",
+        Reason.RESPONSE_TOO_LARGE: "the registry answered more than tagrelay reads (limits in docs/configuration.md)",
+        Reason.NO_DEPLOYMENT_RECORDED: f"name the release: tagrelay rollback --env {env} --to SHA",
+        Reason.NO_EARLIER_SUCCESS: f"name the release: tagrelay rollback --env {env} --to SHA "
         "(tagrelay history --env ENV lists the earlier deployments)",
-        "identity_missing": "run the tagrelay command, which signs the request with your AWS credentials",
-        "identity_invalid": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
-        "identity_refused": "check your AWS credentials (aws sts get-caller-identity) and run the command again",
-        "not_allowed": f"ask for your role to be listed under operators.principals.{env} in the configuration",
-        "image_archived": "restore the archived image(s) with the command in the message, wait until ECR says ACTIVE, "
+        Reason.IDENTITY_MISSING: "run the tagrelay command, which signs the request with your AWS credentials",
+        Reason.IDENTITY_INVALID: "check your AWS credentials (aws sts get-caller-identity) and run the command again",
+        Reason.IDENTITY_REFUSED: "check your AWS credentials (aws sts get-caller-identity) and run the command again",
+        Reason.NOT_ALLOWED: f"ask for your role to be listed under operators.principals.{env} in the configuration",
+        Reason.IMAGE_ARCHIVED: "restore the archived image(s) with the command in the message, wait until ECR says ACTIVE, "
         "then run the command again; or choose another release",
-        "precondition_failed": f"someone changed {env} since the command looked: check 'tagrelay status --env {env}' "
+        Reason.PRECONDITION_FAILED: f"someone changed {env} since the command looked: check 'tagrelay status --env {env}' "
         "and run the command again (it then acts on what runs now)",
-        "identity_replayed": "each request carries a proof of its own: run the tagrelay command again",
-        "request_id_reused": "a request id names one request: run the tagrelay command again (it makes a new id)",
+        Reason.IDENTITY_REPLAYED: "each request carries a proof of its own: run the tagrelay command again",
+        Reason.REQUEST_ID_REUSED: "a request id names one request: run the tagrelay command again (it makes a new id)",
     }
-    if reason == "newer_commit_deployed" and operation == "rollback":
+    if reason is Reason.NEWER_COMMIT_DEPLOYED and operation == "rollback":
         return None
     return hints.get(reason)
 

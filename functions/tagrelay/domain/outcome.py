@@ -1004,7 +1004,7 @@ def _with_healthy_at(times: DeploymentTimestamps, app: ApplicationObservation) -
     return replace(times, healthy_at=healthy_at)
 
 
-def _waiting_for(f: _Facts) -> str:
+def _waiting_for(f: _Facts) -> str:  # noqa: PLR0911 - one sentence per thing a deployment can wait for
     """A sentence for people: what the deployment is waiting for right now."""
     app, op, d = f.app, f.op, f.deployment
     assert app is not None

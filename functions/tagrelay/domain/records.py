@@ -11,8 +11,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from tagrelay.domain.decision import Outcome
+from tagrelay.domain.outcome import DeploymentState
+
+# The environment of decisions made before one is known (e.g. a release still incomplete): their own
+# ledger partition, and `tagrelay history --env unresolved`.
+UNRESOLVED_ENV = "unresolved"
 # Outcomes that are transient: kept for ledger.decision_ttl_days, then expired by DynamoDB TTL.
-TRANSIENT_OUTCOMES = frozenset({"waiting", "noop", "ignored"})
+TRANSIENT_OUTCOMES = frozenset(outcome for outcome in Outcome if outcome.is_transient)
 
 
 def timestamp(moment: datetime) -> str:
@@ -22,6 +28,14 @@ def timestamp(moment: datetime) -> str:
 
 def parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from one record timestamp to another (never negative: clocks of two writers may differ
+    by a little); None when either is unknown."""
+    if not start or not end:
+        return None
+    return max((parse_timestamp(end) - parse_timestamp(start)).total_seconds(), 0.0)
 
 
 def new_decision_id() -> str:
@@ -91,7 +105,9 @@ class DecisionRecord:
 
     @property
     def in_flight(self) -> bool:
-        return self.outcome == "committed" and self.status in (None, "COMMITTED", "SYNCING")
+        return self.outcome == Outcome.COMMITTED and (
+            self.status is None or not DeploymentState(self.status).is_terminal
+        )
 
 
 @dataclass(frozen=True)

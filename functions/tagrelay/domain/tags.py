@@ -15,6 +15,8 @@ SIGSTORE_BUNDLE_TYPES = frozenset(
     {"application/vnd.dev.sigstore.bundle.v0.3+json", "application/vnd.dev.sigstore.bundle+json;version=0.3"}
 )
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# OCI distribution-spec repository name grammar (path components separated by "/").
+_OCI_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ def is_valid_image_tag(tag: str) -> bool:
 
 def is_digest(value: str) -> bool:
     return bool(DIGEST.match(value))
+
+
+def is_repository_name(name: str) -> bool:
+    """An OCI repository name (what a registry accepts, and what may go into a request path)."""
+    return bool(_OCI_REPOSITORY.match(name))
 
 
 def parse_release_tag(tag: str, pattern: re.Pattern[str]) -> ReleaseTag | None:

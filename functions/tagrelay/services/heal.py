@@ -39,7 +39,9 @@ from typing import Literal
 
 from tagrelay.config import App, Config
 from tagrelay.domain.commit_message import parse_commit_message
+from tagrelay.domain.decision import Outcome, Reason
 from tagrelay.domain.facts import CommitRef, FileVersion
+from tagrelay.domain.outcome import DeploymentState
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
@@ -161,8 +163,8 @@ class EnvironmentHealer:
             decision_id=new_decision_id(),
             app=app_name,
             env=env,
-            outcome="committed",
-            reason="committed",
+            outcome=Outcome.COMMITTED,
+            reason=Reason.COMMITTED,
             message=f"recovered the record of commit {commit.sha[:12]}: the invocation that made it ended "
             "before recording it",
             created_at=now,
@@ -178,7 +180,7 @@ class EnvironmentHealer:
             gitops_url=commit.url,
             event_ids=(parsed.event_id,) if parsed.event_id else (),
             request_id=parsed.request_id,
-            status="COMMITTED",
+            status=DeploymentState.COMMITTED,
             committed_at=now,
         )
 
@@ -193,8 +195,8 @@ class EnvironmentHealer:
             decision_id=new_decision_id(),
             app=app_name,
             env=env,
-            outcome="committed",
-            reason="external_change",
+            outcome=Outcome.COMMITTED,
+            reason=Reason.EXTERNAL_CHANGE,
             message=f"{path} set {app.gitops_format.describe()} to {tag!r}{shown_before} outside tagrelay: commit "
             f"{commit.sha[:12]} by {commit.author or 'unknown'}: {commit.subject!r}",
             created_at=now,
@@ -206,7 +208,7 @@ class EnvironmentHealer:
             gitops_commit=commit.sha,
             gitops_url=commit.url,
             # Tracked like any deployment: Argo CD deploys a hand edit as it deploys ours.
-            status="COMMITTED",
+            status=DeploymentState.COMMITTED,
             committed_at=now,
         )
 

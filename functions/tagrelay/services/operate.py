@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import Any
 
 from tagrelay.config import Config
-from tagrelay.domain.decision import Evaluation, Verdict
+from tagrelay.domain.decision import Evaluation, Outcome, Reason, Verdict
 from tagrelay.domain.facts import VerifiedCaller
 from tagrelay.domain.operator import (
     InvalidOperatorRequest,
@@ -63,7 +63,7 @@ from tagrelay.services.promote import Promoter, ReleaseRequest
 logger = logging.getLogger(__name__)
 
 # Verdicts that mean the operator got what they asked for.
-_DONE = {Verdict.PROMOTE: "committed", Verdict.NOOP: "noop"}
+_DONE = {Verdict.PROMOTE: Outcome.COMMITTED, Verdict.NOOP: Outcome.NOOP}
 
 
 @dataclass
@@ -85,8 +85,8 @@ class OperatorOutcome:
 
     operation: str | None
     ok: bool
-    outcome: str  # committed | noop | pinned | unpinned | refused | planned
-    reason: str
+    outcome: Outcome  # committed | noop | pinned | unpinned | refused | planned
+    reason: Reason
     message: str
     app: str | None = None
     env: str | None = None
@@ -107,7 +107,7 @@ class OperatorOutcome:
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -123,7 +123,7 @@ class Operator:
         try:
             request = parse_operator_request(event)
         except InvalidOperatorRequest as exc:
-            return self._refusal(None, None, "invalid_request", f"invalid operator request: {exc}").to_json()
+            return self._refusal(None, None, Reason.INVALID_REQUEST, f"invalid operator request: {exc}").to_json()
         binding = request_binding(event)
         try:
             caller = self.deps.verify_identity(request.identity, binding)
@@ -132,7 +132,7 @@ class Operator:
                 "operator request refused: identity", extra={"operation": request.operation, "why": exc.code}
             )
             message = f"the caller's identity could not be verified: {exc}"
-            return self._refusal(request, None, exc.code, message).to_json()
+            return self._refusal(request, None, Reason(exc.code), message).to_json()
         try:
             answer = self._authorised(request, caller, invocation_id, binding)
         except _Refused as refused:
@@ -157,13 +157,13 @@ class Operator:
     ) -> dict[str, Any]:
         allowed = self.config.operators.allowed(request.env)
         if allowed is not None and not principal_allowed(caller.arn, allowed):
-            raise _Refused("not_allowed", f"{caller.arn} may not act on {request.env} (operators.principals)")
+            raise _Refused(Reason.NOT_ALLOWED, f"{caller.arn} may not act on {request.env} (operators.principals)")
         app = self.config.apps.get(request.app)
         if app is None:
-            raise _Refused("unknown_app", f"no app {request.app!r}; configured: {', '.join(self.config.apps)}")
+            raise _Refused(Reason.UNKNOWN_APP, f"no app {request.app!r}; configured: {', '.join(self.config.apps)}")
         if request.env not in app.environments:
             raise _Refused(
-                "unknown_environment",
+                Reason.UNKNOWN_ENVIRONMENT,
                 f"{request.app} has no environment {request.env!r}; configured: {', '.join(app.environments)}",
             )
         if request.operation == "plan":
@@ -187,7 +187,7 @@ class Operator:
         )
         if earlier is not None and earlier.fingerprint != binding:
             raise _Refused(
-                "request_id_reused",
+                Reason.REQUEST_ID_REUSED,
                 f"request id {request.request_id} was used for another request; nothing was changed",
             )
         if earlier is not None and earlier.status == "done" and earlier.outcome is not None:
@@ -214,7 +214,7 @@ class Operator:
     def _completed_earlier(self, request: OperatorRequest, outcome: OperatorOutcome) -> OperatorOutcome:
         """A repeat of a request whose first attempt committed and then failed: the environment already runs
         the target (a no-op now). The first attempt's deployment is the answer (found by its request id)."""
-        if request.operation not in ("deploy", "rollback") or outcome.outcome != "noop":
+        if request.operation not in ("deploy", "rollback") or outcome.outcome is not Outcome.NOOP:
             return outcome
         state = self.deps.ledger.environment_state(request.app, request.env)
         if state is None or state.current_decision_id is None or state.committed_at is None:
@@ -222,7 +222,7 @@ class Operator:
         record = self.deps.ledger.decision(request.app, request.env, state.committed_at, state.current_decision_id)
         if record is None or record.request_id != request.request_id:
             return outcome
-        outcome.outcome, outcome.reason = "committed", "committed"
+        outcome.outcome, outcome.reason = Outcome.COMMITTED, Reason.COMMITTED
         outcome.message = (
             f"completed: an earlier attempt of this request committed {record.tag} as "
             f"{(record.gitops_commit or '')[:12]}"
@@ -246,13 +246,13 @@ class Operator:
             release = self._default_target(request, healed.state)
             full_sha = self._resolve(request, release.sha) or release.sha
         elif request.planned_for == "deploy":
-            raise _Refused("invalid_request", "a deploy names the commit to deploy (sha)")
+            raise _Refused(Reason.INVALID_REQUEST, "a deploy names the commit to deploy (sha)")
         target = f"{release.tag} ({full_sha})" if release else "no release"
         return OperatorOutcome(
             operation="plan",
             ok=True,
-            outcome="planned",
-            reason="planned",
+            outcome=Outcome.PLANNED,
+            reason=Reason.PLANNED,
             message=f"{request.env} runs {healed.tag or 'no tag'}; {request.planned_for} target: {target}",
             app=request.app,
             env=request.env,
@@ -268,9 +268,11 @@ class Operator:
         try:
             return self.deps.promoter.healer.heal(request.app, request.env)
         except FileNotFound as exc:
-            raise _Refused("values_file_missing", f"{exc}; create it first") from None
+            raise _Refused(Reason.VALUES_FILE_MISSING, f"{exc}; create it first") from None
         except (UnicodeDecodeError, ValuesFileError) as exc:
-            raise _Refused("values_file_invalid", f"the values file of {request.env} cannot be read: {exc}") from None
+            raise _Refused(
+                Reason.VALUES_FILE_INVALID, f"the values file of {request.env} cannot be read: {exc}"
+            ) from None
 
     def _resolve(self, request: OperatorRequest, sha: str) -> str | None:
         """The full commit a SHA names (None when it names none, or several), so that the change acts on
@@ -284,7 +286,7 @@ class Operator:
     def _check_precondition(self, request: OperatorRequest, current_tag: str | None) -> None:
         if current_tag != request.expect_current_tag:
             raise _Refused(
-                "precondition_failed",
+                Reason.PRECONDITION_FAILED,
                 f"{request.env} now runs {current_tag or 'no tag'}, not {request.expect_current_tag or 'no tag'} "
                 "as when the command was prepared: nothing was changed; run the command again to act on what "
                 "runs now",
@@ -366,7 +368,7 @@ class Operator:
     def _default_target(self, request: OperatorRequest, state: EnvironmentState | None) -> ReleaseTag:
         if state is None or state.current_decision_id is None or state.committed_at is None:
             raise _Refused(
-                "no_deployment_recorded",
+                Reason.NO_DEPLOYMENT_RECORDED,
                 f"no deployment of {request.app}/{request.env} is recorded, so there is no earlier one to go back to",
             )
         deployments = self.deps.ledger.deployments(
@@ -375,20 +377,20 @@ class Operator:
         target = rollback_target(deployments, state)
         if target is None or target.tag is None:
             raise _Refused(
-                "no_earlier_success",
+                Reason.NO_EARLIER_SUCCESS,
                 f"no deployment of {request.env} reached SUCCEEDED before the current one ({state.current_tag})",
             )
         app = self.config.apps[request.app]
         release = parse_release_tag(target.tag, app.tag_regex)
         if release is None:
-            raise _Refused("no_earlier_success", f"{target.tag} no longer matches {request.app}'s tag_pattern")
+            raise _Refused(Reason.NO_EARLIER_SUCCESS, f"{target.tag} no longer matches {request.app}'s tag_pattern")
         return release
 
     def _release_tag(self, request: OperatorRequest, sha: str) -> ReleaseTag:
         try:
             return release_tag_for(sha, request.env, self.config.apps[request.app].tag_regex)
         except ValueError as exc:
-            raise _Refused("tag_not_derivable", str(exc)) from None
+            raise _Refused(Reason.TAG_NOT_DERIVABLE, str(exc)) from None
 
     def _evaluated(self, request: OperatorRequest, caller: VerifiedCaller, evaluation: Evaluation) -> OperatorOutcome:
         decided = next((d for d in evaluation.decisions if d.env == request.env), evaluation.headline)
@@ -399,7 +401,7 @@ class Operator:
         return OperatorOutcome(
             operation=request.operation,
             ok=done is not None,
-            outcome=done or "refused",
+            outcome=done or Outcome.REFUSED,
             reason=decided.reason,
             message=message,
             app=request.app,
@@ -433,8 +435,8 @@ class Operator:
         return OperatorOutcome(
             operation="pin",
             ok=True,
-            outcome="pinned",
-            reason="environment_pinned",
+            outcome=Outcome.PINNED,
+            reason=Reason.ENVIRONMENT_PINNED,
             message=f"{request.env} is pinned at {_current(state)}: pushes are recorded as skipped until "
             f"'tagrelay unpin --env {request.env}'",
             app=request.app,
@@ -451,8 +453,8 @@ class Operator:
             return OperatorOutcome(
                 operation="unpin",
                 ok=True,
-                outcome="noop",
-                reason="not_pinned",
+                outcome=Outcome.NOOP,
+                reason=Reason.NOT_PINNED,
                 message=f"{request.env} was not pinned; nothing to do",
                 app=request.app,
                 env=request.env,
@@ -464,8 +466,8 @@ class Operator:
         return OperatorOutcome(
             operation="unpin",
             ok=True,
-            outcome="unpinned",
-            reason="environment_unpinned",
+            outcome=Outcome.UNPINNED,
+            reason=Reason.ENVIRONMENT_UNPINNED,
             message=f"{request.env} is unpinned (it was pinned by {state.pinned_by}: {state.pin_reason}); "
             "the next push promotes as usual",
             app=request.app,
@@ -510,12 +512,12 @@ class Operator:
         return timestamp(self.deps.now())
 
     def _refusal(
-        self, request: OperatorRequest | None, caller: VerifiedCaller | None, reason: str, message: str
+        self, request: OperatorRequest | None, caller: VerifiedCaller | None, reason: Reason, message: str
     ) -> OperatorOutcome:
         return OperatorOutcome(
             operation=request.operation if request else None,
             ok=False,
-            outcome="refused",
+            outcome=Outcome.REFUSED,
             reason=reason,
             message=message,
             app=request.app if request else None,

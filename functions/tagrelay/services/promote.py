@@ -46,7 +46,7 @@ from typing import Any
 from tagrelay.config import App, Config
 from tagrelay.domain import decision as rules
 from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message
-from tagrelay.domain.decision import Evaluation, Verdict
+from tagrelay.domain.decision import Evaluation, Outcome, Reason, Verdict
 from tagrelay.domain.deployment_events import DeploymentEvent
 from tagrelay.domain.events import (
     BranchTagPushed,
@@ -66,7 +66,7 @@ from tagrelay.domain.facts import CommitRef, FileVersion, ReleaseContext, Source
 from tagrelay.domain.gitops_format import GitOpsEdit
 from tagrelay.domain.mutability import SIGNATURE_TAG_FILTER, assess, fix_command, safe_exclusions
 from tagrelay.domain.outcome import DeploymentState
-from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
+from tagrelay.domain.records import UNRESOLVED_ENV, DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.domain.tags import ReleaseTag, is_digest, parse_release_tag
 from tagrelay.domain.values_patch import InvalidEditRequest, ValuesFileError
 from tagrelay.errors import (
@@ -90,8 +90,6 @@ from tagrelay.services.notify import event_from_record
 
 logger = logging.getLogger(__name__)
 
-# The ledger outcome of an operator's request that was not carried out (`tagrelay deploy`, `rollback`).
-REFUSED = "refused"
 # Backoff between compare-and-swap attempts: base * 2^attempt, scaled by a random factor in [0.5, 1.5).
 CAS_BACKOFF_BASE_SECONDS = 0.1
 CAS_BACKOFF_CAP_SECONDS = 2.0
@@ -200,7 +198,7 @@ class Promoter:
         except MalformedEvent as exc:
             evaluation = Evaluation(event_id=None)  # its id is not trusted: it may be what is wrong
             evaluation.check("event", "fail", str(exc))
-            evaluation.decide(None, Verdict.REJECT, f"malformed_event:{exc.code}", str(exc))
+            evaluation.decide(None, Verdict.REJECT, exc.reason, str(exc))
             return [evaluation]
         if isinstance(intake, Ignored):
             evaluation = Evaluation(event_id=intake.event_id)
@@ -227,7 +225,7 @@ class Promoter:
                 evaluation = Evaluation(event_id=push.event_id, app=trigger.app_name, trigger="signature")
                 message = f"referrer {push.repository}@{push.digest} names no subject image"
                 evaluation.check("referrer", "skip", message)
-                evaluation.decide(None, Verdict.IGNORE, "referrer_without_subject", message)
+                evaluation.decide(None, Verdict.IGNORE, Reason.REFERRER_WITHOUT_SUBJECT, message)
                 return [evaluation]
             tags = self.deps.ledger.release_tags_for(push.repository, digest)
             releases = [r for t in tags if (r := parse_release_tag(t, app.tag_regex)) is not None]
@@ -320,7 +318,7 @@ class Promoter:
         if missing:
             message = f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no tag {release.tag} yet"
             evaluation.check("readiness", "wait", message)
-            evaluation.decide(request.env or release.env, Verdict.WAIT, "release_incomplete", message)
+            evaluation.decide(request.env or release.env, Verdict.WAIT, Reason.RELEASE_INCOMPLETE, message)
             return []
         digests = {image: digest for image, digest in resolved.items() if digest}
         evaluation.digests = digests
@@ -360,7 +358,7 @@ class Promoter:
         )
         evaluation.check("moved tag", "fail", message)
         for env in promoted.envs or (request.env or release.env,):
-            evaluation.decide(env, Verdict.REJECT, "tag_moved", message)
+            evaluation.decide(env, Verdict.REJECT, Reason.TAG_MOVED, message)
         return True
 
     def _tags_immutable(self, app: App, request: ReleaseRequest, evaluation: Evaluation) -> bool:
@@ -381,7 +379,7 @@ class Promoter:
             f"Or accept the risk with apps.{request.app_name}.allow_mutable_tags: true"
         )
         evaluation.check("tag immutability", "fail", message)
-        evaluation.decide(request.env or release.env, Verdict.REJECT, "tags_mutable", message)
+        evaluation.decide(request.env or release.env, Verdict.REJECT, Reason.TAGS_MUTABLE, message)
         return False
 
     def _mutability_problems(self, app: App) -> dict[str, str]:
@@ -416,7 +414,7 @@ class Promoter:
             branches = ", ".join(cfg.branch for cfg in app.environments.values())
             message = f"no branch tag ({branches}) of {first_image} points at {release.tag}'s digest yet"
             evaluation.check("environment", "wait", message)
-            evaluation.decide(None, Verdict.WAIT, "no_environment", message)
+            evaluation.decide(None, Verdict.WAIT, Reason.NO_ENVIRONMENT, message)
             return []
         via = ", ".join(f"{env} (tag {app.environments[env].branch})" for env in envs)
         evaluation.check("environment", "pass", via)
@@ -435,10 +433,10 @@ class Promoter:
         if invalid:
             message = "; ".join(f"{image}: {v.reason}" for image, v in invalid.items())
             codes = {v.code for v in invalid.values()}
-            reason = codes.pop() if len(codes) == 1 and None not in codes else "signature_invalid"
+            reason = codes.pop() if len(codes) == 1 and None not in codes else Reason.SIGNATURE_INVALID
             evaluation.check("signatures", "fail", message)
             for env in envs:
-                evaluation.decide(env, Verdict.REJECT, reason or "signature_invalid", message)
+                evaluation.decide(env, Verdict.REJECT, reason or Reason.SIGNATURE_INVALID, message)
             return False
         if missing:
             message = "; ".join(f"{image}: {v.reason}" for image, v in missing.items())
@@ -447,11 +445,11 @@ class Promoter:
                 message = f"{message} (still unsigned {overdue} after the release tag was first seen)"
                 evaluation.check("signatures", "fail", message)
                 for env in envs:
-                    evaluation.decide(env, Verdict.REJECT, "signature_missing", message)
+                    evaluation.decide(env, Verdict.REJECT, Reason.SIGNATURE_MISSING, message)
                 return False
             evaluation.check("signatures", "wait", message)
             for env in envs:
-                evaluation.decide(env, Verdict.WAIT, "signature_missing", message)
+                evaluation.decide(env, Verdict.WAIT, Reason.SIGNATURE_MISSING, message)
             return False
         evaluation.signers = {image: v.signer or "unknown" for image, v in verdicts.items()}
         evaluation.signed_commits = {image: v.commit for image, v in verdicts.items() if v.commit}
@@ -484,7 +482,7 @@ class Promoter:
             current = self.deps.github.read_file(repo, path, app.gitops.branch, max_bytes=cap)
         except FileNotFound as exc:
             evaluation.check(f"{env}: values file", "fail", str(exc))
-            evaluation.decide(env, Verdict.REJECT, "values_file_missing", f"{exc}; create it first")
+            evaluation.decide(env, Verdict.REJECT, Reason.VALUES_FILE_MISSING, f"{exc}; create it first")
             return None
         except FileTooLarge as exc:
             message = (
@@ -492,7 +490,7 @@ class Promoter:
                 "split the file, or raise the limit"
             )
             evaluation.check(f"{env}: values file", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, "values_file_too_large", message)
+            evaluation.decide(env, Verdict.REJECT, Reason.VALUES_FILE_TOO_LARGE, message)
             return None
         try:
             # The digests pinned beside the tag (when the format pins them) are the ones just verified.
@@ -501,7 +499,7 @@ class Promoter:
             problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
             message = f"{repo}:{path} {problem}; fix the file by hand, tagrelay will not rewrite it"
             evaluation.check(f"{env}: values file", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, "values_file_invalid", message)
+            evaluation.decide(env, Verdict.REJECT, Reason.VALUES_FILE_INVALID, message)
             return None
         if not edit.changed:
             self._already_deployed(app, env, request, evaluation, current)
@@ -512,7 +510,7 @@ class Promoter:
                 "the command was prepared: nothing was changed; run the command again to act on what runs now"
             )
             evaluation.check(f"{env}: precondition", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, "precondition_failed", message, previous_tag=edit.previous.tag)
+            evaluation.decide(env, Verdict.REJECT, Reason.PRECONDITION_FAILED, message, previous_tag=edit.previous.tag)
             return None
         return _ValuesSnapshot(current, edit)
 
@@ -527,7 +525,7 @@ class Promoter:
             message = f"{release.sha} is not a commit of {app.source_repo} ({exc})"
             evaluation.check("commit", "fail", message)
             for env in envs:
-                evaluation.decide(env, Verdict.REJECT, "commit_not_found", message)
+                evaluation.decide(env, Verdict.REJECT, Reason.COMMIT_NOT_FOUND, message)
             return None
         if not self._signed_for(commit, request, evaluation, envs):
             return None
@@ -535,7 +533,7 @@ class Promoter:
             message = f"{request.requested_sha} is not a prefix of {commit.sha}, the commit {release.sha} names"
             evaluation.check("commit", "fail", message)
             for env in envs:
-                evaluation.decide(env, Verdict.REJECT, "commit_not_found", message)
+                evaluation.decide(env, Verdict.REJECT, Reason.COMMIT_NOT_FOUND, message)
             return None
         evaluation.full_sha = commit.sha
         evaluation.actor = request.actor or commit.author
@@ -560,7 +558,7 @@ class Promoter:
         message = f"{release.tag} resolves to {commit.sha}, but {what}; sign the release's own commit"
         evaluation.check("commit", "fail", message)
         for env in envs:
-            evaluation.decide(env, Verdict.REJECT, "signature_invalid", message)
+            evaluation.decide(env, Verdict.REJECT, Reason.SIGNATURE_INVALID, message)
         return False
 
     # --- per environment: branch, pin, order, compare-and-swap commit ---
@@ -572,13 +570,13 @@ class Promoter:
         if not rules.reachable_from_branch(status):
             message = f"commit {commit.sha[:12]} is not on branch {branch} (GitHub compare says {status!r})"
             evaluation.check(f"{env}: branch", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, "commit_not_on_branch", message)
+            evaluation.decide(env, Verdict.REJECT, Reason.COMMIT_NOT_ON_BRANCH, message)
             return False
         evaluation.check(f"{env}: branch", "pass", f"{branch} contains {commit.sha[:12]}")
         evaluation.source_branch = branch
         return True
 
-    def _promote_to_environment(
+    def _promote_to_environment(  # noqa: PLR0911 - each return is a check that decided; the compare-and-swap loop runs them again per attempt
         self,
         app: App,
         env: str,
@@ -622,7 +620,7 @@ class Promoter:
                 evaluation.check(
                     f"{env}: commit", "pass", f"would set {app.gitops_format.describe()} to {request.release.tag}"
                 )
-                evaluation.decide(env, Verdict.PROMOTE, "ready", "dry run: nothing written", previous_tag=previous)
+                evaluation.decide(env, Verdict.PROMOTE, Reason.READY, "dry run: nothing written", previous_tag=previous)
                 return
             message = commit_message(
                 CommitDetails(
@@ -674,7 +672,7 @@ class Promoter:
             evaluation.decide(
                 env,
                 Verdict.PROMOTE,
-                "committed",
+                Reason.COMMITTED,
                 f"{repo}@{written.sha[:12]}: {app.gitops_format.describe()} {previous!r} -> {request.release.tag!r}",
                 previous_tag=previous,
                 gitops_commit=written.sha,
@@ -806,7 +804,7 @@ class Promoter:
             evaluation.decide(
                 env,
                 Verdict.SUPERSEDED,
-                "newer_commit_deployed",
+                Reason.NEWER_COMMIT_DEPLOYED,
                 message,
                 previous_tag=current_tag,
                 deployed_sha=current.sha,
@@ -822,7 +820,7 @@ class Promoter:
                 return False
             evaluation.check(f"{env}: order", "fail", message)
             evaluation.decide(
-                env, Verdict.REJECT, "not_descendant", message, previous_tag=current_tag, deployed_sha=current.sha
+                env, Verdict.REJECT, Reason.NOT_DESCENDANT, message, previous_tag=current_tag, deployed_sha=current.sha
             )
             return True
         evaluation.check(f"{env}: order", "pass", f"{commit.sha[:12]} is {status} of deployed {current_tag}")
@@ -838,26 +836,26 @@ class Promoter:
         what = f"{push.repository}@{push.digest}"
         if not trigger.archived:
             evaluation.check("storage class", "skip", f"{what} was restored to ECR standard storage")
-            evaluation.decide(None, Verdict.IGNORE, "image_restored", f"{what} was restored; nothing to do")
+            evaluation.decide(None, Verdict.IGNORE, Reason.IMAGE_RESTORED, f"{what} was restored; nothing to do")
             return evaluation
         deployed = self.deployed_where(trigger.app_name, push.repository, push.digest)
         if not deployed:
             message = f"{what} was archived; no environment runs it"
             evaluation.check("storage class", "skip", message)
-            evaluation.decide(None, Verdict.IGNORE, "image_archived_not_deployed", message)
+            evaluation.decide(None, Verdict.IGNORE, Reason.IMAGE_ARCHIVED_NOT_DEPLOYED, message)
             return evaluation
         for env, tag in deployed:
             evaluation.tag = tag
             message = archived_deployed_message(env, tag, push.repository, push.digest)
             evaluation.check(f"{env}: deployed image", "fail", message)
-            evaluation.decide(env, Verdict.ALERT, "image_archived", message)
+            evaluation.decide(env, Verdict.ALERT, Reason.IMAGE_ARCHIVED, message)
             if not self.dry_run:
                 self.record_alert(
                     trigger.app_name,
                     env,
                     tag,
                     key=f"image_archived:{push.digest}",
-                    reason="image_archived",
+                    reason=Reason.IMAGE_ARCHIVED,
                     message=message,
                     digests={push.repository: push.digest},
                     event_id=push.event_id,
@@ -953,7 +951,7 @@ class Promoter:
             + ", wait until it is ACTIVE again, then run this again"
         )
         evaluation.check(f"{env}: archive", "fail", message)
-        evaluation.decide(env, Verdict.REJECT, "image_archived", message)
+        evaluation.decide(env, Verdict.REJECT, Reason.IMAGE_ARCHIVED, message)
         return True
 
     def _pinned(self, app_name: str, env: str, evaluation: Evaluation) -> bool:
@@ -962,7 +960,7 @@ class Promoter:
             return False
         message = f"{env} is pinned ({state.pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
         evaluation.check(f"{env}: pin", "skip", message)
-        evaluation.decide(env, Verdict.SKIP, "environment_pinned", message)
+        evaluation.decide(env, Verdict.SKIP, Reason.ENVIRONMENT_PINNED, message)
         return True
 
     def _already_deployed(
@@ -983,7 +981,7 @@ class Promoter:
                 evaluation.decide(
                     env,
                     Verdict.PROMOTE,
-                    "committed",
+                    Reason.COMMITTED,
                     f"recovered the record of commit {(record.gitops_commit or '')[:12]}",
                     gitops_commit=record.gitops_commit,
                     gitops_url=record.gitops_url,
@@ -991,7 +989,7 @@ class Promoter:
                 return
         message = f"{path} already sets {app.gitops_format.describe()} to {tag}"
         evaluation.check(f"{env}: values file", "skip", message)
-        evaluation.decide(env, Verdict.NOOP, "already_deployed", message)
+        evaluation.decide(env, Verdict.NOOP, Reason.ALREADY_DEPLOYED, message)
 
     def _release_tag_not_seen(
         self, trigger: BranchTagPushed | SignaturePushed | ReferrerPushed, digest: str
@@ -1006,7 +1004,7 @@ class Promoter:
             "its release-tag push will evaluate the release"
         )
         evaluation.check("release tag", "wait", message)
-        evaluation.decide(env, Verdict.WAIT, "release_tag_not_seen", message)
+        evaluation.decide(env, Verdict.WAIT, Reason.RELEASE_TAG_NOT_SEEN, message)
         if not self.dry_run:
             self._record(app, None, evaluation)
         return evaluation
@@ -1037,13 +1035,13 @@ class Promoter:
             if request and request.trigger != "push" and decided.verdict in (Verdict.WAIT, Verdict.REJECT):
                 # An operator's request that was refused, not a release rejected: kept (no later event
                 # re-evaluates it), and not counted as a security rejection of a release.
-                outcome = REFUSED
+                outcome = Outcome.REFUSED
             # A deployment is dated by its commit (the state's committed_at names its record's sort key).
             created_at = (decided.committed_at or now) if decided.verdict is Verdict.PROMOTE else now
             record = DecisionRecord(
                 decision_id=new_decision_id(),
                 app=evaluation.app or "",
-                env=decided.env or "unresolved",
+                env=decided.env or UNRESOLVED_ENV,
                 outcome=outcome,
                 reason=decided.reason,
                 message=decided.message,
@@ -1066,7 +1064,7 @@ class Promoter:
                 pull_request_url=decided.pull_request_url,
                 event_ids=(evaluation.event_id,) if evaluation.event_id else (),
                 request_id=request.request_id if request else None,
-                status="COMMITTED" if decided.verdict is Verdict.PROMOTE else None,
+                status=DeploymentState.COMMITTED if decided.verdict is Verdict.PROMOTE else None,
                 committed_at=created_at if decided.verdict is Verdict.PROMOTE else None,
                 pushed_at=timestamp(push.time) if push and push.time else None,
                 source_committed_at=(
@@ -1088,7 +1086,7 @@ class Promoter:
                         dataclasses.replace(
                             record,
                             outcome="noop",
-                            reason="already_deployed",
+                            reason=Reason.ALREADY_DEPLOYED,
                             message=f"the deployment of {app.gitops.repo}@{(record.gitops_commit or '')[:12]} "
                             "was already recorded",
                             status=None,

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tagrelay.config import Config
-from tagrelay.domain.decision import Evaluation, Verdict, moved_images
+from tagrelay.domain.decision import Evaluation, Reason, Verdict, moved_images
 from tagrelay.domain.records import EnvironmentState, parse_timestamp, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
@@ -284,14 +284,14 @@ class Reconciler:
             f"{env} runs {tag}, and the tag moved: {what}. A pod started now would pull an image tagrelay never "
             "verified. Find who pushed it (CloudTrail PutImage), restore the tag or deploy another release"
         )
-        evaluation.decide(env, Verdict.REJECT, "tag_moved", message)
-        run.alerts.append({"env": env, "tag": tag, "reason": "tag_moved", "message": message})
+        evaluation.decide(env, Verdict.REJECT, Reason.TAG_MOVED, message)
+        run.alerts.append({"env": env, "tag": tag, "reason": Reason.TAG_MOVED, "message": message})
         self.deps.promoter.record_alert(
             app_name,
             env,
             tag,
             key="tag_moved:" + ",".join(sorted(f"{image}@{new}" for image, (_, new) in moved.items())),
-            reason="tag_moved",
+            reason=Reason.TAG_MOVED,
             message=message,
             digests={image: new for image, (_, new) in moved.items()},
             event_id=evaluation.event_id,
@@ -310,14 +310,14 @@ class Reconciler:
             if not details or details[0].status == "ACTIVE":
                 continue
             message = archived_deployed_message(env, tag, image, digest)
-            evaluation.decide(env, Verdict.ALERT, "image_archived", message)
-            run.alerts.append({"env": env, "tag": tag, "reason": "image_archived", "message": message})
+            evaluation.decide(env, Verdict.ALERT, Reason.IMAGE_ARCHIVED, message)
+            run.alerts.append({"env": env, "tag": tag, "reason": Reason.IMAGE_ARCHIVED, "message": message})
             promoter.record_alert(
                 app_name,
                 env,
                 tag,
                 key=f"image_archived:{digest}",
-                reason="image_archived",
+                reason=Reason.IMAGE_ARCHIVED,
                 message=message,
                 digests={image: digest},
                 event_id=evaluation.event_id,

@@ -441,18 +441,7 @@ class Tracker:
     ) -> None:
         """Answer, for the whole run, the questions "does this revision contain that commit?" that the
         rules need and the cache cannot: from the ledger, else one GitHub comparison per revision."""
-        questions: dict[tuple[str, str], dict[str, list[TrackedDeployment]]] = {}
-        for observation, groups in observed:
-            if isinstance(observation, ArgoCDUnreachable | AccessDenied):
-                continue
-            for group in groups:
-                gitops = self.config.apps[group.app].gitops
-                for deployment in to_look_up(group.deployments):
-                    for revision in revisions_to_check(deployment, observation):
-                        if (gitops.repo, revision, deployment.gitops_commit) not in self.lineage_cache:
-                            asking = questions.setdefault((gitops.repo, gitops.branch), {}).setdefault(revision, [])
-                            asking.append(deployment)
-        for (repo, branch), by_revision in questions.items():
+        for (repo, branch), by_revision in self._lineage_questions(observed).items():
             tracked = plan.commits.get((repo, branch), {})
             for revision, deployments in by_revision.items():
                 unknown = []
@@ -465,6 +454,23 @@ class Tracker:
                 if unknown:
                     for deployment, answer in self._from_github(result, repo, revision, unknown):
                         self._learn(result, repo, revision, deployment.gitops_commit, answer)
+
+    def _lineage_questions(
+        self, observed: Sequence[tuple[Observation, Sequence[EnvironmentGroup]]]
+    ) -> dict[tuple[str, str], dict[str, list[TrackedDeployment]]]:
+        """(GitOps repo, branch) -> revision -> the deployments whose commit the rules ask it about."""
+        questions: dict[tuple[str, str], dict[str, list[TrackedDeployment]]] = {}
+        for observation, groups in observed:
+            if isinstance(observation, ArgoCDUnreachable | AccessDenied):
+                continue
+            for group in groups:
+                gitops = self.config.apps[group.app].gitops
+                for deployment in to_look_up(group.deployments):
+                    for revision in revisions_to_check(deployment, observation):
+                        if (gitops.repo, revision, deployment.gitops_commit) not in self.lineage_cache:
+                            asking = questions.setdefault((gitops.repo, gitops.branch), {}).setdefault(revision, [])
+                            asking.append(deployment)
+        return questions
 
     def _learn(self, result: TrackerRun, repo: str, revision: str, commit: str, answer: bool | None) -> None:
         if answer is not None and (repo, revision, commit) not in self.lineage_cache:

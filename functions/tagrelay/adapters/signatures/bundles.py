@@ -77,7 +77,7 @@ class _IdentityPolicy:
             raise VerificationError(failed.detail)
 
 
-def check_bundle(
+def check_bundle(  # noqa: PLR0911 - one guard per step of the bundle verification, in sigstore's order
     candidate: Candidate, rule: IdentityRule, trust: TrustedRoot, release: ReleaseContext | None
 ) -> PolicyResult:
     """Verify one bundle; accepted with the in-toto statement as the payload whose claims count."""

@@ -91,7 +91,7 @@ def verify_chain(
     return chain
 
 
-def check_embedded_sct(leaf: x509.Certificate, issuer: x509.Certificate, trust: TrustedRoot) -> str | None:
+def check_embedded_sct(leaf: x509.Certificate, issuer: x509.Certificate, trust: TrustedRoot) -> str | None:  # noqa: PLR0911 - one guard per RFC 6962 requirement on the SCT
     """Exactly one embedded precertificate SCT, signed by a CT log of the trusted root (RFC 6962 §3.2)."""
     try:
         scts = leaf.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value

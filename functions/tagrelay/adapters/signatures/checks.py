@@ -45,7 +45,7 @@ class SignatureLayer:
     annotations: Mapping[str, str]
 
 
-def parse_signature_layer(layer: Any, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> SignatureLayer | str:
+def parse_signature_layer(layer: Any, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> SignatureLayer | str:  # noqa: PLR0911 - one guard per field of the layer descriptor
     """A layer descriptor of a ``.sig`` manifest, or why it cannot be a cosign signature."""
     if not isinstance(layer, dict):
         return "the layer descriptor is not a JSON object"
@@ -98,7 +98,7 @@ def check_ecdsa_p256_signature(public_key: ec.EllipticCurvePublicKey, signature:
     return None
 
 
-def check_simple_signing_claims(payload: bytes, digest: str) -> str | None:
+def check_simple_signing_claims(payload: bytes, digest: str) -> str | None:  # noqa: PLR0911 - one guard per claim, as cosign's SimpleClaimVerifier checks them
     """cosign's SimpleClaimVerifier: the payload names this digest and is a container image signature."""
     try:
         document = json.loads(payload, object_pairs_hook=_refuse_duplicate_keys)
@@ -121,7 +121,7 @@ def check_simple_signing_claims(payload: bytes, digest: str) -> str | None:
     return None
 
 
-def check_in_toto_claims(payload: bytes, digest: str) -> str | None:
+def check_in_toto_claims(payload: bytes, digest: str) -> str | None:  # noqa: PLR0911 - one guard per claim, as cosign's IntotoSubjectClaimVerifier checks them
     """cosign's IntotoSubjectClaimVerifier for v3 image signatures: a statement with cosign's signing
     predicate type whose subject names this digest."""
     try:

@@ -52,7 +52,7 @@ class KeylessPolicy:
         # The certificate's commit extension was bound in check(); nothing to read from the payload.
         return PolicyResult(accepted=True, signer=None, reason="")
 
-    def _check_legacy(self, candidate: Candidate, release: ReleaseContext | None) -> PolicyResult:
+    def _check_legacy(self, candidate: Candidate, release: ReleaseContext | None) -> PolicyResult:  # noqa: PLR0911, PLR0912 - the five steps of cosign's keyless verification in order, each a guard; split, the order would be lost
         checks: list[SignatureCheck] = []
 
         def passed(name: str, detail: str) -> None:

@@ -98,7 +98,7 @@ class KmsKeys:
     def _fetch(self, key_id: str) -> VerificationKey:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from tagrelay.adapters.registry import aws_call_failure
+        from tagrelay.adapters.aws import aws_call_failure
 
         action = f"kms:GetPublicKey on {key_id}"
         try:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from tagrelay.domain.decision import Reason
 from tagrelay.domain.facts import (
     EnvironmentContext,
     Examined,
@@ -71,7 +72,7 @@ class Unusable:
 
     origin: str
     problem: str
-    code: str | None = None  # "response_too_large" when a read hit its size cap
+    code: Reason | None = None  # RESPONSE_TOO_LARGE when a read hit its size cap
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class PolicyResult:
     checks: tuple[SignatureCheck, ...] = ()  # the rules applied, in order, up to the first that failed
     identity: SignerIdentity | None = None
     signed: SignedPayload | None = None
-    code: str | None = None  # a rejection's stable code, when it has one (signature_commit_unbound)
+    code: Reason | None = None  # a rejection's stable code, when it has one (signature_commit_unbound)
     commit: str | None = None  # the commit the signature is bound to, once accepted
 
 

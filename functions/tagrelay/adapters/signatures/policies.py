@@ -19,6 +19,7 @@ from collections.abc import Callable
 from tagrelay.adapters.signatures.checks import check_ecdsa_p256_signature
 from tagrelay.adapters.signatures.keys import VerificationKey
 from tagrelay.adapters.signatures.model import Candidate, PolicyResult, ReleaseContext, SignatureCheck
+from tagrelay.domain.decision import Reason
 
 
 class PublicKeyPolicy:
@@ -66,7 +67,7 @@ class PublicKeyPolicy:
             signer=None,
             reason=why,
             checks=(SignatureCheck("commit", "fail", why),),
-            code="signature_commit_unbound" if unbound else None,
+            code=Reason.SIGNATURE_COMMIT_UNBOUND if unbound else None,
         )
 
 

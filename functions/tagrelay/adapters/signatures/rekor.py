@@ -98,7 +98,7 @@ def check_signed_entry_timestamp(bundle: RekorBundle, trust: TrustedRoot) -> str
     return None
 
 
-def check_entry_matches(
+def check_entry_matches(  # noqa: PLR0911 - one guard per field the logged entry must match
     bundle: RekorBundle, *, signature: bytes, certificate: x509.Certificate, payload: bytes
 ) -> str | None:
     """The logged entry records this signature, this certificate and this payload's hash."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tagrelay.adapters.signatures.checks import MAX_PAYLOAD_BYTES, parse_signature_layer
 from tagrelay.adapters.signatures.model import Candidate, SignatureSource, Unusable
+from tagrelay.domain.decision import Reason
 from tagrelay.domain.tags import is_digest, signature_tag
 from tagrelay.errors import RegistryError, RegistryResponseTooLarge
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def _unusable(origin: str, problem: str, exc: RegistryError) -> Unusable:
-    code = "response_too_large" if isinstance(exc, RegistryResponseTooLarge) else None
+    code = Reason.RESPONSE_TOO_LARGE if isinstance(exc, RegistryResponseTooLarge) else None
     return Unusable(origin=origin, problem=f"{problem}: {exc}", code=code)
 
 

@@ -34,7 +34,6 @@ SYSTEM = "signature"
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 TRUST_DIR = Path(__file__).parent / "trust"
 PUBLIC_GOOD_TRUSTED_ROOT = TRUST_DIR / "public-good" / "trusted_root.json"
-PUBLIC_GOOD_TUF_ROOT = TRUST_DIR / "public-good" / "root.json"
 PUBLIC_GOOD_TUF_URL = "https://tuf-repo-cdn.sigstore.dev"
 
 

@@ -24,6 +24,7 @@ from tagrelay.adapters.signatures.model import (
 from tagrelay.adapters.signatures.policies import PublicKeyPolicy
 from tagrelay.adapters.signatures.sources import AnySource, LegacyTagSource, ReferrersSource
 from tagrelay.adapters.signatures.trust import trusted_root_for
+from tagrelay.domain.decision import Reason
 from tagrelay.domain.tags import is_digest
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class CosignVerifier:
             )
         rejections: list[tuple[str, str]] = []  # (origin, why), in the order examined
         examined: list[Examined] = []
-        codes: set[str | None] = set()
+        codes: set[Reason | None] = set()
         for item in found:
             if isinstance(item, Unusable):
                 rejections.append((item.origin, item.problem))
@@ -134,13 +135,13 @@ class CosignVerifier:
         )
 
 
-def _verdict_code(codes: set[str | None]) -> str | None:
+def _verdict_code(codes: set[Reason | None]) -> Reason | None:
     # A signature by the right key that only lacks the commit is one fixable thing: say so. An answer
     # over its size cap is another (response_too_large), unless something else was wrong too.
-    if "signature_commit_unbound" in codes:
-        return "signature_commit_unbound"
-    if codes == {"response_too_large"}:
-        return "response_too_large"
+    if Reason.SIGNATURE_COMMIT_UNBOUND in codes:
+        return Reason.SIGNATURE_COMMIT_UNBOUND
+    if codes == {Reason.RESPONSE_TOO_LARGE}:
+        return Reason.RESPONSE_TOO_LARGE
     return None
 
 
