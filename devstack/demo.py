@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _demo(workdir: Path, log_path: Path) -> None:
+def _demo(workdir: Path, log_path: Path) -> None:  # noqa: PLR0915 - the demo's steps, in the order it prints them
     step(1, "starting the local stack")
     with LocalStack.start(workdir, argocd_manual_clock=False) as stack:
         for server in stack.servers:

@@ -64,6 +64,7 @@ class Reason(StrEnum):
     NEWER_COMMIT_DEPLOYED = "newer_commit_deployed"
     ENVIRONMENT_PINNED = "environment_pinned"
     ENVIRONMENT_UNPINNED = "environment_unpinned"
+    PULL_REQUEST_OPEN = "pull_request_open"  # gitops.write: pull_request, and GitHub does not merge it yet
     NOT_PINNED = "not_pinned"
     # Not complete yet, or not an environment's.
     RELEASE_INCOMPLETE = "release_incomplete"

@@ -576,7 +576,7 @@ class Promoter:
         evaluation.source_branch = branch
         return True
 
-    def _promote_to_environment(  # noqa: PLR0911 - each return is a check that decided; the compare-and-swap loop runs them again per attempt
+    def _promote_to_environment(  # noqa: PLR0911, PLR0912 - each return is a check that decided; the compare-and-swap loop runs them again per attempt
         self,
         app: App,
         env: str,
@@ -772,7 +772,7 @@ class Promoter:
         evaluation.decide(
             env,
             Verdict.WAIT,
-            "pull_request_open",
+            Reason.PULL_REQUEST_OPEN,
             message_text,
             previous_tag=snapshot.edit.previous.tag,
             pull_request_url=pull.url,
