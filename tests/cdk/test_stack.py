@@ -650,14 +650,14 @@ def test_what_the_promoter_and_the_sweep_find_reaches_its_alarm(
     emits is the one its alarm selects."""
     from datetime import UTC, datetime
 
-    from tagrelay.domain.decision import EnvDecision, Evaluation, Verdict
+    from tagrelay.domain.decision import EnvDecision, Evaluation, Reason, Verdict
     from tagrelay.services import reconcile
     from tagrelay.services.observe import emit_decision_metrics
 
     environment = default.resources[default.function_id(emitted_in)]["Properties"]["Environment"]["Variables"]
     for variable in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
         monkeypatch.setenv(variable, environment[variable])
-    evaluation = Evaluation(event_id=None, decisions=[EnvDecision("prod", Verdict(verdict), reason, "found")])
+    evaluation = Evaluation(event_id=None, decisions=[EnvDecision("prod", Verdict(verdict), Reason(reason), "found")])
     capsys.readouterr()
     if emitted_in == "reconciler":
         run = reconcile.SweepRun("run", datetime.now(UTC), "2026-12-04", evaluations=[evaluation])
