@@ -43,6 +43,7 @@ from tests.fakes.identity import FakeIdentity
 from tests.fakes.ledger import FakeLedger
 from tests.fakes.registry import FakeRegistry
 from tests.fakes.signatures import FakeSignatures
+from tests.fakes.webhooks import FakeWebhooks
 
 OPERATOR_ARN = "arn:aws:sts::033691785857:assumed-role/oncall/alice"
 
@@ -72,6 +73,7 @@ class FakeWorld:
     identity: FakeIdentity
     signer: CosignKeySigner
     signatures: FakeSignatures | None = None  # None: the real verifier, on the registry's signatures
+    webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
     source_repo: str = SOURCE_REPO
     gitops_repo: str = GITOPS_REPO
     images: tuple[str, ...] = IMAGES
@@ -145,6 +147,10 @@ class FakeWorld:
             secret=lambda name: f"fake-secret-of-{name}",
             clock=self.clock,
             sleep=self.sleeps.append,
+            # FakeGitHub serves pull requests and Deployments too, as the GitHub adapter does.
+            pull_requests=lambda github: self.github,
+            deployments=lambda github: self.github,
+            post_webhook=self.webhooks.post,
         )
 
     def _verifier(self, cfg: Config, app: App) -> SignatureVerifier:

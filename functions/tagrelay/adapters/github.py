@@ -201,17 +201,27 @@ class GitHub:
             raise
 
     def reset_branch(self, repo: str, branch: str, sha: str, *, exists: bool) -> None:
-        """Point ``branch`` at ``sha``: created, or moved there even when that is not a fast-forward."""
+        """Point ``branch`` at ``sha``: created, or moved there even when that is not a fast-forward.
+
+        GitHub's 422 ("Reference already exists", "Reference does not exist") means another writer created
+        or deleted the branch since it was read: a WriteConflict, so the caller re-reads and decides again."""
         from urllib.parse import quote
 
-        with self._translate(f"reset {branch} of {repo} to {sha[:12]}"):
-            if exists:
-                # PATCH /git/refs/{ref} itself: a lazy GitRef would PATCH the /git/ref/ URL it was read from,
-                # which GitHub does not serve (the OpenAPI check of the stand-in's answers found it).
-                url = f"{self._config.base_url}/repos/{repo}/git/refs/heads/{quote(branch)}"
-                self._github().requester.requestJsonAndCheck("PATCH", url, input={"sha": sha, "force": True})
-            else:
-                self._repo(repo).create_git_ref(f"refs/heads/{branch}", sha)
+        from github import GithubException
+
+        try:
+            with self._translate(f"reset {branch} of {repo} to {sha[:12]}"):
+                if exists:
+                    # PATCH /git/refs/{ref} itself: a lazy GitRef would PATCH the /git/ref/ URL it was read
+                    # from, which GitHub does not serve (the OpenAPI check of the stand-in's answers found it).
+                    url = f"{self._config.base_url}/repos/{repo}/git/refs/heads/{quote(branch)}"
+                    self._github().requester.requestJsonAndCheck("PATCH", url, input={"sha": sha, "force": True})
+                else:
+                    self._repo(repo).create_git_ref(f"refs/heads/{branch}", sha)
+        except GithubException as exc:
+            if exc.status == 422:
+                raise WriteConflict(f"{branch} of {repo}: {_message(exc)}") from None
+            raise
 
     def open_pull_request(self, repo: str, head: str, base: str) -> PullRequestRef | None:
         """The open pull request from ``head`` into ``base``, if there is one (one request)."""
@@ -222,9 +232,21 @@ class GitHub:
         return None
 
     def create_pull_request(self, repo: str, head: str, base: str, *, title: str, body: str) -> PullRequestRef:
-        with self._translate(f"open a pull request {head} -> {base} on {repo}"):
-            pull = self._repo(repo).create_pull(base=base, head=head, title=title, body=body)
-            return PullRequestRef(number=pull.number, url=pull.html_url, head_sha=pull.head.sha, title=pull.title)
+        """A pull request from ``head`` into ``base`` (one request).
+
+        GitHub's 422 (a pull request for head and base is open already, a branch is gone, or head has
+        nothing base lacks) means another evaluation got there first: a WriteConflict, re-read and decided again.
+        """
+        from github import GithubException
+
+        try:
+            with self._translate(f"open a pull request {head} -> {base} on {repo}"):
+                pull = self._repo(repo).create_pull(base=base, head=head, title=title, body=body)
+                return PullRequestRef(number=pull.number, url=pull.html_url, head_sha=pull.head.sha, title=pull.title)
+        except GithubException as exc:
+            if exc.status == 422:
+                raise WriteConflict(f"pull request {head} -> {base} of {repo}: {_validation_message(exc)}") from None
+            raise
 
     def update_pull_request(
         self, repo: str, number: int, *, title: str | None = None, body: str | None = None, close: bool = False
@@ -282,19 +304,26 @@ class GitHub:
         ``auto_merge`` off and ``required_contexts`` empty: the record is of what tagrelay deploys, it
         must neither merge branches nor wait for commit statuses (docs.github.com/rest/deployments).
         """
-        with self._translate(f"create a deployment of {sha[:12]} to {environment} on {repo}"):
-            deployment = self._repo(repo).create_deployment(
-                ref=sha,
-                task="deploy",
-                auto_merge=False,
-                required_contexts=[],
-                payload=payload,
-                environment=environment,
-                description=description[:140],
-                transient_environment=False,
-                production_environment=production,
-            )
-            return int(deployment.id)
+        from github import GithubException
+
+        try:
+            with self._translate(f"create a deployment of {sha[:12]} to {environment} on {repo}"):
+                deployment = self._repo(repo).create_deployment(
+                    ref=sha,
+                    task="deploy",
+                    auto_merge=False,
+                    required_contexts=[],
+                    payload=payload,
+                    environment=environment,
+                    description=description[:140],
+                    transient_environment=False,
+                    production_environment=production,
+                )
+                return int(deployment.id)
+        except GithubException as exc:
+            if exc.status == 422:  # "No ref found for: <sha>": GitHub does not know the commit
+                raise CommitNotFound(f"{repo}: {_message(exc)}") from None
+            raise
 
     def create_deployment_status(
         self,
@@ -383,6 +412,18 @@ def _message(exc: Any) -> str:
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         return str(data["message"])
     return str(getattr(exc, "message", "") or exc)
+
+
+def _validation_message(exc: Any) -> str:
+    """GitHub's message with what its ``errors`` say ("Validation Failed" alone names nothing)."""
+    data = getattr(exc, "data", None)
+    errors = data.get("errors") if isinstance(data, dict) else None
+    details = [
+        str(error.get("message") or f"{error.get('field', error.get('resource', ''))} {error.get('code', '')}".strip())
+        for error in errors or []
+        if isinstance(error, dict)
+    ]
+    return "; ".join([_message(exc), *details])
 
 
 def credentials_from_secrets(
