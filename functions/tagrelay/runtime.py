@@ -369,7 +369,7 @@ def build_notifier(
             raise MisconfiguredError("webhook", "notifications.webhooks: these adapters cannot send a webhook")
         for webhook in cfg.notifications.webhooks:
             subscribers.append(Webhook(webhook.name, secret_url(webhook.url_secret), webhook.format, post))
-    return Notifier(subscribers, service=service, attempts=cfg.notifications.attempts).publish
+    return Notifier(subscribers, service=service, attempts=cfg.notifications.attempts, sleep=wiring.sleep).publish
 
 
 @cache

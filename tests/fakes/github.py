@@ -131,6 +131,7 @@ class FakeGitHub:
     ) -> None:
         self.repos: dict[str, Repo] = {}
         self.request_count = 0
+        self.calls: list[str] = []  # each port method called, in order (what the stand-in's request log shows)
         self.faults = Faults("github")
         self.before_write: list[Callable[[], object]] = []
         self.pulls: dict[str, list[PullRequest]] = {}  # by repository, oldest first
@@ -400,6 +401,7 @@ class FakeGitHub:
 
     def _call(self, method: str) -> None:
         self.request_count += 1
+        self.calls.append(method)
         self.faults.before(method)
 
     def _new_commit(
