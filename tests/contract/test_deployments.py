@@ -6,20 +6,15 @@ an unknown commit is CommitNotFound and an outage a TransientError."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 
-from devstack.gitrepo import GitWorkspace
-from devstack.stack import GITHUB_TOKEN, LocalStack
-from tagrelay.config import parse_config
 from tagrelay.errors import CommitNotFound, TransientError
 from tagrelay.ports import DeploymentRecords
-from tests.contract.test_github import FakeSide, Repositories, StackSide
+from tests.contract.test_github import FakeSide, Repositories, stack_github, standin_get
 from tests.fakes.github import FakeGitHub
 
 LOG_URL = "https://argocd.example/applications/app-prod"
@@ -39,10 +34,10 @@ class Side:
 def side(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
     if request.param == "fake":
         fake = FakeGitHub()
-        repos = FakeSide(fake)
+        fake_repos = FakeSide(fake)
 
         def fake_shown(deployment_id: int) -> dict[str, Any]:
-            deployment = fake.deployment(repos.repo, deployment_id)
+            deployment = fake.deployment(fake_repos.repo, deployment_id)
             return {
                 "sha": deployment.sha,
                 "ref": deployment.ref,
@@ -52,28 +47,14 @@ def side(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 "statuses": [(status.state, status.log_url or "") for status in deployment.statuses],
             }
 
-        yield Side(fake, repos, fake_shown, lambda: fake.faults.fail("create_deployment", times=5))
+        yield Side(fake, fake_repos, fake_shown, lambda: fake.faults.fail("create_deployment", times=5))
         return
-    from github import Auth
-
-    from tagrelay.adapters.github import GitHub
-
-    stack: LocalStack = request.getfixturevalue("stack")
+    stack, github, repos = stack_github(request, tmp_path_factory)
     control = stack.github_control
-    repo = "contract/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-")
-    workspace = GitWorkspace.create(control.repo_path(repo), tmp_path_factory.mktemp("contract"))
-    config = parse_config(stack.config_data()).github
-
-    def get(path: str) -> Any:
-        answer = requests.get(
-            f"{stack.github.url}/repos/{repo}{path}", headers={"Authorization": f"token {GITHUB_TOKEN}"}, timeout=10
-        )
-        answer.raise_for_status()
-        return answer.json()
 
     def stack_shown(deployment_id: int) -> dict[str, Any]:
-        body = get(f"/deployments/{deployment_id}")
-        statuses = get(f"/deployments/{deployment_id}/statuses")  # newest first
+        body = standin_get(stack, f"/repos/{repos.repo}/deployments/{deployment_id}")
+        statuses = standin_get(stack, f"/repos/{repos.repo}/deployments/{deployment_id}/statuses")  # newest first
         shown = {name: body[name] for name in ("sha", "ref", "environment", "payload", "production_environment")}
         return {**shown, "statuses": [(s["state"], s["log_url"]) for s in reversed(statuses)]}
 
@@ -81,9 +62,7 @@ def side(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         control.inject(method="POST", path_regex=r"/deployments$", status=502, count=5)
 
     try:
-        yield Side(
-            GitHub(config, lambda: Auth.Token(GITHUB_TOKEN)), StackSide(workspace, repo), stack_shown, stack_outage
-        )
+        yield Side(github, repos, stack_shown, stack_outage)
     finally:
         control.clear_faults()
 

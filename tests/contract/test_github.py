@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+import requests
 
 from devstack.gitrepo import GitWorkspace, make_ambiguous_short_sha
 from devstack.stack import GITHUB_TOKEN, LocalStack
@@ -16,6 +17,9 @@ from tagrelay.config import parse_config
 from tagrelay.errors import CommitNotFound, FileNotFound, FileTooLarge, WriteConflict
 from tagrelay.ports import GitHost
 from tests.fakes.github import FakeGitHub, git_blob_sha
+
+if TYPE_CHECKING:
+    from tagrelay.adapters.github import GitHub
 
 
 class Repositories(Protocol):
@@ -62,14 +66,10 @@ class StackSide:
         return make_ambiguous_short_sha(self.workspace.bare_path)
 
 
-@pytest.fixture(params=["fake", pytest.param("stack", marks=pytest.mark.stack)])
-def side(
+def stack_github(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[GitHost, Repositories]]:
-    if request.param == "fake":
-        fake = FakeGitHub()
-        yield fake, FakeSide(fake)
-        return
+) -> tuple[LocalStack, GitHub, StackSide]:
+    """The stack side: the GitHub adapter, and a fresh repository on the stand-in named after the test."""
     from github import Auth
 
     from tagrelay.adapters.github import GitHub
@@ -78,7 +78,26 @@ def side(
     repo = "contract/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-")
     workspace = GitWorkspace.create(stack.github_control.repo_path(repo), tmp_path_factory.mktemp("contract"))
     config = parse_config(stack.config_data()).github
-    yield GitHub(config, lambda: Auth.Token(GITHUB_TOKEN)), StackSide(workspace, repo)
+    return stack, GitHub(config, lambda: Auth.Token(GITHUB_TOKEN)), StackSide(workspace, repo)
+
+
+def standin_get(stack: LocalStack, path: str) -> Any:
+    """What the stand-in answers to a GET of ``path`` (how the test sees what the adapter did)."""
+    answer = requests.get(f"{stack.github.url}{path}", headers={"Authorization": f"token {GITHUB_TOKEN}"}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+@pytest.fixture(params=["fake", pytest.param("stack", marks=pytest.mark.stack)])
+def side(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GitHost, Repositories]]:
+    if request.param == "fake":
+        fake = FakeGitHub()
+        yield fake, FakeSide(fake)
+        return
+    _, github, repos = stack_github(request, tmp_path_factory)
+    yield github, repos
 
 
 def test_a_short_sha_resolves_to_exactly_one_commit(side: tuple[GitHost, Repositories]) -> None:

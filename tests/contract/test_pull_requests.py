@@ -6,20 +6,15 @@ to the pull request's), a closed pull request and a protected branch; an edit fa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytest
-import requests
 
-from devstack.gitrepo import GitWorkspace
-from devstack.stack import GITHUB_TOKEN, LocalStack
-from tagrelay.config import parse_config
 from tagrelay.errors import TransientError, WriteConflict
 from tagrelay.ports import PullRequestHost, SourceRepository
-from tests.contract.test_github import FakeSide, Repositories, StackSide
+from tests.contract.test_github import FakeSide, Repositories, stack_github, standin_get
 from tests.fakes.github import HEAD_MODIFIED, NOT_MERGEABLE, FakeGitHub
 
 REVIEW_REQUIRED = "At least 1 approving review is required by reviewers with write access."
@@ -44,38 +39,25 @@ class Side:
 def side(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
     if request.param == "fake":
         fake = FakeGitHub()
-        repos = FakeSide(fake)
+        fake_repos = FakeSide(fake)
 
         def fake_pull(number: int) -> dict[str, Any]:
-            [pull] = [p for p in fake.pulls[repos.repo] if p.number == number]
+            [pull] = [p for p in fake.pulls[fake_repos.repo] if p.number == number]
             return {"state": pull.state, "merged": pull.merged}
 
         def fake_protect(reason: str | None) -> None:
             if reason is None:
                 fake.merge_refusals.clear()
             else:
-                fake.merge_refusals[repos.repo] = reason
+                fake.merge_refusals[fake_repos.repo] = reason
 
-        yield Side(fake, repos, fake_pull, fake_protect, lambda: fake.faults.fail("merge_pull_request", times=5))
+        yield Side(fake, fake_repos, fake_pull, fake_protect, lambda: fake.faults.fail("merge_pull_request", times=5))
         return
-    from github import Auth
-
-    from tagrelay.adapters.github import GitHub
-
-    stack: LocalStack = request.getfixturevalue("stack")
+    stack, github, repos = stack_github(request, tmp_path_factory)
     control = stack.github_control
-    repo = "contract/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-")
-    workspace = GitWorkspace.create(control.repo_path(repo), tmp_path_factory.mktemp("contract"))
-    config = parse_config(stack.config_data()).github
 
     def stack_pull(number: int) -> dict[str, Any]:
-        answer = requests.get(
-            f"{stack.github.url}/repos/{repo}/pulls/{number}",
-            headers={"Authorization": f"token {GITHUB_TOKEN}"},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        body = answer.json()
+        body = standin_get(stack, f"/repos/{repos.repo}/pulls/{number}")
         return {"state": body["state"], "merged": body["merged"]}
 
     def stack_protect(reason: str | None) -> None:
@@ -89,13 +71,7 @@ def side(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         control.inject(method="PUT", path_regex=r"/pulls/\d+/merge$", status=502, count=5)
 
     try:
-        yield Side(
-            GitHub(config, lambda: Auth.Token(GITHUB_TOKEN)),
-            StackSide(workspace, repo),
-            stack_pull,
-            stack_protect,
-            stack_outage,
-        )
+        yield Side(github, repos, stack_pull, stack_protect, stack_outage)
     finally:
         control.clear_faults()
 
