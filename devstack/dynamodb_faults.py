@@ -2,10 +2,10 @@
 
 boto3 reaches DynamoDB through it (``AWS_ENDPOINT_URL_DYNAMODB``, set by the local stack for the
 tests, the demo and the functions on the local Lambda API). Every request is forwarded to moto
-unchanged, unless an armed fault matches it. A fault matches the DynamoDB operation (from the
-``X-Amz-Target`` header, e.g. ``UpdateItem``; ``*`` for any) and a regular expression searched in the
-request's JSON body (e.g. ``"STATE"`` for the environment-state item), and answers the next ``count``
-matching requests. Kinds:
+unchanged (one at a time: moto's transactions are not isolated, DynamoDB's are), unless an armed
+fault matches it. A fault matches the DynamoDB operation (from the ``X-Amz-Target`` header, e.g.
+``UpdateItem``; ``*`` for any) and a regular expression searched in the request's JSON body (e.g.
+``"STATE"`` for the environment-state item), and answers the next ``count`` matching requests. Kinds:
 
 * ``throttle`` — HTTP 400 ``ProvisionedThroughputExceededException``, as DynamoDB throttles a write;
   nothing is written. boto3 retries it (standard mode: 3 attempts), so ``count`` of at least the
@@ -130,6 +130,10 @@ class FaultProxy(ThreadingHTTPServer):
         self.upstream = upstream.rstrip("/")
         self.faults = DynamoFaultBook()
         self._local = threading.local()
+        # One request at a time to moto: moto 5.2.5 is not isolated (two transactions can both pass a
+        # condition, and a cancelled one restores its tables as they were when it began, undoing what
+        # concurrent requests wrote meanwhile). DynamoDB's transactions are serializable; so is this.
+        self.one_at_a_time = threading.Lock()
 
     def session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -163,9 +167,10 @@ class _Handler(LoopbackHandler):
 
     def _forward(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_HEADERS}
-        response = self.server.session().request(
-            self.command, self.server.upstream + self.path, data=body, headers=headers, timeout=60
-        )
+        with self.server.one_at_a_time:
+            response = self.server.session().request(
+                self.command, self.server.upstream + self.path, data=body, headers=headers, timeout=60
+            )
         kept = {name: value for name, value in response.headers.items() if name.lower() not in _HOP_HEADERS}
         return response.status_code, response.content, kept
 
