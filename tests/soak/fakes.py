@@ -183,7 +183,6 @@ class FakeSoak(Soak):
         super().__init__(world, seed, operations)
         self.world = world
         self.layer = FakeFaultLayer(world, random.Random(seed + 1))
-        self._config = world.config()  # until installed: then the one the handlers read
 
     @contextmanager
     def installed(self, config_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -215,7 +214,6 @@ class FakeSoak(Soak):
             YAML().dump(world.config_data(), stream)
         monkeypatch.setenv(CONFIG_ENV_VAR, str(config_path))
         with runtime.use_adapters(adapters):
-            self._config = runtime.config()
             runtime.promoter().deps.jitter = random.Random(self.seed + 2).random
             self.layer.install()
             yield
@@ -224,7 +222,9 @@ class FakeSoak(Soak):
         self.world.clock.tick(seconds)
 
     def config(self) -> Config:
-        return self._config
+        from tagrelay import runtime
+
+        return runtime.config()  # the one the handlers read (while installed)
 
     def identity(self, payload: dict[str, Any]) -> dict[str, Any]:
         from tagrelay.domain.operator import request_binding
