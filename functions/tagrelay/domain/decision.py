@@ -1,16 +1,20 @@
 """The promotion decision: its vocabulary (verdicts, reasons, checks) and the pure rules behind it.
 
-The service (services/promote.py) gathers facts from the registry, GitHub and the ledger; every
-judgement about those facts is a function here, so it can be read and tested without any server.
+The service (services/promote.py) gathers facts from the registry, GitHub and the ledger; the
+judgements about those facts are functions here (the ``judge_*`` rules answer a Ruling, which
+Evaluation.apply records), so they can be read and tested without any server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from tagrelay.domain.facts import SignatureVerdict
 
 
 class Verdict(StrEnum):
@@ -212,6 +216,16 @@ class Evaluation:
     def decide(self, env: str | None, verdict: Verdict, reason: Reason, message: str, **facts: str | None) -> None:
         self.decisions.append(EnvDecision(env, verdict, reason, message, **facts))
 
+    def apply(self, name: str, ruling: Ruling, envs: Iterable[str | None], **facts: str | None) -> bool:
+        """Record a check's ruling and, when it decides, that decision for each of ``envs``. True when
+        it decided (the evaluation stops there)."""
+        self.check(name, ruling.status, ruling.detail)
+        if ruling.verdict is None or ruling.reason is None:
+            return False
+        for env in envs:
+            self.decide(env, ruling.verdict, ruling.reason, ruling.detail, **facts)
+        return True
+
     @property
     def verdict(self) -> Verdict:
         return summary_verdict([d.verdict for d in self.decisions])
@@ -264,6 +278,122 @@ def moved_images(promoted: Mapping[str, str], current: Mapping[str, str]) -> dic
         for image, digest in promoted.items()
         if image in current and current[image] != digest
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# The rules of the checks: pure functions over what the registry, GitHub and the ledger said. Each
+# answers a Ruling; the service records it (Evaluation.apply) and stops at the first that decides.
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """What one check found: its status and detail, and, when it decides, the verdict and reason."""
+
+    status: CheckStatus
+    detail: str
+    verdict: Verdict | None = None  # None: the evaluation goes on
+    reason: Reason | None = None
+
+    @property
+    def decides(self) -> bool:
+        return self.verdict is not None
+
+
+def judge_tag_moved(tag: str, moved: Mapping[str, tuple[str, str]]) -> Ruling:
+    """A release tag tagrelay committed before must still point at the digests it committed
+    (``moved``: image -> (promoted digest, current digest), from ``moved_images``)."""
+    if not moved:
+        return Ruling("pass", f"{tag} still points at the digests it was promoted with")
+    what = "; ".join(f"{image} was promoted as {old} and now points at {new}" for image, (old, new) in moved.items())
+    message = (
+        f"release tag {tag} moved: {what}. A pod started now would pull an image tagrelay never "
+        f"verified. Find who pushed it (CloudTrail PutImage), restore the tag or redeploy another release; "
+        f"tagrelay will not commit {tag} again while it points elsewhere"
+    )
+    return Ruling("fail", message, Verdict.REJECT, Reason.TAG_MOVED)
+
+
+def judge_tag_mutability(tag: str, problems: Mapping[str, str], *, app: str, allow_mutable_tags: bool) -> Ruling:
+    """ECR must not let the release tag be overwritten, unless the app accepts the risk
+    (``problems``: image -> why its release tags are not protected, with the fix)."""
+    if not problems:
+        return Ruling("pass", f"ECR keeps {tag} on its digest in every repository")
+    listing = "; ".join(f"{image}: {problem}" for image, problem in problems.items())
+    if allow_mutable_tags:
+        return Ruling("skip", f"risk accepted (allow_mutable_tags: true): {listing}")
+    message = (
+        f"release tags can be overwritten, so the image verified now may not be the one that runs: {listing}. "
+        f"Or accept the risk with apps.{app}.allow_mutable_tags: true"
+    )
+    return Ruling("fail", message, Verdict.REJECT, Reason.TAGS_MUTABLE)
+
+
+def judge_signatures(verdicts: Mapping[str, SignatureVerdict], *, overdue: str | None) -> Ruling:
+    """Every image must carry an acceptable signature. Invalid ones reject (with the one fixable
+    reason when all say the same); missing ones wait, until ``overdue`` (how long since the release
+    tag was first seen, once past the grace window) makes them a rejection: fail closed."""
+    invalid = {image: v for image, v in verdicts.items() if v.status == "invalid"}
+    if invalid:
+        message = "; ".join(f"{image}: {v.reason}" for image, v in invalid.items())
+        codes = {v.code for v in invalid.values()}
+        only = next(iter(codes)) if len(codes) == 1 else None
+        return Ruling("fail", message, Verdict.REJECT, only or Reason.SIGNATURE_INVALID)
+    missing = {image: v for image, v in verdicts.items() if v.status == "missing"}
+    if missing:
+        message = "; ".join(f"{image}: {v.reason}" for image, v in missing.items())
+        if overdue is not None:
+            message = f"{message} (still unsigned {overdue} after the release tag was first seen)"
+            return Ruling("fail", message, Verdict.REJECT, Reason.SIGNATURE_MISSING)
+        return Ruling("wait", message, Verdict.WAIT, Reason.SIGNATURE_MISSING)
+    if all(v.status == "not_required" for v in verdicts.values()):
+        return Ruling("skip", "not verified: the app's policy is 'signature: none'")
+    return Ruling("pass", "; ".join(f"{image}: {v.signer or 'unknown'}" for image, v in verdicts.items()))
+
+
+def judge_order(
+    env: str, deployed_tag: str, deployed_sha: str, candidate_sha: str, compare_status: str, *, manual: bool
+) -> Ruling:
+    """Descendants only: the candidate must contain the commit the environment runs (``compare_status``:
+    GitHub's compare(base=deployed, head=candidate)). Older is superseded; diverged is refused, except
+    for a manual deploy, which records it and goes on."""
+    if candidate_is_older(compare_status):
+        message = f"{env} runs {deployed_tag}, a newer commit than {candidate_sha[:12]}; not going back"
+        return Ruling("fail", message, Verdict.SUPERSEDED, Reason.NEWER_COMMIT_DEPLOYED)
+    if not candidate_descends(compare_status):
+        message = (
+            f"{candidate_sha} does not descend from {deployed_sha} ({deployed_tag}, what {env} runs): GitHub "
+            f"compare says {compare_status!r}, so promoting it would drop commits {env} has"
+        )
+        if manual:
+            return Ruling("skip", f"{message}; deployed anyway: a manual deploy")
+        return Ruling("fail", message, Verdict.REJECT, Reason.NOT_DESCENDANT)
+    return Ruling("pass", f"{candidate_sha[:12]} is {compare_status} of deployed {deployed_tag}")
+
+
+def judge_archive(env: str, inactive: Mapping[str, tuple[str, str]], images: int) -> Ruling:
+    """An archived image cannot be pulled until it is restored: never commit a release that has one
+    (``inactive``: image -> (digest, ECR image status) for each image that is not ACTIVE)."""
+    if not inactive:
+        return Ruling("pass", f"all {images} images are ACTIVE in ECR")
+    message = (
+        "; ".join(f"{image}@{digest} is {status} in ECR" for image, (digest, status) in inactive.items())
+        + ": an archived image cannot be pulled until it is restored. Restore it with "
+        + "; ".join(
+            f"aws ecr update-image-storage-class --repository-name {image} --image-id imageDigest={digest} "
+            "--target-storage-class STANDARD"
+            for image, (digest, _status) in inactive.items()
+        )
+        + ", wait until it is ACTIVE again, then run this again"
+    )
+    return Ruling("fail", message, Verdict.REJECT, Reason.IMAGE_ARCHIVED)
+
+
+def judge_pin(env: str, *, pinned: bool, pin_reason: str | None) -> Ruling | None:
+    """A pinned environment takes no release until it is unpinned (None: not pinned, nothing to record)."""
+    if not pinned:
+        return None
+    message = f"{env} is pinned ({pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
+    return Ruling("skip", message, Verdict.SKIP, Reason.ENVIRONMENT_PINNED)
 
 
 # The checks of a release, in the order services/promote.py makes them; the first one not met decides.

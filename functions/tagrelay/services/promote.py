@@ -342,45 +342,23 @@ class Promoter:
         """A release tag tagrelay committed before must still point at the digests it committed."""
         release = request.release
         promoted = self.deps.ledger.promoted_release(request.app_name, release.tag)
-        moved = rules.moved_images(promoted.digests, evaluation.digests) if promoted else {}
-        if not moved or promoted is None:
-            if promoted is not None:
-                evaluation.check("moved tag", "pass", f"{release.tag} still points at the digests it was promoted with")
+        if promoted is None:  # never promoted: nothing it could have moved from
             return False
-        evaluation.promoted_digests = dict(promoted.digests)
-        what = "; ".join(
-            f"{image} was promoted as {old} and now points at {new}" for image, (old, new) in moved.items()
-        )
-        message = (
-            f"release tag {release.tag} moved: {what}. A pod started now would pull an image tagrelay never "
-            f"verified. Find who pushed it (CloudTrail PutImage), restore the tag or redeploy another release; "
-            f"tagrelay will not commit {release.tag} again while it points elsewhere"
-        )
-        evaluation.check("moved tag", "fail", message)
-        for env in promoted.envs or (request.env or release.env,):
-            evaluation.decide(env, Verdict.REJECT, Reason.TAG_MOVED, message)
-        return True
+        ruling = rules.judge_tag_moved(release.tag, rules.moved_images(promoted.digests, evaluation.digests))
+        if ruling.decides:
+            evaluation.promoted_digests = dict(promoted.digests)
+        return evaluation.apply("moved tag", ruling, promoted.envs or (request.env or release.env,))
 
     def _tags_immutable(self, app: App, request: ReleaseRequest, evaluation: Evaluation) -> bool:
         """ECR must not let the release tag be overwritten (or the app accepts it: allow_mutable_tags)."""
         release = request.release
         problems = self._mutability_problems(app)
-        if not problems:
-            evaluation.tag_policy = "immutable"
-            evaluation.check("tag immutability", "pass", f"ECR keeps {release.tag} on its digest in every repository")
-            return True
-        listing = "; ".join(f"{image}: {problem}" for image, problem in problems.items())
-        if app.allow_mutable_tags:
-            evaluation.tag_policy = "mutable (allow_mutable_tags)"
-            evaluation.check("tag immutability", "skip", f"risk accepted (allow_mutable_tags: true): {listing}")
-            return True
-        message = (
-            f"release tags can be overwritten, so the image verified now may not be the one that runs: {listing}. "
-            f"Or accept the risk with apps.{request.app_name}.allow_mutable_tags: true"
+        ruling = rules.judge_tag_mutability(
+            release.tag, problems, app=request.app_name, allow_mutable_tags=app.allow_mutable_tags
         )
-        evaluation.check("tag immutability", "fail", message)
-        evaluation.decide(request.env or release.env, Verdict.REJECT, Reason.TAGS_MUTABLE, message)
-        return False
+        if not ruling.decides:
+            evaluation.tag_policy = "mutable (allow_mutable_tags)" if problems else "immutable"
+        return not evaluation.apply("tag immutability", ruling, [request.env or release.env])
 
     def _mutability_problems(self, app: App) -> dict[str, str]:
         """image -> why its release tags are not protected, with the command that fixes it."""
@@ -428,35 +406,16 @@ class Promoter:
         verdicts = {
             image: verifier.verify(registry, image, digest, release=release) for image, digest in digests.items()
         }
-        invalid = {image: v for image, v in verdicts.items() if v.status == "invalid"}
-        missing = {image: v for image, v in verdicts.items() if v.status == "missing"}
-        if invalid:
-            message = "; ".join(f"{image}: {v.reason}" for image, v in invalid.items())
-            codes = {v.code for v in invalid.values()}
-            reason = codes.pop() if len(codes) == 1 and None not in codes else Reason.SIGNATURE_INVALID
-            evaluation.check("signatures", "fail", message)
-            for env in envs:
-                evaluation.decide(env, Verdict.REJECT, reason or Reason.SIGNATURE_INVALID, message)
-            return False
-        if missing:
-            message = "; ".join(f"{image}: {v.reason}" for image, v in missing.items())
-            overdue = self._signature_overdue(app, evaluation.tag or "", digests)
-            if overdue is not None:
-                message = f"{message} (still unsigned {overdue} after the release tag was first seen)"
-                evaluation.check("signatures", "fail", message)
-                for env in envs:
-                    evaluation.decide(env, Verdict.REJECT, Reason.SIGNATURE_MISSING, message)
-                return False
-            evaluation.check("signatures", "wait", message)
-            for env in envs:
-                evaluation.decide(env, Verdict.WAIT, Reason.SIGNATURE_MISSING, message)
+        # The ledger is asked how long the release has waited only when that decides: signatures are
+        # missing, and none is invalid.
+        statuses = {v.status for v in verdicts.values()}
+        unsigned = "missing" in statuses and "invalid" not in statuses
+        overdue = self._signature_overdue(app, evaluation.tag or "", digests) if unsigned else None
+        ruling = rules.judge_signatures(verdicts, overdue=overdue)
+        if evaluation.apply("signatures", ruling, envs):
             return False
         evaluation.signers = {image: v.signer or "unknown" for image, v in verdicts.items()}
         evaluation.signed_commits = {image: v.commit for image, v in verdicts.items() if v.commit}
-        if all(v.status == "not_required" for v in verdicts.values()):
-            evaluation.check("signatures", "skip", "not verified: the app's policy is 'signature: none'")
-        else:
-            evaluation.check("signatures", "pass", "; ".join(f"{i}: {s}" for i, s in evaluation.signers.items()))
         return True
 
     def _signature_overdue(self, app: App, tag: str, digests: dict[str, str]) -> str | None:
@@ -790,7 +749,9 @@ class Promoter:
     ) -> bool:
         """Descendants only: the candidate must contain the environment's current commit. Older is
         superseded; diverged is refused on the push path (a manual deploy records it and goes on)."""
-        current = parse_release_tag(current_tag, app.tag_regex) if current_tag else None
+        if current_tag is None:
+            return False
+        current = parse_release_tag(current_tag, app.tag_regex)
         if current is None or commit.sha.startswith(current.sha):
             return False
         try:
@@ -798,33 +759,10 @@ class Promoter:
         except CommitNotFound:
             evaluation.check(f"{env}: order", "skip", f"deployed tag {current_tag} names no known commit")
             return False
-        if rules.candidate_is_older(status):
-            message = f"{env} runs {current_tag}, a newer commit than {commit.sha[:12]}; not going back"
-            evaluation.check(f"{env}: order", "fail", message)
-            evaluation.decide(
-                env,
-                Verdict.SUPERSEDED,
-                Reason.NEWER_COMMIT_DEPLOYED,
-                message,
-                previous_tag=current_tag,
-                deployed_sha=current.sha,
-            )
-            return True
-        if not rules.candidate_descends(status):
-            message = (
-                f"{commit.sha} does not descend from {current.sha} ({current_tag}, what {env} runs): GitHub "
-                f"compare says {status!r}, so promoting it would drop commits {env} has"
-            )
-            if request.trigger == "manual":
-                evaluation.check(f"{env}: order", "skip", f"{message}; deployed anyway: a manual deploy")
-                return False
-            evaluation.check(f"{env}: order", "fail", message)
-            evaluation.decide(
-                env, Verdict.REJECT, Reason.NOT_DESCENDANT, message, previous_tag=current_tag, deployed_sha=current.sha
-            )
-            return True
-        evaluation.check(f"{env}: order", "pass", f"{commit.sha[:12]} is {status} of deployed {current_tag}")
-        return False
+        ruling = rules.judge_order(
+            env, current_tag, current.sha, commit.sha, status, manual=request.trigger == "manual"
+        )
+        return evaluation.apply(f"{env}: order", ruling, [env], previous_tag=current_tag, deployed_sha=current.sha)
 
     # --- images archived in ECR (a lifecycle rule, or by hand) ---
 
@@ -937,31 +875,15 @@ class Promoter:
             status = details[0].status if details else "ACTIVE"
             if status != "ACTIVE":
                 inactive[image] = (digest, status)
-        if not inactive:
-            evaluation.check(f"{env}: archive", "pass", f"all {len(evaluation.digests)} images are ACTIVE in ECR")
-            return False
-        message = (
-            "; ".join(f"{image}@{digest} is {status} in ECR" for image, (digest, status) in inactive.items())
-            + ": an archived image cannot be pulled until it is restored. Restore it with "
-            + "; ".join(
-                f"aws ecr update-image-storage-class --repository-name {image} --image-id imageDigest={digest} "
-                "--target-storage-class STANDARD"
-                for image, (digest, _status) in inactive.items()
-            )
-            + ", wait until it is ACTIVE again, then run this again"
-        )
-        evaluation.check(f"{env}: archive", "fail", message)
-        evaluation.decide(env, Verdict.REJECT, Reason.IMAGE_ARCHIVED, message)
-        return True
+        ruling = rules.judge_archive(env, inactive, len(evaluation.digests))
+        return evaluation.apply(f"{env}: archive", ruling, [env])
 
     def _pinned(self, app_name: str, env: str, evaluation: Evaluation) -> bool:
         state = self.deps.ledger.environment_state(app_name, env)
-        if state is None or not state.pinned:
+        if state is None:
             return False
-        message = f"{env} is pinned ({state.pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
-        evaluation.check(f"{env}: pin", "skip", message)
-        evaluation.decide(env, Verdict.SKIP, Reason.ENVIRONMENT_PINNED, message)
-        return True
+        ruling = rules.judge_pin(env, pinned=state.pinned, pin_reason=state.pin_reason)
+        return ruling is not None and evaluation.apply(f"{env}: pin", ruling, [env])
 
     def _already_deployed(
         self, app: App, env: str, request: ReleaseRequest, evaluation: Evaluation, current: FileVersion
