@@ -35,7 +35,7 @@ test: lint typecheck ## lint, type-check, then the whole test suite (local stack
 	$(BIN)/pytest -q $(PARALLEL) --cov --cov-report=term
 
 test-unit: bootstrap ## the tests that need no server and no CDK synth (fakes, pure rules, docs): seconds
-	TAGRELAY_NO_SERVERS=1 $(BIN)/pytest -q -m "not stack and not cdk" -p no:cacheprovider
+	TAGRELAY_NO_SERVERS=1 TAGRELAY_FAKE_SOAK_OPS=$(or $(FAKE_SOAK_OPS),100) $(BIN)/pytest -q -m "not stack and not cdk" -p no:cacheprovider
 
 test-fast: bootstrap ## the tests without the slow ones (minutes), stopping at the first failure
 	$(BIN)/pytest -x -q -m "not slow"

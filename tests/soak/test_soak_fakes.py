@@ -2,8 +2,8 @@
 invariants of tests/soak/harness.py, through the same handlers and the `tagrelay` command's own code.
 
 `make test` runs ``TAGRELAY_FAKE_SOAK_OPS`` operations (default 250) with ``TAGRELAY_SOAK_SEED``
-(default 10); the local-stack soak (tests/soak/test_soak.py) runs fewer there, and `make soak` runs both
-longer. A failure names its seed, and the same seed plays the same operations and faults again.
+(default 10); the local-stack soak (tests/soak/test_soak.py) runs fewer there, `make test-unit` 100, and
+`make soak` runs both longer. A failure names its seed, and the same seed plays the same operations and faults again.
 """
 
 from __future__ import annotations
