@@ -34,8 +34,8 @@ PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 test: lint typecheck ## lint, type-check, then the whole test suite (local stack, fakes, CDK) with branch coverage
 	$(BIN)/pytest -q $(PARALLEL) --cov --cov-report=term
 
-test-unit: bootstrap ## the tests that need no server and no CDK synth (fakes, pure rules, docs): seconds
-	TAGRELAY_NO_SERVERS=1 TAGRELAY_FAKE_SOAK_OPS=$(or $(FAKE_SOAK_OPS),100) $(BIN)/pytest -q -m "not stack and not cdk" -p no:cacheprovider
+test-unit: bootstrap ## the tests that need no server and no CDK synth (fakes, pure rules, docs), on two workers: a minute
+	TAGRELAY_NO_SERVERS=1 TAGRELAY_FAKE_SOAK_OPS=$(or $(FAKE_SOAK_OPS),100) $(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not stack and not cdk" -p no:cacheprovider
 
 test-fast: bootstrap ## the tests without the slow ones (minutes), stopping at the first failure
 	$(BIN)/pytest -x -q -m "not slow"
