@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra import alarms, pipeline_metrics
 from tagrelay.domain.decision import LEDGER_OUTCOME, Outcome, Reason, Verdict
-from tagrelay.domain.deployment_events import GITHUB_STATE
+from tagrelay.domain.deployment_events import GITHUB_STATE, DeploymentEvent
 from tagrelay.domain.outcome import ALLOWED_TRANSITIONS, TERMINAL_STATES, DeploymentState
 from tagrelay.domain.records import TRANSIENT_OUTCOMES
 
@@ -39,3 +39,6 @@ def test_every_deployment_state_has_its_transitions_metric_alarm_and_notificatio
     assert set(pipeline_metrics.OUTCOMES) == set(TERMINAL_STATES)
     assert set(pipeline_metrics.FAILED_OUTCOMES) == {state for state in DeploymentState if state.is_failure}
     assert alarms._camel(DeploymentState.SYNC_FAILED) == "SyncFailed"
+    for state in DeploymentState:  # each has its words in a notification
+        event = DeploymentEvent("a", "prod", "abc1234", "a" * 40, "o/src", state, "d", "push", "o/gitops", None, None)
+        assert event.summary().startswith("a abc1234 to prod: ")
