@@ -126,13 +126,15 @@ def test_a_release_waiting_past_the_threshold_is_reported_stuck_with_its_reason(
     assert (stuck["tag"], stuck["reason"]) == (incomplete.tag, "release_incomplete")
     assert f"{scenario.images[1]} has no tag {incomplete.tag}" in stuck["message"]
     emitted = [json.loads(line) for line in lines if '"_aws"' in line]
-    values = [
-        document[pipeline_metrics.RELEASES_STUCK_METRIC]
+    [document] = [
+        document
         for document in emitted
         for directive in document["_aws"]["CloudWatchMetrics"]
         if directive["Metrics"][0]["Name"] == pipeline_metrics.RELEASES_STUCK_METRIC
     ]
-    assert values == [[1.0]]
+    assert document[pipeline_metrics.RELEASES_STUCK_METRIC] == [1.0]
+    # The reason travels with the count, in the record the alarm's metric comes from.
+    assert document["stuck_releases"] == [{"app": "mosaic-life", "tag": incomplete.tag, "reason": "release_incomplete"}]
 
 
 def test_releases_first_seen_before_the_lookback_are_left_alone(

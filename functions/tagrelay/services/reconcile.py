@@ -385,3 +385,10 @@ def emit_reconcile_metrics(run: SweepRun) -> None:
             continue
         with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE) as metric:
             metric.add_dimension(name="service", value=SERVICE)
+            if name == RELEASES_STUCK_METRIC and run.stuck:
+                # Which releases and why, beside the count: an alarm's reader finds them in the same
+                # record (metadata, not a dimension: a dimension would split the metric the alarm selects).
+                metric.add_metadata(
+                    key="stuck_releases",
+                    value=[{"app": r.app, "tag": r.tag, "reason": r.reason} for r in run.stuck],
+                )
