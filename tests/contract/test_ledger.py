@@ -13,6 +13,7 @@ import pytest
 from devstack.stack import LEDGER_TABLE, LocalStack
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
 from tagrelay.ports import DeploymentLedger
+from tagrelay.services.operate import restore_pin
 from tests.fakes.ledger import FakeLedger
 
 APP, REPO = "mosaic-life", "acme/gitops"
@@ -199,9 +200,9 @@ def test_a_pin_is_set_cleared_and_restored_beside_the_current_deployment(ledger:
     ledger.clear_pin(APP, "prod")
     cleared = ledger.environment_state(APP, "prod")
     assert cleared is not None and (cleared.pinned, cleared.pin_reason) == (False, None)
-    ledger.restore_pin(APP, "prod", pinned)
+    restore_pin(ledger, APP, "prod", pinned)
     assert ledger.environment_state(APP, "prod") == pinned
-    ledger.restore_pin(APP, "staging", None)
+    restore_pin(ledger, APP, "staging", None)
     assert ledger.environment_state(APP, "staging") == EnvironmentState(APP, "staging", pinned=False)
 
 

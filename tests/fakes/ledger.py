@@ -108,18 +108,6 @@ class FakeLedger:
             state.pop(name, None)
         self.faults.after("clear_pin")
 
-    def restore_pin(self, app: str, env: str, previous: EnvironmentState | None) -> None:
-        if previous is not None and previous.pinned:
-            self.set_pin(
-                app,
-                env,
-                reason=previous.pin_reason or "",
-                pinned_by=previous.pinned_by or "",
-                pinned_at=previous.pinned_at or "",
-            )
-        else:
-            self.clear_pin(app, env)
-
     # --- decisions and deployments ---
 
     def record_decision(self, record: DecisionRecord) -> None:

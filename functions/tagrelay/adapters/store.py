@@ -692,19 +692,6 @@ class Ledger:
                 ExpressionAttributeValues=_to_dynamo({":app": app, ":env": env, ":pinned": False}),
             )
 
-    def restore_pin(self, app: str, env: str, previous: EnvironmentState | None) -> None:
-        """Put an environment's pin back as it was in ``previous`` (a rollback that did not happen)."""
-        if previous is not None and previous.pinned:
-            self.set_pin(
-                app,
-                env,
-                reason=previous.pin_reason or "",
-                pinned_by=previous.pinned_by or "",
-                pinned_at=previous.pinned_at or "",
-            )
-        else:
-            self.clear_pin(app, env)
-
     def deployments(
         self,
         app: str,

@@ -343,7 +343,7 @@ class Operator:
             # Put the pin back only if the rollback certainly did not commit: if it did (its record failed),
             # the pin must stay, or the next push undoes the rollback. A repeat of the request completes it.
             if request.pin and not self._may_hold(request, release.tag):
-                ledger.restore_pin(request.app, request.env, state)
+                restore_pin(ledger, request.app, request.env, state)
             raise
         outcome = self._evaluated(request, caller, evaluation)
         if request.pin and (outcome.ok or self._may_hold(request, release.tag)):
@@ -351,7 +351,7 @@ class Operator:
             self._record_pin(request, caller, "pinned", pinned, trigger="rollback")
             outcome.pin = _pin_json(pinned)
         elif request.pin:
-            ledger.restore_pin(request.app, request.env, state)
+            restore_pin(ledger, request.app, request.env, state)
         return outcome
 
     def _may_hold(self, request: OperatorRequest, tag: str) -> bool:
@@ -428,7 +428,7 @@ class Operator:
         # A change that landed between the read and the pin would be what the pin holds: not what was asked.
         after = self._heal(request)
         if after.tag != request.expect_current_tag:
-            self.deps.ledger.restore_pin(request.app, request.env, before.state)
+            restore_pin(self.deps.ledger, request.app, request.env, before.state)
             self._check_precondition(request, after.tag)
         state = self.deps.ledger.environment_state(request.app, request.env)
         self._record_pin(request, caller, "pinned", state, trigger="manual")
@@ -527,6 +527,20 @@ class Operator:
             sha=request.sha if request else None,
             hint=hint_for(reason, request.operation, request.env, request.sha) if request else None,
         )
+
+
+def restore_pin(ledger: DeploymentLedger, app: str, env: str, previous: EnvironmentState | None) -> None:
+    """Put an environment's pin back as it was in ``previous`` (a rollback that did not happen)."""
+    if previous is not None and previous.pinned:
+        ledger.set_pin(
+            app,
+            env,
+            reason=previous.pin_reason or "",
+            pinned_by=previous.pinned_by or "",
+            pinned_at=previous.pinned_at or "",
+        )
+    else:
+        ledger.clear_pin(app, env)
 
 
 def _current(state: EnvironmentState | None) -> str:
