@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,30 @@ def test_a_missing_file_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) ->
         load_config()
     with pytest.raises(ConfigError, match="cannot read the configuration file"):
         load_config("/nonexistent/tagrelay.yaml")
+
+
+def _with_deploy(deploy: dict[str, Any]) -> dict[str, Any]:
+    return {"apps": {"mosaic-life": app_config()}, "github": {"auth": {"token_secret": "t"}}, "deploy": deploy}
+
+
+@pytest.mark.parametrize("placement", ["tracker_vpc", "promoter_vpc"])
+def test_a_removed_setting_says_to_remove_it_not_that_it_is_unknown(tmp_path: Path, placement: str) -> None:
+    """deploy.*_vpc.vpc_id was accepted once (and never used): a file written then names it and says what to do."""
+    vpc = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0a1"], "security_group_ids": ["sg-0b2"]}
+    old = tmp_path / "old.yaml"
+    old.write_text(json.dumps(_with_deploy({placement: vpc})), encoding="utf-8")  # JSON is YAML
+    with pytest.raises(ConfigError) as caught:
+        load_config(old)
+    assert str(caught.value) == (
+        f"{old}: invalid configuration:\n"
+        f"  deploy.{placement}.vpc_id: no longer read: the subnets (subnet_ids) determine the VPC; remove it"
+    )
+    del vpc["vpc_id"]
+    old.write_text(json.dumps(_with_deploy({placement: vpc})), encoding="utf-8")
+    assert getattr(load_config(old).deploy, placement).subnet_ids == ["subnet-0a1"]
+
+
+def test_an_unknown_setting_of_the_same_section_is_still_unknown() -> None:
+    vpc = {"vpc": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0a1"], "security_group_ids": ["sg-0b2"]}
+    with pytest.raises(ConfigError, match=r"deploy\.tracker_vpc\.vpc: unknown field"):
+        parse_config(_with_deploy({"tracker_vpc": vpc}))

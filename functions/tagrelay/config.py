@@ -27,6 +27,14 @@ _KEY_PATH = re.compile(r"^[^.\s]+(?:\.[^.\s]+)*$")
 _DEFAULT_VALUES_FILE = "environments/{env}/values.yaml"
 _ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
+# Settings an earlier version accepted and this one no longer reads. The schema forbids unknown fields
+# (a misspelling must not pass silently), so a file written for that version fails; it gets told what
+# to do instead of "unknown field". Dotted location -> what to do.
+REMOVED_SETTINGS = {
+    f"deploy.{placement}.vpc_id": "no longer read: the subnets (subnet_ids) determine the VPC; remove it"
+    for placement in ("tracker_vpc", "promoter_vpc")
+}
+
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid. The message lists every problem."""
@@ -720,6 +728,8 @@ def _describe(exc: ValidationError, source: str) -> str:
             other["type"] == "literal_error" and loc == location for loc, other in errors
         ):
             message = f"got {error['input']!r}; expected 'none' or a mapping (see docs/configuration.md)"
+        elif error["type"] == "extra_forbidden" and location in REMOVED_SETTINGS:
+            message = REMOVED_SETTINGS[location]
         elif error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling against docs/configuration.md)"
         elif error["type"] == "missing":

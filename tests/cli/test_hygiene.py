@@ -108,6 +108,27 @@ def test_config_check_reports_schema_errors_by_field(tmp_path: Path, capsys: pyt
     assert "error: tracking.schedule_minutes:" in out
 
 
+def test_config_check_says_to_remove_a_setting_this_version_no_longer_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file written for a version that accepted deploy.tracker_vpc.vpc_id: not "unknown field", but
+    which setting and what to do; the rest of the file is still checked."""
+
+    def change(data: dict[str, Any]) -> None:
+        data["deploy"]["tracker_vpc"] = {
+            "vpc_id": "vpc-0123456789abcdef0",
+            "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1"],
+            "security_group_ids": ["sg-0ccccccccccccccc3"],
+        }
+        data["tracking"]["schedule_minutes"] = 0
+
+    assert main(["config", "check", "--config", str(write_config(tmp_path, change)), "-o", "json"]) == 1
+    errors = json.loads(capsys.readouterr().out)["errors"]
+    assert "deploy.tracker_vpc.vpc_id: no longer read: the subnets (subnet_ids) determine the VPC; remove it" in errors
+    assert any(error.startswith("tracking.schedule_minutes:") for error in errors)
+    assert not any("unknown field" in error for error in errors)
+
+
 def test_a_non_ecr_registry_cannot_be_deployed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def change(data: dict[str, Any]) -> None:
         data["apps"]["mosaic-life"]["registry"] = "ghcr.io"
