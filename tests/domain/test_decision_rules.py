@@ -138,3 +138,197 @@ def test_an_archived_image_is_never_committed_and_a_pin_holds_the_environment() 
     pinned = rules.judge_pin("prod", pinned=True, pin_reason="incident 42")
     assert pinned is not None and (pinned.verdict, pinned.reason) == (Verdict.SKIP, Reason.ENVIRONMENT_PINNED)
     assert "incident 42" in pinned.detail and "tagrelay unpin --env prod" in pinned.detail
+
+
+# --- the rest of the checks: each rule's deciding case and its passing (or silent) case ---
+
+D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+SHA = "cf3124bd29e1b829606e16f2755ebab120506214"
+
+
+def _decision(ruling: rules.Ruling | None) -> tuple[str, Verdict | None, Reason | None] | None:
+    return None if ruling is None else (ruling.status, ruling.verdict, ruling.reason)
+
+
+def test_an_event_intake_could_not_read_is_rejected_and_one_it_does_not_act_on_is_ignored() -> None:
+    malformed = rules.judge_malformed_event("detail.image-tag: not a string", Reason.MALFORMED_BAD_FIELD_TYPE)
+    assert _decision(malformed) == ("fail", Verdict.REJECT, Reason.MALFORMED_BAD_FIELD_TYPE)
+    assert malformed.detail == "detail.image-tag: not a string"
+    ignored = rules.judge_ignored_event("a DELETE action", Reason.NOT_A_PUSH)
+    assert _decision(ignored) == ("skip", Verdict.IGNORE, Reason.NOT_A_PUSH)
+    orphan = rules.judge_referrer_without_subject("a/web", D1)
+    assert _decision(orphan) == ("skip", Verdict.IGNORE, Reason.REFERRER_WITHOUT_SUBJECT)
+    assert orphan.detail == f"referrer a/web@{D1} names no subject image"
+    unseen = rules.judge_release_tag_not_seen("a/web", D1)
+    assert _decision(unseen) == ("wait", Verdict.WAIT, Reason.RELEASE_TAG_NOT_SEEN)
+    assert unseen.detail.startswith(f"no release tag has been pushed for a/web@{D1[:19]}… yet;")
+
+
+def test_readiness_waits_for_every_image_then_passes() -> None:
+    one = rules.judge_readiness("cf3124b", {"a/web": D1, "a/api": None})
+    assert _decision(one) == ("wait", Verdict.WAIT, Reason.RELEASE_INCOMPLETE)
+    assert one.detail == "a/api has no tag cf3124b yet"
+    assert (
+        rules.judge_readiness("cf3124b", {"a/web": None, "a/api": None}).detail
+        == "a/web, a/api have no tag cf3124b yet"
+    )
+    ready = rules.judge_readiness("cf3124b", {"a/web": D1, "a/api": D2})
+    assert ready == rules.Ruling("pass", "all 2 images carry cf3124b")
+
+
+def test_a_release_tag_that_moved_since_its_event_is_noted_and_evaluated_as_it_is_now() -> None:
+    assert rules.judge_event_digest("cf3124b", D1, D1) is None
+    assert rules.judge_event_digest("cf3124b", D1, None) is None  # the event's image is not one of the app's
+    moved = rules.judge_event_digest("cf3124b", D1, D2)
+    assert moved == rules.Ruling("skip", "cf3124b moved since the event; evaluating its current digest")
+
+
+def test_the_environment_is_named_or_found_by_branch_tags_else_the_release_waits() -> None:
+    assert rules.judge_named_environment("prod", by_operator=True).detail == "prod (named by the operator)"
+    assert rules.judge_named_environment("prod", by_operator=False).detail == "prod (from the tag's prefix)"
+    branches = {"prod": "main", "staging": "develop"}
+    none = rules.judge_branch_tags("cf3124b", "a/web", branches, [])
+    assert _decision(none) == ("wait", Verdict.WAIT, Reason.NO_ENVIRONMENT)
+    assert none.detail == "no branch tag (main, develop) of a/web points at cf3124b's digest yet"
+    found = rules.judge_branch_tags("cf3124b", "a/web", branches, ["staging"])
+    assert found == rules.Ruling("pass", "staging (tag develop)")
+
+
+def test_a_values_file_tagrelay_cannot_edit_is_refused_with_what_to_do() -> None:
+    missing = rules.judge_values_file_missing("o/g:environments/prod/values.yaml does not exist")
+    assert _decision(missing) == ("fail", Verdict.REJECT, Reason.VALUES_FILE_MISSING)
+    assert missing.detail == "o/g:environments/prod/values.yaml does not exist"  # the check: what GitHub said
+    evaluation = Evaluation(event_id="e")
+    evaluation.apply("prod: values file", missing, ["prod"])
+    assert evaluation.decisions[0].message == "o/g:environments/prod/values.yaml does not exist; create it first"
+    large = rules.judge_values_file_too_large("values.yaml is 2000000 bytes", 1_048_576)
+    assert _decision(large) == ("fail", Verdict.REJECT, Reason.VALUES_FILE_TOO_LARGE)
+    assert "limits.values_file_max_bytes (1048576 bytes); split the file, or raise the limit" in large.detail
+    invalid = rules.judge_values_file_invalid("o/g:environments/prod/values.yaml", "is not UTF-8")
+    assert _decision(invalid) == ("fail", Verdict.REJECT, Reason.VALUES_FILE_INVALID)
+    assert invalid.detail == (
+        "o/g:environments/prod/values.yaml is not UTF-8; fix the file by hand, tagrelay will not rewrite it"
+    )
+
+
+def test_a_file_that_already_holds_the_tag_is_a_noop_unless_it_is_our_unrecorded_commit() -> None:
+    path, field = "environments/prod/values.yaml", "global.imageTag"
+    noop = rules.judge_already_deployed(path, field, "cf3124b", recovered_commit=None)
+    assert _decision(noop) == ("skip", Verdict.NOOP, Reason.ALREADY_DEPLOYED)
+    assert noop.detail == "environments/prod/values.yaml already sets global.imageTag to cf3124b"
+    recovered = rules.judge_already_deployed(path, field, "cf3124b", recovered_commit="9" * 40)
+    assert _decision(recovered) == ("pass", Verdict.PROMOTE, Reason.COMMITTED)
+    assert recovered.detail == f"already at cf3124b by our commit {'9' * 40}"
+    assert recovered.message == f"recovered the record of commit {'9' * 12}"
+
+
+def test_an_operator_change_is_refused_when_the_environment_changed_since_it_was_prepared() -> None:
+    assert rules.judge_precondition("prod", expected_tag="aaaaaaa", current_tag="aaaaaaa") is None
+    assert rules.judge_precondition("prod", expected_tag=None, current_tag=None) is None
+    stale = rules.judge_precondition("prod", expected_tag="aaaaaaa", current_tag="bbbbbbb")
+    assert _decision(stale) == ("fail", Verdict.REJECT, Reason.PRECONDITION_FAILED)
+    assert stale is not None and stale.detail.startswith("prod now runs bbbbbbb, not aaaaaaa as when the command")
+    assert "now runs no tag, not aaaaaaa" in str(
+        rules.judge_precondition("prod", expected_tag="aaaaaaa", current_tag=None)
+    )
+
+
+def test_the_commit_must_exist_and_be_the_one_an_operator_named() -> None:
+    unknown = rules.judge_commit_not_found("cf3124b", "o/src", "No commit found for SHA: cf3124b")
+    assert _decision(unknown) == ("fail", Verdict.REJECT, Reason.COMMIT_NOT_FOUND)
+    assert unknown.detail == "cf3124b is not a commit of o/src (No commit found for SHA: cf3124b)"
+    found = rules.judge_commit("cf3124b", SHA, subject="fix", author="octocat", requested_sha=None)
+    assert found == rules.Ruling("pass", f"cf3124b is {SHA} ('fix' by octocat)")
+    assert not rules.judge_commit("cf3124b", SHA, subject="s", author="a", requested_sha=SHA[:12]).decides
+    other = rules.judge_commit("cf3124b", SHA, subject="s", author="a", requested_sha="cf3124bX")
+    assert _decision(other) == ("fail", Verdict.REJECT, Reason.COMMIT_NOT_FOUND)
+    assert other.detail == f"cf3124bX is not a prefix of {SHA}, the commit cf3124b names"
+
+
+def test_signatures_must_name_the_commit_the_tag_resolves_to() -> None:
+    assert rules.judge_signature_binding("cf3124b", "cf3124b", SHA, {}) is None
+    assert rules.judge_signature_binding("cf3124b", "cf3124b", SHA, {"a/web": SHA, "a/api": SHA[:7]}) is None
+    other = "cf3124b" + "0" * 33
+    unbound = rules.judge_signature_binding("cf3124b", "cf3124b", SHA, {"a/web": SHA, "a/api": other})
+    assert _decision(unbound) == ("fail", Verdict.REJECT, Reason.SIGNATURE_INVALID)
+    assert unbound is not None
+    assert (
+        unbound.detail
+        == f"cf3124b resolves to {SHA}, but a/api is signed for commit {other}; sign the release's own commit"
+    )
+    # A signature shorter than the tag's SHA does not name a commit precisely enough.
+    assert rules.judge_signature_binding("cf3124b", "cf3124b", SHA, {"a/web": SHA[:6]}) is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "on_branch"), [("identical", True), ("ahead", True), ("behind", False), ("diverged", False)]
+)
+def test_the_commit_must_be_on_the_environments_branch(status: str, on_branch: bool) -> None:
+    ruling = rules.judge_branch("main", SHA, status)
+    if on_branch:
+        assert ruling == rules.Ruling("pass", f"main contains {SHA[:12]}")
+    else:
+        assert _decision(ruling) == ("fail", Verdict.REJECT, Reason.COMMIT_NOT_ON_BRANCH)
+        assert ruling.detail == f"commit {SHA[:12]} is not on branch main (GitHub compare says {status!r})"
+
+
+def test_order_is_not_judged_against_an_unknown_deployed_commit_nor_for_a_rollback() -> None:
+    unknown = rules.judge_order("prod", "prod-0000000", "0" * 7, SHA, None, manual=False)
+    assert unknown == rules.Ruling("skip", "deployed tag prod-0000000 names no known commit")
+    assert rules.judge_rollback_order() == rules.Ruling("skip", "a rollback: the no-downgrade guard does not apply")
+    assert not rules.judge_rollback_order().decides
+
+
+def test_a_registry_without_an_archive_skips_the_archive_check() -> None:
+    ruling = rules.judge_unarchivable("registry.example.com")
+    assert ruling == rules.Ruling("skip", "registry.example.com is not ECR: images are never archived")
+
+
+def test_the_commit_decisions_dry_run_and_committed_say_what_was_or_would_be_written() -> None:
+    dry = rules.judge_dry_run("global.imageTag", "cf3124b")
+    assert _decision(dry) == ("pass", Verdict.PROMOTE, Reason.READY)
+    assert (dry.detail, dry.message) == ("would set global.imageTag to cf3124b", "dry run: nothing written")
+    done = rules.judge_committed(
+        "o/g", "9" * 40, ["web.image.tag", "api.image.tag"], "cf3124b", field="global.imageTag", previous_tag="aaaaaaa"
+    )
+    assert _decision(done) == ("pass", Verdict.PROMOTE, Reason.COMMITTED)
+    assert done.detail == f"{'9' * 12} sets web.image.tag, api.image.tag to cf3124b"
+    assert done.message == f"o/g@{'9' * 12}: global.imageTag 'aaaaaaa' -> 'cf3124b'"
+    first = rules.judge_committed("o/g", "9" * 40, ["t"], "cf3124b", field="t", previous_tag=None)
+    assert first.message == f"o/g@{'9' * 12}: t None -> 'cf3124b'"
+
+
+def test_a_pull_request_github_does_not_merge_yet_waits() -> None:
+    url = "https://github.com/o/g/pull/7"
+    merged = rules.judge_pull_request(url, "cf3124b", merged_commit="9" * 40, github_says="")
+    assert merged == rules.Ruling("pass", f"{url} merged as {'9' * 12}")
+    waiting = rules.judge_pull_request(url, "cf3124b", merged_commit=None, github_says="review required")
+    assert _decision(waiting) == ("wait", Verdict.WAIT, Reason.PULL_REQUEST_OPEN)
+    assert waiting.detail.startswith(
+        f"{url} proposes cf3124b and waits: GitHub does not merge it yet (review required)"
+    )
+
+
+def test_an_archived_image_alerts_only_where_it_is_deployed() -> None:
+    restored = rules.judge_image_restored("a/web", D1)
+    assert _decision(restored) == ("skip", Verdict.IGNORE, Reason.IMAGE_RESTORED)
+    assert (restored.detail, restored.message) == (
+        f"a/web@{D1} was restored to ECR standard storage",
+        f"a/web@{D1} was restored; nothing to do",
+    )
+    unused = rules.judge_archived_not_deployed("a/web", D1)
+    assert _decision(unused) == ("skip", Verdict.IGNORE, Reason.IMAGE_ARCHIVED_NOT_DEPLOYED)
+    alert = rules.judge_archived_deployed("prod", "cf3124b", "a/web", D1)
+    assert _decision(alert) == ("fail", Verdict.ALERT, Reason.IMAGE_ARCHIVED)
+    assert alert.detail == rules.archived_deployed_message("prod", "cf3124b", "a/web", D1)
+    assert "tagrelay rollback --env prod" in alert.detail and "--target-storage-class STANDARD" in alert.detail
+
+
+def test_a_ruling_may_decide_with_another_message_than_its_check_detail() -> None:
+    evaluation = Evaluation(event_id="e")
+    evaluation.apply("prod: commit", rules.judge_dry_run("t", "cf3124b"), ["prod"], previous_tag="aaaaaaa")
+    assert evaluation.checks[0].detail == "would set t to cf3124b"
+    assert (evaluation.decisions[0].message, evaluation.decisions[0].previous_tag) == (
+        "dry run: nothing written",
+        "aaaaaaa",
+    )

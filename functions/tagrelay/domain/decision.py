@@ -7,7 +7,7 @@ Evaluation.apply records), so they can be read and tested without any server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -222,8 +222,9 @@ class Evaluation:
         self.check(name, ruling.status, ruling.detail)
         if ruling.verdict is None or ruling.reason is None:
             return False
+        message = ruling.detail if ruling.message is None else ruling.message
         for env in envs:
-            self.decide(env, ruling.verdict, ruling.reason, ruling.detail, **facts)
+            self.decide(env, ruling.verdict, ruling.reason, message, **facts)
         return True
 
     @property
@@ -293,6 +294,7 @@ class Ruling:
     detail: str
     verdict: Verdict | None = None  # None: the evaluation goes on
     reason: Reason | None = None
+    message: str | None = None  # the decision's message, when it says more or other than the check's detail
 
     @property
     def decides(self) -> bool:
@@ -351,11 +353,14 @@ def judge_signatures(verdicts: Mapping[str, SignatureVerdict], *, overdue: str |
 
 
 def judge_order(
-    env: str, deployed_tag: str, deployed_sha: str, candidate_sha: str, compare_status: str, *, manual: bool
+    env: str, deployed_tag: str, deployed_sha: str, candidate_sha: str, compare_status: str | None, *, manual: bool
 ) -> Ruling:
     """Descendants only: the candidate must contain the commit the environment runs (``compare_status``:
-    GitHub's compare(base=deployed, head=candidate)). Older is superseded; diverged is refused, except
-    for a manual deploy, which records it and goes on."""
+    GitHub's compare(base=deployed, head=candidate); None when GitHub knows no such deployed commit, e.g.
+    after a hand edit, so there is nothing to order against). Older is superseded; diverged is refused,
+    except for a manual deploy, which records it and goes on."""
+    if compare_status is None:
+        return Ruling("skip", f"deployed tag {deployed_tag} names no known commit")
     if candidate_is_older(compare_status):
         message = f"{env} runs {deployed_tag}, a newer commit than {candidate_sha[:12]}; not going back"
         return Ruling("fail", message, Verdict.SUPERSEDED, Reason.NEWER_COMMIT_DEPLOYED)
@@ -368,6 +373,11 @@ def judge_order(
             return Ruling("skip", f"{message}; deployed anyway: a manual deploy")
         return Ruling("fail", message, Verdict.REJECT, Reason.NOT_DESCENDANT)
     return Ruling("pass", f"{candidate_sha[:12]} is {compare_status} of deployed {deployed_tag}")
+
+
+def judge_rollback_order() -> Ruling:
+    """A rollback goes back on purpose: the no-downgrade guard (judge_order) does not apply to it."""
+    return Ruling("skip", "a rollback: the no-downgrade guard does not apply")
 
 
 def judge_archive(env: str, inactive: Mapping[str, tuple[str, str]], images: int) -> Ruling:
@@ -388,12 +398,248 @@ def judge_archive(env: str, inactive: Mapping[str, tuple[str, str]], images: int
     return Ruling("fail", message, Verdict.REJECT, Reason.IMAGE_ARCHIVED)
 
 
+def judge_unarchivable(registry: str) -> Ruling:
+    """A registry that is not ECR archives nothing: the archive check does not apply."""
+    return Ruling("skip", f"{registry} is not ECR: images are never archived")
+
+
 def judge_pin(env: str, *, pinned: bool, pin_reason: str | None) -> Ruling | None:
     """A pinned environment takes no release until it is unpinned (None: not pinned, nothing to record)."""
     if not pinned:
         return None
     message = f"{env} is pinned ({pin_reason or 'no reason given'}); run `tagrelay unpin --env {env}`"
     return Ruling("skip", message, Verdict.SKIP, Reason.ENVIRONMENT_PINNED)
+
+
+# --- the event and its release tag ---
+
+
+def judge_malformed_event(problem: str, reason: Reason) -> Ruling:
+    """An event that cannot be read is refused (``problem``, ``reason``: what intake found wrong)."""
+    return Ruling("fail", problem, Verdict.REJECT, reason)
+
+
+def judge_ignored_event(why: str, reason: Reason) -> Ruling:
+    """An event tagrelay does not act on (``why``, ``reason``: what intake found it to be)."""
+    return Ruling("skip", why, Verdict.IGNORE, reason)
+
+
+def judge_referrer_without_subject(repository: str, digest: str) -> Ruling:
+    """A referrer (a cosign v3 bundle) whose manifest names no subject image signs nothing to evaluate."""
+    message = f"referrer {repository}@{digest} names no subject image"
+    return Ruling("skip", message, Verdict.IGNORE, Reason.REFERRER_WITHOUT_SUBJECT)
+
+
+def judge_release_tag_not_seen(repository: str, digest: str) -> Ruling:
+    """A branch-tag or signature push for a digest whose release tag the ledger has not seen: the
+    release-tag push (which may come later) evaluates the release."""
+    message = (
+        f"no release tag has been pushed for {repository}@{digest[:19]}… yet; "
+        "its release-tag push will evaluate the release"
+    )
+    return Ruling("wait", message, Verdict.WAIT, Reason.RELEASE_TAG_NOT_SEEN)
+
+
+# --- release-wide: readiness and environments ---
+
+
+def judge_readiness(tag: str, resolved: Mapping[str, str | None]) -> Ruling:
+    """Every image of the app must carry the release tag (``resolved``: image -> the digest the
+    registry resolved the tag to, None when the image has no such tag yet)."""
+    missing = missing_images(resolved)
+    if missing:
+        message = f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no tag {tag} yet"
+        return Ruling("wait", message, Verdict.WAIT, Reason.RELEASE_INCOMPLETE)
+    return Ruling("pass", f"all {len(resolved)} images carry {tag}")
+
+
+def judge_event_digest(tag: str, event_digest: str, current_digest: str | None) -> Ruling | None:
+    """The release is evaluated from the digest its tag points at now, which may no longer be the one
+    the event named (None: the same, nothing to record)."""
+    if current_digest in (None, event_digest):
+        return None
+    return Ruling("skip", f"{tag} moved since the event; evaluating its current digest")
+
+
+def judge_named_environment(env: str, *, by_operator: bool) -> Ruling:
+    """The environment is named, by the operator's request or by the release tag's prefix."""
+    return Ruling("pass", f"{env} (named by the operator)" if by_operator else f"{env} (from the tag's prefix)")
+
+
+def judge_branch_tags(tag: str, image: str, branches: Mapping[str, str], matched: Sequence[str]) -> Ruling:
+    """A bare release tag goes to the environments whose branch tag points at its digest (``branches``:
+    env -> branch, every environment of the app; ``matched``: those whose branch tag of ``image`` does,
+    from environments_for_digest). None yet: wait for a branch-tag push."""
+    if not matched:
+        message = f"no branch tag ({', '.join(branches.values())}) of {image} points at {tag}'s digest yet"
+        return Ruling("wait", message, Verdict.WAIT, Reason.NO_ENVIRONMENT)
+    return Ruling("pass", ", ".join(f"{env} (tag {branches[env]})" for env in matched))
+
+
+# --- per environment: the values file ---
+
+
+def judge_values_file_missing(problem: str) -> Ruling:
+    """The environment's values file does not exist (``problem``: what GitHub said): tagrelay edits a
+    file, it never creates one."""
+    return Ruling("fail", problem, Verdict.REJECT, Reason.VALUES_FILE_MISSING, message=f"{problem}; create it first")
+
+
+def judge_values_file_too_large(problem: str, max_bytes: int) -> Ruling:
+    """The values file is larger than tagrelay reads (``problem``: what the read said)."""
+    message = (
+        f"{problem}: tagrelay edits values files up to limits.values_file_max_bytes ({max_bytes} bytes); "
+        "split the file, or raise the limit"
+    )
+    return Ruling("fail", message, Verdict.REJECT, Reason.VALUES_FILE_TOO_LARGE)
+
+
+def judge_values_file_invalid(location: str, problem: str) -> Ruling:
+    """The values file cannot be edited as one line (``problem``: what its format found, e.g. not UTF-8,
+    no such key): it is a person's to fix, never rewritten."""
+    message = f"{location} {problem}; fix the file by hand, tagrelay will not rewrite it"
+    return Ruling("fail", message, Verdict.REJECT, Reason.VALUES_FILE_INVALID)
+
+
+def judge_already_deployed(path: str, field: str, tag: str, *, recovered_commit: str | None) -> Ruling:
+    """The values file already holds the tag: a no-op, or, when ``recovered_commit`` is tagrelay's own
+    commit of this tag whose record was lost (the healer recovered it), that deployment."""
+    if recovered_commit is not None:
+        return Ruling(
+            "pass",
+            f"already at {tag} by our commit {recovered_commit}",
+            Verdict.PROMOTE,
+            Reason.COMMITTED,
+            message=f"recovered the record of commit {recovered_commit[:12]}",
+        )
+    message = f"{path} already sets {field} to {tag}"
+    return Ruling("skip", message, Verdict.NOOP, Reason.ALREADY_DEPLOYED)
+
+
+def judge_precondition(env: str, *, expected_tag: str | None, current_tag: str | None) -> Ruling | None:
+    """An operator change acts only on the state it was prepared against: the file must still hold the
+    tag the command saw (None: it does, nothing to record)."""
+    if current_tag == expected_tag:
+        return None
+    message = (
+        f"{env} now runs {current_tag or 'no tag'}, not {expected_tag or 'no tag'} as when "
+        "the command was prepared: nothing was changed; run the command again to act on what runs now"
+    )
+    return Ruling("fail", message, Verdict.REJECT, Reason.PRECONDITION_FAILED)
+
+
+# --- the source commit and its branch ---
+
+
+def judge_commit_not_found(sha: str, repo: str, problem: str) -> Ruling:
+    """The tag's SHA is no commit of the source repository (``problem``: what GitHub said)."""
+    return Ruling("fail", f"{sha} is not a commit of {repo} ({problem})", Verdict.REJECT, Reason.COMMIT_NOT_FOUND)
+
+
+def judge_commit(sha: str, commit_sha: str, *, subject: str, author: str, requested_sha: str | None) -> Ruling:
+    """The commit the tag's ``sha`` resolves to. An operator's longer SHA must be a prefix of it: it
+    can only name its own commit."""
+    if requested_sha and not commit_sha.startswith(requested_sha):
+        message = f"{requested_sha} is not a prefix of {commit_sha}, the commit {sha} names"
+        return Ruling("fail", message, Verdict.REJECT, Reason.COMMIT_NOT_FOUND)
+    return Ruling("pass", f"{sha} is {commit_sha} ({subject!r} by {author})")
+
+
+def judge_signature_binding(tag: str, sha: str, commit_sha: str, signed_commits: Mapping[str, str]) -> Ruling | None:
+    """Every signature that names a commit (``signed_commits``: image -> that commit, as signed) names
+    this one, at least as precisely as the tag's ``sha`` (None: they do, nothing to record). A commit
+    that only shares the tag's short prefix is another commit."""
+    unbound = {
+        image: signed
+        for image, signed in signed_commits.items()
+        if not commit_sha.startswith(signed) or len(signed) < len(sha)
+    }
+    if not unbound:
+        return None
+    what = "; ".join(f"{image} is signed for commit {signed}" for image, signed in unbound.items())
+    message = f"{tag} resolves to {commit_sha}, but {what}; sign the release's own commit"
+    return Ruling("fail", message, Verdict.REJECT, Reason.SIGNATURE_INVALID)
+
+
+def judge_branch(branch: str, commit_sha: str, compare_status: str) -> Ruling:
+    """The commit must be on the environment's branch (``compare_status``: GitHub's
+    compare(base=commit, head=branch))."""
+    if not reachable_from_branch(compare_status):
+        message = f"commit {commit_sha[:12]} is not on branch {branch} (GitHub compare says {compare_status!r})"
+        return Ruling("fail", message, Verdict.REJECT, Reason.COMMIT_NOT_ON_BRANCH)
+    return Ruling("pass", f"{branch} contains {commit_sha[:12]}")
+
+
+# --- per environment: the write ---
+
+
+def judge_dry_run(field: str, tag: str) -> Ruling:
+    """Every check passed, and nothing is written: what the commit would do (`tagrelay explain`)."""
+    return Ruling(
+        "pass", f"would set {field} to {tag}", Verdict.PROMOTE, Reason.READY, message="dry run: nothing written"
+    )
+
+
+def judge_committed(
+    repo: str, gitops_commit: str, fields: Sequence[str], tag: str, *, field: str, previous_tag: str | None
+) -> Ruling:
+    """The GitOps commit was made (``fields``: the keys it changed; ``field``: the format's description)."""
+    return Ruling(
+        "pass",
+        f"{gitops_commit[:12]} sets {', '.join(fields)} to {tag}",
+        Verdict.PROMOTE,
+        Reason.COMMITTED,
+        message=f"{repo}@{gitops_commit[:12]}: {field} {previous_tag!r} -> {tag!r}",
+    )
+
+
+def judge_pull_request(url: str, tag: str, *, merged_commit: str | None, github_says: str) -> Ruling:
+    """``gitops.write: pull_request``: merged (``merged_commit``) goes on to the commit; otherwise GitHub
+    does not allow the merge yet (``github_says``: its reason, e.g. required reviews or checks), and
+    the release waits for a later event or the reconcile sweep."""
+    if merged_commit is not None:
+        return Ruling("pass", f"{url} merged as {merged_commit[:12]}")
+    message = (
+        f"{url} proposes {tag} and waits: GitHub does not merge it yet ({github_says}); it is merged "
+        "once GitHub allows (review it, or let its checks pass), or put the app on the ruleset's bypass list "
+        "(docs/deploy.md)"
+    )
+    return Ruling("wait", message, Verdict.WAIT, Reason.PULL_REQUEST_OPEN)
+
+
+# --- an image archived or restored in ECR (an ECR storage-class event) ---
+
+
+def judge_image_restored(repository: str, digest: str) -> Ruling:
+    """A restored image can be pulled again: nothing to do."""
+    what = f"{repository}@{digest}"
+    return Ruling(
+        "skip",
+        f"{what} was restored to ECR standard storage",
+        Verdict.IGNORE,
+        Reason.IMAGE_RESTORED,
+        message=f"{what} was restored; nothing to do",
+    )
+
+
+def judge_archived_not_deployed(repository: str, digest: str) -> Ruling:
+    """An archived image that no environment runs harms no one (a release with it is refused by judge_archive)."""
+    message = f"{repository}@{digest} was archived; no environment runs it"
+    return Ruling("skip", message, Verdict.IGNORE, Reason.IMAGE_ARCHIVED_NOT_DEPLOYED)
+
+
+def judge_archived_deployed(env: str, tag: str, repository: str, digest: str) -> Ruling:
+    """An environment runs an archived image: a person must act, since a pod that starts now cannot pull it."""
+    return Ruling("fail", archived_deployed_message(env, tag, repository, digest), Verdict.ALERT, Reason.IMAGE_ARCHIVED)
+
+
+def archived_deployed_message(env: str, tag: str, repository: str, digest: str) -> str:
+    return (
+        f"{env} runs {tag}, whose image {repository}@{digest} was archived in ECR: a pod that starts now (a "
+        f"rescheduled node, a scale-up) cannot pull it. Restore it: aws ecr update-image-storage-class "
+        f"--repository-name {repository} --image-id imageDigest={digest} --target-storage-class STANDARD; or "
+        f"deploy another release (tagrelay rollback --env {env}); and exclude deployed tags from the lifecycle rule"
+    )
 
 
 # The checks of a release, in the order services/promote.py makes them; the first one not met decides.

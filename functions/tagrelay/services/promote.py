@@ -197,13 +197,11 @@ class Promoter:
             intake = classify(event, self.config, now=self.deps.clock())
         except MalformedEvent as exc:
             evaluation = Evaluation(event_id=None)  # its id is not trusted: it may be what is wrong
-            evaluation.check("event", "fail", str(exc))
-            evaluation.decide(None, Verdict.REJECT, exc.reason, str(exc))
+            evaluation.apply("event", rules.judge_malformed_event(str(exc), exc.reason), [None])
             return [evaluation]
         if isinstance(intake, Ignored):
             evaluation = Evaluation(event_id=intake.event_id)
-            evaluation.check("event", "skip", intake.message)
-            evaluation.decide(None, Verdict.IGNORE, intake.code, intake.message)
+            evaluation.apply("event", rules.judge_ignored_event(intake.message, intake.code), [None])
             return [evaluation]
         if isinstance(intake, StorageClassChanged):
             return [self.storage_class_changed(intake)]
@@ -223,9 +221,7 @@ class Promoter:
             digest = self._digest_to_evaluate(trigger, app)
             if digest is None:
                 evaluation = Evaluation(event_id=push.event_id, app=trigger.app_name, trigger="signature")
-                message = f"referrer {push.repository}@{push.digest} names no subject image"
-                evaluation.check("referrer", "skip", message)
-                evaluation.decide(None, Verdict.IGNORE, Reason.REFERRER_WITHOUT_SUBJECT, message)
+                evaluation.apply("referrer", rules.judge_referrer_without_subject(push.repository, push.digest), [None])
                 return [evaluation]
             tags = self.deps.ledger.release_tags_for(push.repository, digest)
             releases = [r for t in tags if (r := parse_release_tag(t, app.tag_regex)) is not None]
@@ -314,23 +310,18 @@ class Promoter:
         release = request.release
         registry = self.deps.registry_for(app)
         resolved = {image: registry.resolve_tag(image, release.tag) for image in app.images}
-        missing = rules.missing_images(resolved)
-        if missing:
-            message = f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no tag {release.tag} yet"
-            evaluation.check("readiness", "wait", message)
-            evaluation.decide(request.env or release.env, Verdict.WAIT, Reason.RELEASE_INCOMPLETE, message)
+        if evaluation.apply("readiness", rules.judge_readiness(release.tag, resolved), [request.env or release.env]):
             return []
         digests = {image: digest for image, digest in resolved.items() if digest}
         evaluation.digests = digests
-        evaluation.check("readiness", "pass", f"all {len(digests)} images carry {release.tag}")
         if self._tag_moved(app, request, evaluation) or not self._tags_immutable(app, request, evaluation):
             return []
-        if request.push and digests.get(request.push.repository) not in (None, request.push.digest):
-            evaluation.check(
-                "event digest", "skip", f"{release.tag} moved since the event; evaluating its current digest"
-            )
+        if request.push and (
+            moved := rules.judge_event_digest(release.tag, request.push.digest, digests.get(request.push.repository))
+        ):
+            evaluation.apply("event digest", moved, [])
         if request.env is not None:
-            evaluation.check("environment", "pass", f"{request.env} (named by the operator)")
+            evaluation.apply("environment", rules.judge_named_environment(request.env, by_operator=True), [])
             envs = [request.env]
         else:
             envs = self._environments(app, release, digests, registry, evaluation)
@@ -383,19 +374,14 @@ class Promoter:
         self, app: App, release: ReleaseTag, digests: dict[str, str], registry: ImageRegistry, evaluation: Evaluation
     ) -> list[str]:
         if release.env is not None:
-            evaluation.check("environment", "pass", f"{release.env} (from the tag's prefix)")
+            evaluation.apply("environment", rules.judge_named_environment(release.env, by_operator=False), [])
             return [release.env]
         first_image = app.images[0]
         heads = {env: registry.resolve_tag(first_image, cfg.branch) for env, cfg in app.environments.items()}
         envs = rules.environments_for_digest(heads, digests[first_image])
-        if not envs:
-            branches = ", ".join(cfg.branch for cfg in app.environments.values())
-            message = f"no branch tag ({branches}) of {first_image} points at {release.tag}'s digest yet"
-            evaluation.check("environment", "wait", message)
-            evaluation.decide(None, Verdict.WAIT, Reason.NO_ENVIRONMENT, message)
+        branches = {env: cfg.branch for env, cfg in app.environments.items()}
+        if evaluation.apply("environment", rules.judge_branch_tags(release.tag, first_image, branches, envs), [None]):
             return []
-        via = ", ".join(f"{env} (tag {app.environments[env].branch})" for env in envs)
-        evaluation.check("environment", "pass", via)
         return envs
 
     def _signatures(
@@ -437,39 +423,30 @@ class Promoter:
         """Read and edit the environment's values file in memory; None once decided (noop, invalid, missing)."""
         repo, path = app.gitops.repo, app.gitops.values_path(env)
         cap = self.config.limits.values_file_max_bytes
+        check = f"{env}: values file"
         try:
             current = self.deps.github.read_file(repo, path, app.gitops.branch, max_bytes=cap)
         except FileNotFound as exc:
-            evaluation.check(f"{env}: values file", "fail", str(exc))
-            evaluation.decide(env, Verdict.REJECT, Reason.VALUES_FILE_MISSING, f"{exc}; create it first")
+            evaluation.apply(check, rules.judge_values_file_missing(str(exc)), [env])
             return None
         except FileTooLarge as exc:
-            message = (
-                f"{exc}: tagrelay edits values files up to limits.values_file_max_bytes ({cap} bytes); "
-                "split the file, or raise the limit"
-            )
-            evaluation.check(f"{env}: values file", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, Reason.VALUES_FILE_TOO_LARGE, message)
+            evaluation.apply(check, rules.judge_values_file_too_large(str(exc), cap), [env])
             return None
         try:
             # The digests pinned beside the tag (when the format pins them) are the ones just verified.
             edit = app.gitops_format.plan(current.content.decode("utf-8"), request.release.tag, evaluation.digests)
         except (UnicodeDecodeError, ValuesFileError, InvalidEditRequest) as exc:
             problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
-            message = f"{repo}:{path} {problem}; fix the file by hand, tagrelay will not rewrite it"
-            evaluation.check(f"{env}: values file", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, Reason.VALUES_FILE_INVALID, message)
+            evaluation.apply(check, rules.judge_values_file_invalid(f"{repo}:{path}", problem), [env])
             return None
         if not edit.changed:
             self._already_deployed(app, env, request, evaluation, current)
             return None
-        if request.check_precondition and edit.previous.tag != request.expect_current_tag:
-            message = (
-                f"{env} now runs {edit.previous.tag or 'no tag'}, not {request.expect_current_tag or 'no tag'} as when "
-                "the command was prepared: nothing was changed; run the command again to act on what runs now"
-            )
-            evaluation.check(f"{env}: precondition", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, Reason.PRECONDITION_FAILED, message, previous_tag=edit.previous.tag)
+        previous = edit.previous.tag
+        if request.check_precondition and (
+            stale := rules.judge_precondition(env, expected_tag=request.expect_current_tag, current_tag=previous)
+        ):
+            evaluation.apply(f"{env}: precondition", stale, [env], previous_tag=previous)
             return None
         return _ValuesSnapshot(current, edit)
 
@@ -481,23 +458,18 @@ class Promoter:
             # An operator's longer SHA is resolved as given, so that it can only name its own commit.
             commit = self.deps.github.resolve_commit(app.source_repo, request.requested_sha or release.sha)
         except CommitNotFound as exc:
-            message = f"{release.sha} is not a commit of {app.source_repo} ({exc})"
-            evaluation.check("commit", "fail", message)
-            for env in envs:
-                evaluation.decide(env, Verdict.REJECT, Reason.COMMIT_NOT_FOUND, message)
+            evaluation.apply("commit", rules.judge_commit_not_found(release.sha, app.source_repo, str(exc)), envs)
             return None
         if not self._signed_for(commit, request, evaluation, envs):
             return None
-        if request.requested_sha and not commit.sha.startswith(request.requested_sha):
-            message = f"{request.requested_sha} is not a prefix of {commit.sha}, the commit {release.sha} names"
-            evaluation.check("commit", "fail", message)
-            for env in envs:
-                evaluation.decide(env, Verdict.REJECT, Reason.COMMIT_NOT_FOUND, message)
+        ruling = rules.judge_commit(
+            release.sha, commit.sha, subject=commit.subject, author=commit.author, requested_sha=request.requested_sha
+        )
+        if evaluation.apply("commit", ruling, envs):
             return None
         evaluation.full_sha = commit.sha
         evaluation.actor = request.actor or commit.author
         evaluation.source_committed_at = commit.committed_at
-        evaluation.check("commit", "pass", f"{release.sha} is {commit.sha} ({commit.subject!r} by {commit.author})")
         return commit
 
     def _signed_for(
@@ -505,20 +477,8 @@ class Promoter:
     ) -> bool:
         """Every signature's commit (evaluation.signed_commits, from the signature check) is this commit."""
         release = request.release
-        unbound = {
-            image: signed
-            for image, signed in evaluation.signed_commits.items()
-            if not commit.sha.startswith(signed) or len(signed) < len(release.sha)
-        }
-        if not unbound:
-            return True
-        # The signature named a commit that shares the tag's prefix but is not the one it resolves to.
-        what = "; ".join(f"{image} is signed for commit {signed}" for image, signed in unbound.items())
-        message = f"{release.tag} resolves to {commit.sha}, but {what}; sign the release's own commit"
-        evaluation.check("commit", "fail", message)
-        for env in envs:
-            evaluation.decide(env, Verdict.REJECT, Reason.SIGNATURE_INVALID, message)
-        return False
+        unbound = rules.judge_signature_binding(release.tag, release.sha, commit.sha, evaluation.signed_commits)
+        return unbound is None or not evaluation.apply("commit", unbound, envs)
 
     # --- per environment: branch, pin, order, compare-and-swap commit ---
 
@@ -526,12 +486,8 @@ class Promoter:
         """The commit is on the environment's branch; otherwise decided (commit_not_on_branch)."""
         branch = app.environments[env].branch
         status = self.deps.github.compare(app.source_repo, commit.sha, branch)
-        if not rules.reachable_from_branch(status):
-            message = f"commit {commit.sha[:12]} is not on branch {branch} (GitHub compare says {status!r})"
-            evaluation.check(f"{env}: branch", "fail", message)
-            evaluation.decide(env, Verdict.REJECT, Reason.COMMIT_NOT_ON_BRANCH, message)
+        if evaluation.apply(f"{env}: branch", rules.judge_branch(branch, commit.sha, status), [env]):
             return False
-        evaluation.check(f"{env}: branch", "pass", f"{branch} contains {commit.sha[:12]}")
         evaluation.source_branch = branch
         return True
 
@@ -566,7 +522,7 @@ class Promoter:
                 return
             previous = snapshot.edit.previous.tag
             if request.allow_downgrade:
-                evaluation.check(f"{env}: order", "skip", "a rollback: the no-downgrade guard does not apply")
+                evaluation.apply(f"{env}: order", rules.judge_rollback_order(), [env])
             # Every tag an image runs (they differ only after a hand edit of one per-image key) must be older.
             elif any(
                 self._out_of_order(app, env, deployed, commit, request, evaluation)
@@ -576,10 +532,8 @@ class Promoter:
             if not attempt and self._archived(app, env, evaluation):
                 return
             if self.dry_run:
-                evaluation.check(
-                    f"{env}: commit", "pass", f"would set {app.gitops_format.describe()} to {request.release.tag}"
-                )
-                evaluation.decide(env, Verdict.PROMOTE, Reason.READY, "dry run: nothing written", previous_tag=previous)
+                dry_run = rules.judge_dry_run(app.gitops_format.describe(), request.release.tag)
+                evaluation.apply(f"{env}: commit", dry_run, [env], previous_tag=previous)
                 return
             message = commit_message(
                 CommitDetails(
@@ -623,16 +577,18 @@ class Promoter:
                 )
                 self.deps.sleep(delay)
                 continue
-            evaluation.check(
-                f"{env}: commit",
-                "pass",
-                f"{written.sha[:12]} sets {', '.join(snapshot.edit.fields)} to {request.release.tag}",
+            committed = rules.judge_committed(
+                repo,
+                written.sha,
+                snapshot.edit.fields,
+                request.release.tag,
+                field=app.gitops_format.describe(),
+                previous_tag=previous,
             )
-            evaluation.decide(
-                env,
-                Verdict.PROMOTE,
-                Reason.COMMITTED,
-                f"{repo}@{written.sha[:12]}: {app.gitops_format.describe()} {previous!r} -> {request.release.tag!r}",
+            evaluation.apply(
+                f"{env}: commit",
+                committed,
+                [env],
                 previous_tag=previous,
                 gitops_commit=written.sha,
                 gitops_url=written.url,
@@ -716,27 +672,16 @@ class Promoter:
         elif pull.title != title:
             github.update_pull_request(repo, pull.number, title=title, body=body)  # a newer release took it over
         merged = github.merge_pull_request(repo, pull.number, head_sha=head_sha, title=title, message=body)
-        if merged.merged and merged.sha:
-            evaluation.check(f"{env}: pull request", "pass", f"{pull.url} merged as {merged.sha[:12]}")
-            commit_url = f"{pull.url.split('/pull/')[0]}/commit/{merged.sha}"
-            return CommitRef(sha=merged.sha, url=commit_url, message=message), pull.url
-        if github.branch_head(repo, base) != base_head:
+        merge_commit = merged.sha if merged.merged and merged.sha else None
+        if merge_commit is None and github.branch_head(repo, base) != base_head:
             raise WriteConflict(f"{base} moved while {pull.url} was merged ({merged.reason})")
-        message_text = (
-            f"{pull.url} proposes {tag} and waits: GitHub does not merge it yet ({merged.reason}); it is merged "
-            "once GitHub allows (review it, or let its checks pass), or put the app on the ruleset's bypass list "
-            "(docs/deploy.md)"
-        )
-        evaluation.check(f"{env}: pull request", "wait", message_text)
-        evaluation.decide(
-            env,
-            Verdict.WAIT,
-            Reason.PULL_REQUEST_OPEN,
-            message_text,
-            previous_tag=snapshot.edit.previous.tag,
-            pull_request_url=pull.url,
-        )
-        return None
+        ruling = rules.judge_pull_request(pull.url, tag, merged_commit=merge_commit, github_says=merged.reason)
+        facts = {"previous_tag": snapshot.edit.previous.tag, "pull_request_url": pull.url}
+        evaluation.apply(f"{env}: pull request", ruling, [env], **facts)
+        if merge_commit is None:
+            return None  # decided: the pull request waits
+        commit_url = f"{pull.url.split('/pull/')[0]}/commit/{merge_commit}"
+        return CommitRef(sha=merge_commit, url=commit_url, message=message), pull.url
 
     def _out_of_order(
         self,
@@ -754,11 +699,11 @@ class Promoter:
         current = parse_release_tag(current_tag, app.tag_regex)
         if current is None or commit.sha.startswith(current.sha):
             return False
+        status: str | None
         try:
             status = self.deps.github.compare(app.source_repo, current.sha, commit.sha)
         except CommitNotFound:
-            evaluation.check(f"{env}: order", "skip", f"deployed tag {current_tag} names no known commit")
-            return False
+            status = None  # GitHub knows no such deployed commit (a hand edit): nothing to order against
         ruling = rules.judge_order(
             env, current_tag, current.sha, commit.sha, status, manual=request.trigger == "manual"
         )
@@ -771,22 +716,17 @@ class Promoter:
         environment and digest, in the metrics every time), since a pod that starts now cannot pull it."""
         push = trigger.push
         evaluation = Evaluation(event_id=push.event_id, app=trigger.app_name, trigger="storage_class")
-        what = f"{push.repository}@{push.digest}"
         if not trigger.archived:
-            evaluation.check("storage class", "skip", f"{what} was restored to ECR standard storage")
-            evaluation.decide(None, Verdict.IGNORE, Reason.IMAGE_RESTORED, f"{what} was restored; nothing to do")
+            evaluation.apply("storage class", rules.judge_image_restored(push.repository, push.digest), [None])
             return evaluation
         deployed = self.deployed_where(trigger.app_name, push.repository, push.digest)
         if not deployed:
-            message = f"{what} was archived; no environment runs it"
-            evaluation.check("storage class", "skip", message)
-            evaluation.decide(None, Verdict.IGNORE, Reason.IMAGE_ARCHIVED_NOT_DEPLOYED, message)
+            evaluation.apply("storage class", rules.judge_archived_not_deployed(push.repository, push.digest), [None])
             return evaluation
         for env, tag in deployed:
             evaluation.tag = tag
-            message = archived_deployed_message(env, tag, push.repository, push.digest)
-            evaluation.check(f"{env}: deployed image", "fail", message)
-            evaluation.decide(env, Verdict.ALERT, Reason.IMAGE_ARCHIVED, message)
+            alert = rules.judge_archived_deployed(env, tag, push.repository, push.digest)
+            evaluation.apply(f"{env}: deployed image", alert, [env])
             if not self.dry_run:
                 self.record_alert(
                     trigger.app_name,
@@ -794,7 +734,7 @@ class Promoter:
                     tag,
                     key=f"image_archived:{push.digest}",
                     reason=Reason.IMAGE_ARCHIVED,
-                    message=message,
+                    message=alert.detail,
                     digests={push.repository: push.digest},
                     event_id=push.event_id,
                 )
@@ -867,8 +807,7 @@ class Promoter:
         waits or a duplicate costs nothing more; a registry that is not ECR has no archive."""
         ecr = self.deps.ecr_for(app)
         if ecr is None:
-            evaluation.check(f"{env}: archive", "skip", f"{app.registry} is not ECR: images are never archived")
-            return False
+            return evaluation.apply(f"{env}: archive", rules.judge_unarchivable(app.registry), [env])
         inactive = {}
         for image, digest in evaluation.digests.items():
             details = ecr.describe_images(image, digests=[digest])
@@ -892,26 +831,19 @@ class Promoter:
         records were lost (the invocation died after committing, or the state update failed): healing the
         environment state records it now, and makes it current."""
         tag = request.release.tag
-        path = app.gitops.values_path(env)
+        recovered = None
         if not self.dry_run:
             healed = self.healer.heal(request.app_name, env, file=current)
             if healed.kind == "recovered" and healed.record is not None and healed.record.tag == tag:
-                record = healed.record
-                evaluation.check(
-                    f"{env}: values file", "pass", f"already at {tag} by our commit {record.gitops_commit}"
-                )
-                evaluation.decide(
-                    env,
-                    Verdict.PROMOTE,
-                    Reason.COMMITTED,
-                    f"recovered the record of commit {(record.gitops_commit or '')[:12]}",
-                    gitops_commit=record.gitops_commit,
-                    gitops_url=record.gitops_url,
-                )
-                return
-        message = f"{path} already sets {app.gitops_format.describe()} to {tag}"
-        evaluation.check(f"{env}: values file", "skip", message)
-        evaluation.decide(env, Verdict.NOOP, Reason.ALREADY_DEPLOYED, message)
+                recovered = healed.record
+        ruling = rules.judge_already_deployed(
+            app.gitops.values_path(env),
+            app.gitops_format.describe(),
+            tag,
+            recovered_commit=recovered.gitops_commit if recovered else None,
+        )
+        facts = {"gitops_commit": recovered.gitops_commit, "gitops_url": recovered.gitops_url} if recovered else {}
+        evaluation.apply(f"{env}: values file", ruling, [env], **facts)
 
     def _release_tag_not_seen(
         self, trigger: BranchTagPushed | SignaturePushed | ReferrerPushed, digest: str
@@ -921,12 +853,7 @@ class Promoter:
         env = app.env_for_branch(trigger.branch) if isinstance(trigger, BranchTagPushed) else None
         evaluation = Evaluation(event_id=push.event_id, app=trigger.app_name)
         evaluation.trigger = "branch_tag" if isinstance(trigger, BranchTagPushed) else "signature"
-        message = (
-            f"no release tag has been pushed for {push.repository}@{digest[:19]}… yet; "
-            "its release-tag push will evaluate the release"
-        )
-        evaluation.check("release tag", "wait", message)
-        evaluation.decide(env, Verdict.WAIT, Reason.RELEASE_TAG_NOT_SEEN, message)
+        evaluation.apply("release tag", rules.judge_release_tag_not_seen(push.repository, digest), [env])
         if not self.dry_run:
             self._record(app, None, evaluation)
         return evaluation
@@ -1017,15 +944,6 @@ class Promoter:
                     )
             else:
                 self.deps.ledger.record_decision(record)
-
-
-def archived_deployed_message(env: str, tag: str, repository: str, digest: str) -> str:
-    return (
-        f"{env} runs {tag}, whose image {repository}@{digest} was archived in ECR: a pod that starts now (a "
-        f"rescheduled node, a scale-up) cannot pull it. Restore it: aws ecr update-image-storage-class "
-        f"--repository-name {repository} --image-id imageDigest={digest} --target-storage-class STANDARD; or "
-        f"deploy another release (tagrelay rollback --env {env}); and exclude deployed tags from the lifecycle rule"
-    )
 
 
 def _signer_line(app: App, evaluation: Evaluation) -> str:

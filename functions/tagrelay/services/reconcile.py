@@ -37,12 +37,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tagrelay.config import Config
-from tagrelay.domain.decision import Evaluation, Reason, Verdict, moved_images
+from tagrelay.domain.decision import Evaluation, Reason, Verdict, archived_deployed_message, moved_images
 from tagrelay.domain.records import EnvironmentState, parse_timestamp, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
 from tagrelay.errors import FileNotFound, MisconfiguredError, TransientError
-from tagrelay.services.promote import Promoter, ReleaseRequest, archived_deployed_message
+from tagrelay.services.promote import Promoter, ReleaseRequest
 
 logger = logging.getLogger(__name__)
 
