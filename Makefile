@@ -25,14 +25,11 @@ lint: bootstrap ## ruff (lint + format check)
 typecheck: bootstrap ## mypy --strict
 	$(BIN)/mypy
 
-# Two workers (this machine's cores): each has its own local stack; a file's tests stay on one worker
-# (their module-scoped servers and the CDK synth are made once). Branch coverage of functions/ is
-# reported, and under 90 % fails the run (pyproject.toml [tool.coverage]).
 PYTEST_WORKERS ?= 2
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+export PYTEST_WORKERS
 
-test: lint typecheck ## lint, type-check, then the whole test suite (local stack, fakes, CDK) with branch coverage
-	$(BIN)/pytest -q $(PARALLEL) --cov --cov-report=term
+test: bootstrap ## ruff, then mypy and the whole test suite (local stack, fakes, CDK) side by side, with branch coverage
+	scripts/test
 
 test-unit: bootstrap ## the tests that need no server and no CDK synth (fakes, pure rules, docs), on two workers: a minute
 	TAGRELAY_NO_SERVERS=1 TAGRELAY_FAKE_SOAK_OPS=$(or $(FAKE_SOAK_OPS),100) $(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not stack and not cdk" -p no:cacheprovider

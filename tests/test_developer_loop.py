@@ -37,7 +37,12 @@ def test_make_test_unit_sets_the_guard_and_make_test_gates_on_coverage() -> None
     unit = re.search(r"^test-unit:.*\n\t(.*)$", makefile, re.MULTILINE)
     assert unit is not None and f"{NO_SERVERS_ENV_VAR}=1" in unit[1] and '-m "not stack and not cdk"' in unit[1]
     full = re.search(r"^test:.*\n\t(.*)$", makefile, re.MULTILINE)
-    assert full is not None and "--cov" in full[1]
+    assert full is not None and full[1] == "scripts/test"
+    script = (ROOT / "scripts" / "test").read_text()
+    pytest_line = next(line for line in script.splitlines() if line.startswith('"$BIN/pytest"'))
+    assert "--cov " in pytest_line and '"$@"' in pytest_line
+    assert re.search(r'^nice -n \d+ "\$BIN/mypy" .*&$', script, re.MULTILINE)  # side by side, and waited for:
+    assert 'wait "$mypy_pid"' in script and "mypy_status != 0" in script
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert re.search(r"^\[tool\.coverage\.report\]\nfail_under = 90$", pyproject, re.MULTILINE)
     assert 'source = ["functions/tagrelay"]' in pyproject

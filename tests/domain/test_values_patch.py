@@ -580,6 +580,8 @@ def values_documents(draw: st.DrawFn, duplicate: bool = False) -> Generated:  # 
     return Generated(text=text, key_path=".".join(path), written=written, previous=previous)
 
 
+# no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.no_cover
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=values_documents(), tag=TAGS)
 def test_generated_documents_change_in_exactly_the_one_value(document: Generated, tag: str) -> None:
@@ -597,6 +599,8 @@ def test_generated_documents_change_in_exactly_the_one_value(document: Generated
     assert (again.changed, again.text) == (False, edit.text)
 
 
+# no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.no_cover
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=values_documents(duplicate=True), tag=TAGS)
 def test_generated_documents_with_a_duplicate_key_anywhere_are_refused(document: Generated, tag: str) -> None:

@@ -22,6 +22,8 @@ def history_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, An
     return data
 
 
+# no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.no_cover
 @pytest.mark.parametrize(
     ("records_per_query", "queries_per_page"),
     [(1, 1000), (1, 1), (2, 2), (None, None)],

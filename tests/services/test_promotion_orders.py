@@ -7,12 +7,16 @@ through the promoter handler on the local stack.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fakes.world import FakeWorld
 from tests.services.orders import deciding_pieces, last_deciding_step, play, valid_orders
 
 VALUES = "environments/prod/values.yaml"
 
 
+# no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.no_cover
 def test_every_arrival_order_gives_one_commit_made_by_the_last_deciding_piece() -> None:
     world = FakeWorld.create()
     promoter = world.promoter()

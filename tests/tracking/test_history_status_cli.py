@@ -87,6 +87,8 @@ def test_history_json_carries_the_tracking_fields_and_durations(
 
 # Every page-boundary case on the fakes (whose paging tests/contract/test_ledger.py holds to DynamoDB's):
 # tests/services/test_history.py. Here: DynamoDB's own LastEvaluatedKey, with small queries and the default.
+# no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.no_cover
 @pytest.mark.parametrize(
     ("records_per_query", "queries_per_page"),
     [(1, 1000), (None, None)],

@@ -25,14 +25,13 @@ from tagrelay.domain.yaml_splice import (
     Target,
     ValuesFileError,
     apply,
-    compose_single_document,
+    checked_document,
     has_merge_key,
     is_alias,
     kind_of,
     line_of,
     matching_keys,
     quoted,
-    refuse_duplicate_keys,
     replace_scalar,
     scalar_target,
     scan,
@@ -132,8 +131,7 @@ class _Entry:
 
 
 def _locate(text: str, names: list[str]) -> dict[str, _Entry]:
-    root = compose_single_document(text, what="a kustomization")
-    refuse_duplicate_keys(root, text)
+    root = checked_document(text, "a kustomization")
     entries = _image_entries(root)
     by_name = _entries_by_name(entries, text)
     found: dict[str, tuple[MappingNode, dict[str, tuple[Node, Node]]]] = {}

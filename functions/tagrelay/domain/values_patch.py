@@ -29,13 +29,12 @@ from tagrelay.domain.yaml_splice import (
     ValuesFileError,
     ValuesFileErrorCode,
     apply,
-    compose_single_document,
+    checked_document,
     has_merge_key,
     is_alias,
     kind_of,
     line_of,
     matching_keys,
-    refuse_duplicate_keys,
     replace_scalar,
     scalar_target,
     scalars_read_back,
@@ -165,8 +164,7 @@ def _split_key_path(key_path: str) -> list[str]:
 
 def _locate_all(text: str, key_paths: list[str]) -> dict[str, Target]:
     split = {path: _split_key_path(path) for path in key_paths}
-    root = compose_single_document(text)
-    refuse_duplicate_keys(root, text)
+    root = checked_document(text)
     nodes = {path: _walk(root, segments) for path, segments in split.items()}
     # The tokens are only needed up to the last value: stop scanning there (tags are usually near the top).
     stop_after = max(max(int(key.end_mark.index), int(value.end_mark.index)) for key, value in nodes.values())

@@ -14,6 +14,7 @@ line end count as one character each, exactly as Python indexes the string.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import warnings
 from collections.abc import Iterator, Sequence
@@ -120,6 +121,19 @@ def compose_single_document(text: str, *, what: str = "a values file") -> Node:
             line=second,
         )
     return documents[0]
+
+
+@functools.lru_cache(maxsize=4)
+def checked_document(text: str, what: str = "a values file") -> Node:
+    """The one document of ``text``, composed, with duplicate keys refused anywhere in it.
+
+    Cached by content: each event of a release reads the same unchanged file, and composing it again
+    costs seconds for a file near the 1 MiB cap. Callers only read the node tree. A failure is not
+    cached (it raises again); four documents at most stay in memory.
+    """
+    root = compose_single_document(text, what=what)
+    refuse_duplicate_keys(root, text)
+    return root
 
 
 def key_identity(key: Node, text: str) -> tuple[str, str]:
