@@ -51,20 +51,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def longest_files_first(items: list[pytest.Item]) -> list[pytest.Item]:
-    """Files with the most local-stack tests first, the quick files without servers last.
+    """The files expected to take longest first, the quick files without servers last.
 
-    `make test`'s workers take whole files in this order (--dist loadfile), so the longest files start
-    early and the short ones fill the gaps at the end, instead of one worker idling through the last
-    long file. Within a file the order is unchanged."""
+    `make test`'s workers take whole files in this order (--dist loadfile --no-loadscope-reorder), so
+    the long files start early and the short ones fill the gaps at the end. (xdist's own order, by
+    number of tests, put the one-test soak, half a minute long, last: one worker idled through it.)
+    Within a file the order is unchanged."""
     by_file: dict[str, list[pytest.Item]] = {}
     for item in items:
         by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
 
-    def stack_tests(file: str) -> int:
-        return sum(1 for item in by_file[file] if item.get_closest_marker("stack") or item.get_closest_marker("cdk"))
+    def expected_seconds(file: str) -> float:
+        return sum(_expected_seconds(item) for item in by_file[file])
 
-    order = sorted(by_file, key=lambda file: -stack_tests(file))  # stable: ties keep the collection order
+    order = sorted(by_file, key=lambda file: -expected_seconds(file))  # stable: ties keep collection order
     return [item for file in order for item in by_file[file]]
+
+
+def _expected_seconds(item: pytest.Item) -> float:
+    """A rough duration, from what the test uses (measured on this 2-core machine under coverage)."""
+    fixtures = getattr(item, "fixturenames", ())
+    if item.get_closest_marker("slow"):
+        return 30.0  # the soaks and the every-order properties
+    if "scenario" in fixtures:
+        return 2.5  # a seeded scenario per test: git repositories, images, signatures, promotions
+    if item.get_closest_marker("stack") or item.get_closest_marker("cdk"):
+        return 0.3  # a module's own server, or a CDK synth shared by the file
+    return 0.05
 
 
 @pytest.fixture(scope="module")

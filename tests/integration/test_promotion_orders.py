@@ -32,6 +32,7 @@ SAMPLE_EVERY = 40
 
 
 # no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.slow
 @pytest.mark.no_cover
 def test_a_sample_of_arrival_orders_gives_one_commit_made_by_the_last_deciding_piece(
     scenario: SeedScenario, promoter_env: Callable[..., Any]

@@ -16,6 +16,7 @@ VALUES = "environments/prod/values.yaml"
 
 
 # no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.slow
 @pytest.mark.no_cover
 def test_every_arrival_order_gives_one_commit_made_by_the_last_deciding_piece() -> None:
     world = FakeWorld.create()

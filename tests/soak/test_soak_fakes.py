@@ -23,6 +23,7 @@ SEED = int(os.environ.get("TAGRELAY_SOAK_SEED", "10"))
 
 
 # no_cover: its many repetitions walk paths the other tests cover; tracing them triples its time (docs/development.md)
+@pytest.mark.slow
 @pytest.mark.no_cover
 def test_exactly_once_under_faults_on_the_fakes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
