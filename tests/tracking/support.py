@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,18 +44,28 @@ def deliver(release: Release, setup: TrackerSetup) -> list[str]:
 
 
 def promote(
-    scenario: SeedScenario, setup: TrackerSetup, env: str = "prod", *, mark: Mark | None = None, **release: Any
+    scenario: SeedScenario,
+    setup: TrackerSetup,
+    env: str = "prod",
+    *,
+    mark: Mark | None = None,
+    every_event: bool = False,
+    **release: Any,
 ) -> Release:
     """A new commit on the environment's branch, released by CI and promoted by the promoter handler.
 
     ``mark`` tells the simulator what happens when the tag is deployed (degraded, sync_failed, ...).
+    Every piece is pushed before any event is delivered, so the first event promotes and the others
+    are duplicates (noop records): only the first is delivered, unless ``every_event`` (for the tests
+    that need the ledger's transient records too).
     """
     sha = scenario.commit(BRANCH_OF_ENV[env])
     if mark is not None:
         setup.control.mark(sha[:7], mark)
     pushed = scenario.release(sha, branch=BRANCH_OF_ENV[env], **release)
-    decisions = deliver(pushed, setup)
-    assert "promote" in decisions, decisions
+    delivered = pushed if every_event else dataclasses.replace(pushed, events=pushed.events[:1])
+    decisions = deliver(delivered, setup)
+    assert decisions[0] == "promote", decisions
     return pushed
 
 

@@ -40,7 +40,7 @@ def test_history_lists_outcomes_newest_first_and_hides_transient_records(
     scenario: SeedScenario, tracker_env: Configure, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup = tracker_env()
-    good = deployed(scenario, setup, "prod")
+    good = deployed(scenario, setup, "prod", every_event=True)  # its duplicate events: transient records
     bad = deployed(scenario, setup, "staging", mark="degraded")
     forged_sha = scenario.commit("main")
     forged = scenario.release(forged_sha, branch="main", signer=CosignKeySigner.generate())
@@ -110,7 +110,9 @@ def test_history_pages_without_gaps_or_repeats(
         monkeypatch.setattr(history, "MIN_FETCH", records_per_query)
         monkeypatch.setattr(history, "MAX_QUERIES_PER_SOURCE", queries_per_page)
     setup = tracker_env()
-    tags = [promote(scenario, setup, env).tag for env in ("prod", "staging", "prod", "staging", "prod")]
+    tags = [
+        promote(scenario, setup, env, every_event=True).tag for env in ("prod", "staging", "prod", "staging", "prod")
+    ]
 
     for options in ([], ["--all"]):
         everything = history_json(capsys, "--limit", "100", *options)["records"]
