@@ -119,6 +119,30 @@ def test_tag_rules_reject_a_moved_tag_and_mutable_tags_unless_the_risk_is_accept
     assert refused.reason is Reason.TAGS_MUTABLE and "apps.a.allow_mutable_tags: true" in refused.detail
 
 
+def test_a_tag_moved_under_a_running_environment_is_said_as_what_that_environment_runs() -> None:
+    old, new = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    assert not rules.judge_tag_moved("abc1234", {}, running_in="prod").decides
+    running = rules.judge_tag_moved("abc1234", {"web": (old, new)}, running_in="prod")
+    assert _decision(running) == ("fail", Verdict.REJECT, Reason.TAG_MOVED)
+    assert running.decision_message == (
+        f"prod runs abc1234, and the tag moved: web was deployed as {old} and now points at {new}. A pod started "
+        "now would pull an image tagrelay never verified. Find who pushed it (CloudTrail PutImage), restore the "
+        "tag or deploy another release"
+    )
+    assert "tagrelay will not commit" in rules.judge_tag_moved("abc1234", {"web": (old, new)}).detail
+
+
+def test_a_ruling_without_a_check_decides_only_when_it_decides() -> None:
+    evaluation = Evaluation(event_id="sweep")
+    assert not evaluation.rule(rules.Ruling("pass", "fine"), ["prod"])
+    ruling = rules.Ruling("fail", "detail", Verdict.ALERT, Reason.IMAGE_ARCHIVED, message="the message")
+    assert evaluation.rule(ruling, ["prod"])
+    assert evaluation.checks == []
+    assert [(d.env, d.verdict, d.reason, d.message) for d in evaluation.decisions] == [
+        ("prod", Verdict.ALERT, Reason.IMAGE_ARCHIVED, "the message")
+    ]
+
+
 def test_applying_a_ruling_records_the_check_and_decides_for_each_environment() -> None:
     evaluation = Evaluation(event_id="e")
     assert not evaluation.apply("order", rules.Ruling("pass", "fine"), ["prod"])

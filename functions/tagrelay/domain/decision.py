@@ -220,11 +220,15 @@ class Evaluation:
         """Record a check's ruling and, when it decides, that decision for each of ``envs``. True when
         it decided (the evaluation stops there)."""
         self.check(name, ruling.status, ruling.detail)
+        return self.rule(ruling, envs, **facts)
+
+    def rule(self, ruling: Ruling, envs: Iterable[str | None], **facts: str | None) -> bool:
+        """Record a ruling's decision for each of ``envs``, and no check: a finding about what an
+        environment runs (services/reconcile.py) is no step of a release's evaluation. True when it decided."""
         if ruling.verdict is None or ruling.reason is None:
             return False
-        message = ruling.detail if ruling.message is None else ruling.message
         for env in envs:
-            self.decide(env, ruling.verdict, ruling.reason, message, **facts)
+            self.decide(env, ruling.verdict, ruling.reason, ruling.decision_message, **facts)
         return True
 
     @property
@@ -300,12 +304,26 @@ class Ruling:
     def decides(self) -> bool:
         return self.verdict is not None
 
+    @property
+    def decision_message(self) -> str:
+        return self.detail if self.message is None else self.message
 
-def judge_tag_moved(tag: str, moved: Mapping[str, tuple[str, str]]) -> Ruling:
+
+def judge_tag_moved(tag: str, moved: Mapping[str, tuple[str, str]], *, running_in: str | None = None) -> Ruling:
     """A release tag tagrelay committed before must still point at the digests it committed
-    (``moved``: image -> (promoted digest, current digest), from ``moved_images``)."""
+    (``moved``: image -> (promoted digest, current digest), from ``moved_images``). ``running_in``: the
+    environment that runs the tag, when the sweep found the move (services/reconcile.py), not a release."""
     if not moved:
         return Ruling("pass", f"{tag} still points at the digests it was promoted with")
+    if running_in is not None:
+        what = "; ".join(
+            f"{image} was deployed as {old} and now points at {new}" for image, (old, new) in moved.items()
+        )
+        message = (
+            f"{running_in} runs {tag}, and the tag moved: {what}. A pod started now would pull an image tagrelay "
+            "never verified. Find who pushed it (CloudTrail PutImage), restore the tag or deploy another release"
+        )
+        return Ruling("fail", message, Verdict.REJECT, Reason.TAG_MOVED)
     what = "; ".join(f"{image} was promoted as {old} and now points at {new}" for image, (old, new) in moved.items())
     message = (
         f"release tag {tag} moved: {what}. A pod started now would pull an image tagrelay never "

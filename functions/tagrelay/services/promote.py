@@ -732,9 +732,8 @@ class Promoter:
                     trigger.app_name,
                     env,
                     tag,
+                    alert,
                     key=f"image_archived:{push.digest}",
-                    reason=Reason.IMAGE_ARCHIVED,
-                    message=alert.detail,
                     digests={push.repository: push.digest},
                     event_id=push.event_id,
                 )
@@ -769,16 +768,17 @@ class Promoter:
         app_name: str,
         env: str,
         tag: str,
+        ruling: rules.Ruling,
         *,
         key: str,
-        reason: str,
-        message: str,
         digests: dict[str, str],
         event_id: str | None,
-        outcome: str = "alert",
     ) -> bool:
         """A finding about what an environment runs (``image_archived``, ``tag_moved``), recorded in its
-        history once per ``key`` while that release runs (its state's ``alerts``)."""
+        history once per ``key`` while that release runs (its state's ``alerts``). The record's outcome is
+        the ruling's verdict in the ledger's words: a moved tag is ``rejected`` as the promoter records it
+        (the ReleaseTagMoved alarm, and no redeploying it), an archived image an ``alert``."""
+        assert ruling.verdict is not None and ruling.reason is not None, "only a ruling that decides is an alert"
         if not self.deps.ledger.note_alert(app_name, env, key):
             return False
         release = parse_release_tag(tag, self.config.apps[app_name].tag_regex)
@@ -787,9 +787,9 @@ class Promoter:
                 decision_id=new_decision_id(),
                 app=app_name,
                 env=env,
-                outcome=outcome,
-                reason=reason,
-                message=message,
+                outcome=rules.LEDGER_OUTCOME[ruling.verdict],
+                reason=ruling.reason,
+                message=ruling.decision_message,
                 created_at=timestamp(self.deps.clock()),
                 trigger="push",
                 tag=tag,

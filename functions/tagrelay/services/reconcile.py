@@ -37,7 +37,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tagrelay.config import Config
-from tagrelay.domain.decision import Evaluation, Reason, Verdict, archived_deployed_message, moved_images
+from tagrelay.domain.decision import (
+    Evaluation,
+    Ruling,
+    Verdict,
+    judge_archived_deployed,
+    judge_tag_moved,
+    moved_images,
+)
 from tagrelay.domain.records import EnvironmentState, parse_timestamp, timestamp
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
@@ -275,53 +282,53 @@ class Reconciler:
     ) -> None:
         # A tag gone from an image (deleted) is not a move; the registry's readiness check tells about it.
         moved = moved_images(deployed, {image: digest for image, digest in now.items() if digest is not None})
-        if not moved:
-            return
-        what = "; ".join(
-            f"{image} was deployed as {old} and now points at {new}" for image, (old, new) in moved.items()
-        )
-        message = (
-            f"{env} runs {tag}, and the tag moved: {what}. A pod started now would pull an image tagrelay never "
-            "verified. Find who pushed it (CloudTrail PutImage), restore the tag or deploy another release"
-        )
-        evaluation.decide(env, Verdict.REJECT, Reason.TAG_MOVED, message)
-        run.alerts.append({"env": env, "tag": tag, "reason": Reason.TAG_MOVED, "message": message})
-        self.deps.promoter.record_alert(
+        self._alert(
+            run,
             app_name,
             env,
             tag,
+            judge_tag_moved(tag, moved, running_in=env),
+            evaluation,
             key="tag_moved:" + ",".join(sorted(f"{image}@{new}" for image, (_, new) in moved.items())),
-            reason=Reason.TAG_MOVED,
-            message=message,
             digests={image: new for image, (_, new) in moved.items()},
-            event_id=evaluation.event_id,
-            outcome="rejected",  # as the promoter records it: the ReleaseTagMoved alarm, and no redeploying it
         )
 
     def _archived(
         self, run: SweepRun, app_name: str, env: str, tag: str, digests: dict[str, str], evaluation: Evaluation
     ) -> None:
-        promoter = self.deps.promoter
-        ecr = promoter.deps.ecr_for(self.config.apps[app_name])
+        ecr = self.deps.promoter.deps.ecr_for(self.config.apps[app_name])
         if ecr is None:
             return
         for image, digest in digests.items():
             details = ecr.describe_images(image, digests=[digest])
             if not details or details[0].status == "ACTIVE":
                 continue
-            message = archived_deployed_message(env, tag, image, digest)
-            evaluation.decide(env, Verdict.ALERT, Reason.IMAGE_ARCHIVED, message)
-            run.alerts.append({"env": env, "tag": tag, "reason": Reason.IMAGE_ARCHIVED, "message": message})
-            promoter.record_alert(
-                app_name,
-                env,
-                tag,
-                key=f"image_archived:{digest}",
-                reason=Reason.IMAGE_ARCHIVED,
-                message=message,
-                digests={image: digest},
-                event_id=evaluation.event_id,
+            ruling = judge_archived_deployed(env, tag, image, digest)
+            self._alert(
+                run, app_name, env, tag, ruling, evaluation, key=f"image_archived:{digest}", digests={image: digest}
             )
+
+    def _alert(
+        self,
+        run: SweepRun,
+        app_name: str,
+        env: str,
+        tag: str,
+        ruling: Ruling,
+        evaluation: Evaluation,
+        *,
+        key: str,
+        digests: dict[str, str],
+    ) -> None:
+        """A ruling about what ``env`` runs: decided in the sweep's evaluation, reported in its alerts and
+        recorded in the environment's history (once per ``key``)."""
+        if ruling.reason is None:  # it found nothing to alert about
+            return
+        evaluation.rule(ruling, [env])
+        run.alerts.append({"env": env, "tag": tag, "reason": ruling.reason, "message": ruling.decision_message})
+        self.deps.promoter.record_alert(
+            app_name, env, tag, ruling, key=key, digests=digests, event_id=evaluation.event_id
+        )
 
     # --- helpers ---
 
