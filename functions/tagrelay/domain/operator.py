@@ -1,5 +1,6 @@
 """Operator requests (`tagrelay deploy`, `rollback`, `pin`, `unpin`): their payload, and the pure rules
-behind them (the release tag of a SHA, the default rollback target, what to tell the operator).
+behind them (who may act, the release tag of a SHA, the default rollback target, each refusal and
+answer, what to tell the operator).
 
 The CLI sends a request as the payload of a promoter Lambda invocation; services/operate.py carries it
 out. Nothing here does I/O: the payload is validated field by field, strictly, because it arrives from
@@ -11,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from tagrelay.domain.decision import Reason
+from tagrelay.domain.decision import Outcome, Reason, Verdict, judge_precondition
 from tagrelay.domain.outcome import DeploymentState
 from tagrelay.domain.records import DecisionRecord, EnvironmentState
 from tagrelay.domain.tags import ReleaseTag, parse_release_tag
@@ -252,3 +253,172 @@ def principal_allowed(arn: str, allowed: Sequence[str]) -> bool:
         if role and arn.startswith(f"arn:{role['partition']}:sts::{role['account']}:assumed-role/{role['name']}/"):
             return True
     return False
+
+
+# --------------------------------------------------------------------------------------------------
+# What a request comes to: pure rules over what the configuration, the ledger, the values file and the
+# promoter's evaluation said. services/operate.py gathers those facts and answers with what these say;
+# a ``judge_*`` answers None when the request may go on, a ``refuse_*`` turns what an adapter raised
+# (its text) into the refusal.
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the operator is told: the outcome, its stable reason and the message (docs/cli.md)."""
+
+    outcome: Outcome
+    reason: Reason
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """The operator got what they asked for (or there was nothing to do)."""
+        return self.outcome is not Outcome.REFUSED
+
+
+def refused(reason: Reason, message: str) -> Answer:
+    return Answer(Outcome.REFUSED, reason, message)
+
+
+def refuse_invalid_request(problem: str) -> Answer:
+    """A payload parse_operator_request refused (``problem``: its message, naming the field)."""
+    return refused(Reason.INVALID_REQUEST, f"invalid operator request: {problem}")
+
+
+def refuse_unverified_identity(code: str, problem: str) -> Answer:
+    """STS did not vouch for the caller (``code``: the IdentityError's reason code, ``problem``: its text)."""
+    return refused(Reason(code), f"the caller's identity could not be verified: {problem}")
+
+
+def judge_principal(arn: str, env: str, allowed: Sequence[str] | None) -> Answer | None:
+    """Only the principals listed for ``env`` may act on it (``allowed`` None: no list, IAM alone decides)."""
+    if allowed is None or principal_allowed(arn, allowed):
+        return None
+    return refused(Reason.NOT_ALLOWED, f"{arn} may not act on {env} (operators.principals)")
+
+
+def judge_app(app: str, configured: Collection[str]) -> Answer | None:
+    if app in configured:
+        return None
+    return refused(Reason.UNKNOWN_APP, f"no app {app!r}; configured: {', '.join(configured)}")
+
+
+def judge_environment(app: str, env: str, configured: Collection[str]) -> Answer | None:
+    if env in configured:
+        return None
+    return refused(Reason.UNKNOWN_ENVIRONMENT, f"{app} has no environment {env!r}; configured: {', '.join(configured)}")
+
+
+def judge_request_id(request_id: str, *, fingerprint: str, earlier_fingerprint: str | None) -> Answer | None:
+    """A request id names one request: a repeat must carry the same request (``fingerprint``: its
+    request_binding; ``earlier_fingerprint``: the one recorded with the id, None the first time)."""
+    if earlier_fingerprint is None or earlier_fingerprint == fingerprint:
+        return None
+    return refused(
+        Reason.REQUEST_ID_REUSED, f"request id {request_id} was used for another request; nothing was changed"
+    )
+
+
+def judge_plan(planned_for: Change | None, sha: str | None) -> Answer | None:
+    """A rollback's target may be found (the last success before the current one); a deploy's must be named."""
+    if planned_for == "deploy" and not sha:
+        return refused(Reason.INVALID_REQUEST, "a deploy names the commit to deploy (sha)")
+    return None
+
+
+def refuse_values_file_missing(problem: str) -> Answer:
+    """The environment's values file does not exist (``problem``: what the GitOps store said)."""
+    return refused(Reason.VALUES_FILE_MISSING, f"{problem}; create it first")
+
+
+def refuse_values_file_unreadable(env: str, problem: str) -> Answer:
+    """The values file is no text or no values file tagrelay can read (``problem``: what the parser said)."""
+    return refused(Reason.VALUES_FILE_INVALID, f"the values file of {env} cannot be read: {problem}")
+
+
+def judge_still_current(env: str, *, expected_tag: str | None, current_tag: str | None) -> Answer | None:
+    """A change acts only on what the command saw when it planned: the promoter's own precondition rule."""
+    stale = judge_precondition(env, expected_tag=expected_tag, current_tag=current_tag)
+    if stale is None or stale.reason is None:
+        return None
+    return refused(stale.reason, stale.decision_message)
+
+
+def judge_release_tag(sha: str, env: str, pattern: re.Pattern[str]) -> ReleaseTag | Answer:
+    """The release tag of ``sha`` for ``env`` (release_tag_for), or the refusal when the app's grammar
+    gives none."""
+    try:
+        return release_tag_for(sha, env, pattern)
+    except ValueError as exc:
+        return refused(Reason.TAG_NOT_DERIVABLE, str(exc))
+
+
+def judge_rollback_source(app: str, env: str, state: EnvironmentState | None) -> Answer | None:
+    """A rollback without a target goes back from the current deployment: one must be recorded."""
+    if state is not None and state.current_decision_id is not None and state.committed_at is not None:
+        return None
+    return refused(
+        Reason.NO_DEPLOYMENT_RECORDED,
+        f"no deployment of {app}/{env} is recorded, so there is no earlier one to go back to",
+    )
+
+
+def default_rollback_release(
+    app: str, env: str, deployments: Iterable[DecisionRecord], current: EnvironmentState, pattern: re.Pattern[str]
+) -> ReleaseTag | Answer:
+    """The release a rollback without a target goes back to (rollback_target), or why there is none."""
+    target = rollback_target(deployments, current)
+    if target is None or target.tag is None:
+        return refused(
+            Reason.NO_EARLIER_SUCCESS,
+            f"no deployment of {env} reached SUCCEEDED before the current one ({current.current_tag})",
+        )
+    release = parse_release_tag(target.tag, pattern)
+    if release is None:
+        return refused(Reason.NO_EARLIER_SUCCESS, f"{target.tag} no longer matches {app}'s tag_pattern")
+    return release
+
+
+# Verdicts of the promoter's evaluation that give a deploy or rollback what it asked for.
+_DONE = {Verdict.PROMOTE: Outcome.COMMITTED, Verdict.NOOP: Outcome.NOOP}
+
+
+def judge_evaluated(env: str, tag: str | None, verdict: Verdict, reason: Reason, message: str) -> Answer:
+    """A deploy or rollback is the promoter's decision for ``env``: done when it committed (or the
+    environment already runs the tag), else refused with the decision's own reason and message."""
+    if verdict is Verdict.NOOP:
+        return Answer(Outcome.NOOP, reason, f"{env} already runs {tag}; nothing to commit")
+    return Answer(_DONE.get(verdict, Outcome.REFUSED), reason, message)
+
+
+def answer_completed_earlier(tag: str | None, gitops_commit: str | None) -> Answer:
+    """A repeat of a request whose first attempt committed (and then failed): that commit is the answer."""
+    message = f"completed: an earlier attempt of this request committed {tag} as {(gitops_commit or '')[:12]}"
+    return Answer(Outcome.COMMITTED, Reason.COMMITTED, message)
+
+
+def answer_planned(env: str, current_tag: str | None, planned_for: Change | None, target: str) -> Answer:
+    return Answer(
+        Outcome.PLANNED, Reason.PLANNED, f"{env} runs {current_tag or 'no tag'}; {planned_for} target: {target}"
+    )
+
+
+def answer_pinned(env: str, state: EnvironmentState | None) -> Answer:
+    message = (
+        f"{env} is pinned at {current_tag_of(state)}: pushes are recorded as skipped until 'tagrelay unpin --env {env}'"
+    )
+    return Answer(Outcome.PINNED, Reason.ENVIRONMENT_PINNED, message)
+
+
+def judge_unpin(env: str, state: EnvironmentState | None) -> Answer:
+    """Unpinning an environment that is not pinned changes nothing (a no-op, not a refusal)."""
+    if state is None or not state.pinned:
+        return Answer(Outcome.NOOP, Reason.NOT_PINNED, f"{env} was not pinned; nothing to do")
+    message = (
+        f"{env} is unpinned (it was pinned by {state.pinned_by}: {state.pin_reason}); the next push promotes as usual"
+    )
+    return Answer(Outcome.UNPINNED, Reason.ENVIRONMENT_UNPINNED, message)
+
+
+def current_tag_of(state: EnvironmentState | None) -> str:
+    return state.current_tag if state and state.current_tag else "its current tag"

@@ -40,20 +40,12 @@ from datetime import datetime
 from typing import Any
 
 from tagrelay.config import Config
-from tagrelay.domain.decision import Evaluation, Outcome, Reason, Verdict
+from tagrelay.domain import operator as rules
+from tagrelay.domain.decision import Evaluation, Outcome, Reason
 from tagrelay.domain.facts import VerifiedCaller
-from tagrelay.domain.operator import (
-    InvalidOperatorRequest,
-    OperatorRequest,
-    hint_for,
-    parse_operator_request,
-    principal_allowed,
-    release_tag_for,
-    request_binding,
-    rollback_target,
-)
+from tagrelay.domain.operator import Answer, InvalidOperatorRequest, OperatorRequest, hint_for
 from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decision_id, timestamp
-from tagrelay.domain.tags import ReleaseTag, parse_release_tag
+from tagrelay.domain.tags import ReleaseTag
 from tagrelay.domain.values_patch import ValuesFileError
 from tagrelay.errors import CommitNotFound, FileNotFound, IdentityError
 from tagrelay.ports import DeploymentLedger
@@ -61,9 +53,6 @@ from tagrelay.services.heal import Healed
 from tagrelay.services.promote import Promoter, ReleaseRequest
 
 logger = logging.getLogger(__name__)
-
-# Verdicts that mean the operator got what they asked for.
-_DONE = {Verdict.PROMOTE: Outcome.COMMITTED, Verdict.NOOP: Outcome.NOOP}
 
 
 @dataclass
@@ -102,15 +91,26 @@ class OperatorOutcome:
     hint: str | None = None
     checks: list[dict[str, str]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, answer: Answer, **fields: Any) -> OperatorOutcome:
+        """The answer a rule gave (domain/operator.py), with what else the operator is shown."""
+        return cls(ok=answer.ok, outcome=answer.outcome, reason=answer.reason, message=answer.message, **fields)
+
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value not in (None, [])}
 
 
 class _Refused(Exception):
-    def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+    """A refusal (domain/operator.py's rules), raised from deep in a request and answered in _change."""
+
+    def __init__(self, refusal: Answer) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def _refuse_if(refusal: Answer | None) -> None:
+    if refusal is not None:
+        raise _Refused(refusal)
 
 
 class Operator:
@@ -121,22 +121,21 @@ class Operator:
     def handle(self, event: Mapping[str, Any], *, invocation_id: str | None = None) -> dict[str, Any]:
         """``invocation_id``: the Lambda request id, kept as the event id of what the request decides."""
         try:
-            request = parse_operator_request(event)
+            request = rules.parse_operator_request(event)
         except InvalidOperatorRequest as exc:
-            return self._refusal(None, None, Reason.INVALID_REQUEST, f"invalid operator request: {exc}").to_json()
-        binding = request_binding(event)
+            return self._refusal(None, None, rules.refuse_invalid_request(str(exc))).to_json()
+        binding = rules.request_binding(event)
         try:
             caller = self.deps.verify_identity(request.identity, binding)
         except IdentityError as exc:
             logger.warning(
                 "operator request refused: identity", extra={"operation": request.operation, "why": exc.code}
             )
-            message = f"the caller's identity could not be verified: {exc}"
-            return self._refusal(request, None, Reason(exc.code), message).to_json()
+            return self._refusal(request, None, rules.refuse_unverified_identity(exc.code, str(exc))).to_json()
         try:
             answer = self._authorised(request, caller, invocation_id, binding)
         except _Refused as refused:
-            answer = self._refusal(request, caller, refused.reason, refused.message).to_json()
+            answer = self._refusal(request, caller, refused.refusal).to_json()
         logger.info(
             "operator request",
             extra={
@@ -155,17 +154,9 @@ class Operator:
     def _authorised(
         self, request: OperatorRequest, caller: VerifiedCaller, invocation_id: str | None, binding: str
     ) -> dict[str, Any]:
-        allowed = self.config.operators.allowed(request.env)
-        if allowed is not None and not principal_allowed(caller.arn, allowed):
-            raise _Refused(Reason.NOT_ALLOWED, f"{caller.arn} may not act on {request.env} (operators.principals)")
-        app = self.config.apps.get(request.app)
-        if app is None:
-            raise _Refused(Reason.UNKNOWN_APP, f"no app {request.app!r}; configured: {', '.join(self.config.apps)}")
-        if request.env not in app.environments:
-            raise _Refused(
-                Reason.UNKNOWN_ENVIRONMENT,
-                f"{request.app} has no environment {request.env!r}; configured: {', '.join(app.environments)}",
-            )
+        _refuse_if(rules.judge_principal(caller.arn, request.env, self.config.operators.allowed(request.env)))
+        _refuse_if(rules.judge_app(request.app, self.config.apps))
+        _refuse_if(rules.judge_environment(request.app, request.env, self.config.apps[request.app].environments))
         if request.operation == "plan":
             return self._plan(request, caller).to_json()
         return self._change(request, caller, invocation_id, binding)
@@ -185,11 +176,10 @@ class Operator:
             actor=caller.arn,
             now=self.deps.now(),
         )
-        if earlier is not None and earlier.fingerprint != binding:
-            raise _Refused(
-                Reason.REQUEST_ID_REUSED,
-                f"request id {request.request_id} was used for another request; nothing was changed",
-            )
+        earlier_fingerprint = earlier.fingerprint if earlier is not None else None
+        _refuse_if(
+            rules.judge_request_id(request.request_id, fingerprint=binding, earlier_fingerprint=earlier_fingerprint)
+        )
         if earlier is not None and earlier.status == "done" and earlier.outcome is not None:
             return {**earlier.outcome, "replayed": True}
         resumed = earlier is not None  # an earlier attempt did not finish: do it again, safely
@@ -203,7 +193,7 @@ class Operator:
             else:
                 outcome = self._unpin(request, caller)
         except _Refused as refused:
-            outcome = self._refusal(request, caller, refused.reason, refused.message)
+            outcome = self._refusal(request, caller, refused.refusal)
         if resumed:
             outcome = self._completed_earlier(request, outcome)
         outcome.request_id = request.request_id
@@ -222,11 +212,8 @@ class Operator:
         record = self.deps.ledger.decision(request.app, request.env, state.committed_at, state.current_decision_id)
         if record is None or record.request_id != request.request_id:
             return outcome
-        outcome.outcome, outcome.reason = Outcome.COMMITTED, Reason.COMMITTED
-        outcome.message = (
-            f"completed: an earlier attempt of this request committed {record.tag} as "
-            f"{(record.gitops_commit or '')[:12]}"
-        )
+        completed = rules.answer_completed_earlier(record.tag, record.gitops_commit)
+        outcome.outcome, outcome.reason, outcome.message = completed.outcome, completed.reason, completed.message
         outcome.previous_tag = record.previous_tag
         outcome.gitops_commit, outcome.gitops_url = record.gitops_commit, record.gitops_url
         return outcome
@@ -235,6 +222,7 @@ class Operator:
 
     def _plan(self, request: OperatorRequest, caller: VerifiedCaller) -> OperatorOutcome:
         healed = self._heal(request)
+        _refuse_if(rules.judge_plan(request.planned_for, request.sha))
         release: ReleaseTag | None = None
         full_sha: str | None = None
         if request.sha:
@@ -245,18 +233,11 @@ class Operator:
         elif request.planned_for == "rollback":
             release = self._default_target(request, healed.state)
             full_sha = self._resolve(request, release.sha) or release.sha
-        elif request.planned_for == "deploy":
-            raise _Refused(Reason.INVALID_REQUEST, "a deploy names the commit to deploy (sha)")
         target = f"{release.tag} ({full_sha})" if release else "no release"
-        return OperatorOutcome(
-            operation="plan",
-            ok=True,
-            outcome=Outcome.PLANNED,
-            reason=Reason.PLANNED,
-            message=f"{request.env} runs {healed.tag or 'no tag'}; {request.planned_for} target: {target}",
-            app=request.app,
-            env=request.env,
-            actor=caller.arn,
+        return self._answer(
+            request,
+            caller,
+            rules.answer_planned(request.env, healed.tag, request.planned_for, target),
             tag=release.tag if release else None,
             sha=full_sha,
             current_tag=healed.tag,
@@ -268,11 +249,9 @@ class Operator:
         try:
             return self.deps.promoter.healer.heal(request.app, request.env)
         except FileNotFound as exc:
-            raise _Refused(Reason.VALUES_FILE_MISSING, f"{exc}; create it first") from None
+            raise _Refused(rules.refuse_values_file_missing(str(exc))) from None
         except (UnicodeDecodeError, ValuesFileError) as exc:
-            raise _Refused(
-                Reason.VALUES_FILE_INVALID, f"the values file of {request.env} cannot be read: {exc}"
-            ) from None
+            raise _Refused(rules.refuse_values_file_unreadable(request.env, str(exc))) from None
 
     def _resolve(self, request: OperatorRequest, sha: str) -> str | None:
         """The full commit a SHA names (None when it names none, or several), so that the change acts on
@@ -284,13 +263,9 @@ class Operator:
             return None
 
     def _check_precondition(self, request: OperatorRequest, current_tag: str | None) -> None:
-        if current_tag != request.expect_current_tag:
-            raise _Refused(
-                Reason.PRECONDITION_FAILED,
-                f"{request.env} now runs {current_tag or 'no tag'}, not {request.expect_current_tag or 'no tag'} "
-                "as when the command was prepared: nothing was changed; run the command again to act on what "
-                "runs now",
-            )
+        _refuse_if(
+            rules.judge_still_current(request.env, expected_tag=request.expect_current_tag, current_tag=current_tag)
+        )
 
     # --- deploy and rollback: the promoter's own evaluation ---
 
@@ -366,53 +341,30 @@ class Operator:
             return True
 
     def _default_target(self, request: OperatorRequest, state: EnvironmentState | None) -> ReleaseTag:
-        if state is None or state.current_decision_id is None or state.committed_at is None:
-            raise _Refused(
-                Reason.NO_DEPLOYMENT_RECORDED,
-                f"no deployment of {request.app}/{request.env} is recorded, so there is no earlier one to go back to",
-            )
+        _refuse_if(rules.judge_rollback_source(request.app, request.env, state))
+        assert state is not None and state.committed_at is not None and state.current_decision_id is not None
         deployments = self.deps.ledger.deployments(
             request.app, request.env, through_key=(state.committed_at, state.current_decision_id)
         )
-        target = rollback_target(deployments, state)
-        if target is None or target.tag is None:
-            raise _Refused(
-                Reason.NO_EARLIER_SUCCESS,
-                f"no deployment of {request.env} reached SUCCEEDED before the current one ({state.current_tag})",
-            )
-        app = self.config.apps[request.app]
-        release = parse_release_tag(target.tag, app.tag_regex)
-        if release is None:
-            raise _Refused(Reason.NO_EARLIER_SUCCESS, f"{target.tag} no longer matches {request.app}'s tag_pattern")
-        return release
+        pattern = self.config.apps[request.app].tag_regex
+        return _released(rules.default_rollback_release(request.app, request.env, deployments, state, pattern))
 
     def _release_tag(self, request: OperatorRequest, sha: str) -> ReleaseTag:
-        try:
-            return release_tag_for(sha, request.env, self.config.apps[request.app].tag_regex)
-        except ValueError as exc:
-            raise _Refused(Reason.TAG_NOT_DERIVABLE, str(exc)) from None
+        return _released(rules.judge_release_tag(sha, request.env, self.config.apps[request.app].tag_regex))
 
     def _evaluated(self, request: OperatorRequest, caller: VerifiedCaller, evaluation: Evaluation) -> OperatorOutcome:
         decided = next((d for d in evaluation.decisions if d.env == request.env), evaluation.headline)
-        done = _DONE.get(decided.verdict)
-        message = decided.message
-        if decided.verdict is Verdict.NOOP:
-            message = f"{request.env} already runs {evaluation.tag}; nothing to commit"
-        return OperatorOutcome(
-            operation=request.operation,
-            ok=done is not None,
-            outcome=done or Outcome.REFUSED,
-            reason=decided.reason,
-            message=message,
-            app=request.app,
-            env=request.env,
-            actor=caller.arn,
+        answer = rules.judge_evaluated(request.env, evaluation.tag, decided.verdict, decided.reason, decided.message)
+        return self._answer(
+            request,
+            caller,
+            answer,
             tag=evaluation.tag,
             sha=evaluation.full_sha or evaluation.sha,
             previous_tag=decided.previous_tag,
             gitops_commit=decided.gitops_commit,
             gitops_url=decided.gitops_url,
-            hint=None if done else hint_for(decided.reason, request.operation, request.env, request.sha),
+            hint=None if answer.ok else hint_for(answer.reason, request.operation, request.env, request.sha),
             checks=[{"name": c.name, "status": c.status, "detail": c.detail} for c in evaluation.checks],
         )
 
@@ -427,21 +379,16 @@ class Operator:
         )
         # A change that landed between the read and the pin would be what the pin holds: not what was asked.
         after = self._heal(request)
-        if after.tag != request.expect_current_tag:
+        stale = rules.judge_still_current(request.env, expected_tag=request.expect_current_tag, current_tag=after.tag)
+        if stale is not None:
             restore_pin(self.deps.ledger, request.app, request.env, before.state)
-            self._check_precondition(request, after.tag)
+            raise _Refused(stale)
         state = self.deps.ledger.environment_state(request.app, request.env)
         self._record_pin(request, caller, "pinned", state, trigger="manual")
-        return OperatorOutcome(
-            operation="pin",
-            ok=True,
-            outcome=Outcome.PINNED,
-            reason=Reason.ENVIRONMENT_PINNED,
-            message=f"{request.env} is pinned at {_current(state)}: pushes are recorded as skipped until "
-            f"'tagrelay unpin --env {request.env}'",
-            app=request.app,
-            env=request.env,
-            actor=caller.arn,
+        return self._answer(
+            request,
+            caller,
+            rules.answer_pinned(request.env, state),
             tag=state.current_tag if state else None,
             pin=_pin_json(state),
         )
@@ -449,32 +396,13 @@ class Operator:
     def _unpin(self, request: OperatorRequest, caller: VerifiedCaller) -> OperatorOutcome:
         healed = self._heal(request)
         state = healed.state
-        if state is None or not state.pinned:
-            return OperatorOutcome(
-                operation="unpin",
-                ok=True,
-                outcome=Outcome.NOOP,
-                reason=Reason.NOT_PINNED,
-                message=f"{request.env} was not pinned; nothing to do",
-                app=request.app,
-                env=request.env,
-                actor=caller.arn,
-            )
+        answer = rules.judge_unpin(request.env, state)
+        if state is None or answer.outcome is Outcome.NOOP:
+            return self._answer(request, caller, answer)
         self._check_precondition(request, healed.tag)
         self.deps.ledger.clear_pin(request.app, request.env)
         self._record_pin(request, caller, "unpinned", state, trigger="manual")
-        return OperatorOutcome(
-            operation="unpin",
-            ok=True,
-            outcome=Outcome.UNPINNED,
-            reason=Reason.ENVIRONMENT_UNPINNED,
-            message=f"{request.env} is unpinned (it was pinned by {state.pinned_by}: {state.pin_reason}); "
-            "the next push promotes as usual",
-            app=request.app,
-            env=request.env,
-            actor=caller.arn,
-            tag=state.current_tag,
-        )
+        return self._answer(request, caller, answer, tag=state.current_tag)
 
     def _record_pin(
         self,
@@ -487,7 +415,10 @@ class Operator:
     ) -> None:
         """The audit record of a pin or unpin, in the environment's history beside its deployments."""
         if outcome == "pinned":
-            message = f"pinned at {_current(state)} by {caller.arn}: {state.pin_reason if state else request.reason}"
+            message = (
+                f"pinned at {rules.current_tag_of(state)} by {caller.arn}: "
+                f"{state.pin_reason if state else request.reason}"
+            )
         else:
             message = f"unpinned by {caller.arn}" + (f": {request.reason}" if request.reason else "")
         self.deps.ledger.record_decision(
@@ -511,21 +442,26 @@ class Operator:
     def _now(self) -> str:
         return timestamp(self.deps.now())
 
-    def _refusal(
-        self, request: OperatorRequest | None, caller: VerifiedCaller | None, reason: Reason, message: str
+    def _answer(
+        self, request: OperatorRequest, caller: VerifiedCaller, answer: Answer, **fields: Any
     ) -> OperatorOutcome:
-        return OperatorOutcome(
+        """What a request came to (``fields``: what else the operator is shown)."""
+        return OperatorOutcome.of(
+            answer, operation=request.operation, app=request.app, env=request.env, actor=caller.arn, **fields
+        )
+
+    def _refusal(
+        self, request: OperatorRequest | None, caller: VerifiedCaller | None, refusal: Answer
+    ) -> OperatorOutcome:
+        return OperatorOutcome.of(
+            refusal,
             operation=request.operation if request else None,
-            ok=False,
-            outcome=Outcome.REFUSED,
-            reason=reason,
-            message=message,
             app=request.app if request else None,
             env=request.env if request else None,
             actor=caller.arn if caller else None,
             request_id=request.request_id if request else None,
             sha=request.sha if request else None,
-            hint=hint_for(reason, request.operation, request.env, request.sha) if request else None,
+            hint=hint_for(refusal.reason, request.operation, request.env, request.sha) if request else None,
         )
 
 
@@ -543,8 +479,11 @@ def restore_pin(ledger: DeploymentLedger, app: str, env: str, previous: Environm
         ledger.clear_pin(app, env)
 
 
-def _current(state: EnvironmentState | None) -> str:
-    return state.current_tag if state and state.current_tag else "its current tag"
+def _released(answer: ReleaseTag | Answer) -> ReleaseTag:
+    """The release a rule found, or its refusal raised."""
+    if isinstance(answer, Answer):
+        raise _Refused(answer)
+    return answer
 
 
 def _pin_json(state: EnvironmentState | None) -> dict[str, Any] | None:
