@@ -6,7 +6,7 @@ import pytest
 
 from tagrelay.domain import decision as rules
 from tagrelay.domain.commit_message import CommitDetails, commit_message, subject
-from tagrelay.domain.decision import Evaluation, Reason, Verdict
+from tagrelay.domain.decision import Evaluation, Outcome, Reason, Verdict
 from tagrelay.domain.facts import SignatureVerdict
 
 
@@ -356,3 +356,17 @@ def test_a_ruling_may_decide_with_another_message_than_its_check_detail() -> Non
         "dry run: nothing written",
         "aaaaaaa",
     )
+
+
+def test_an_operator_change_that_waits_or_is_rejected_is_recorded_as_refused() -> None:
+    assert rules.ledger_outcome(Verdict.REJECT, by_operator=True) is Outcome.REFUSED
+    assert rules.ledger_outcome(Verdict.WAIT, by_operator=True) is Outcome.REFUSED
+    assert rules.ledger_outcome(Verdict.PROMOTE, by_operator=True) is Outcome.COMMITTED
+    assert rules.ledger_outcome(Verdict.REJECT, by_operator=False) is Outcome.REJECTED  # a release, from a push
+    assert rules.ledger_outcome(Verdict.WAIT, by_operator=False) is Outcome.WAITING
+
+
+def test_a_deployment_another_invocation_recorded_first_is_this_events_noop() -> None:
+    noop = rules.judge_deployment_already_recorded("o/gitops", "9" * 40)
+    assert _decision(noop) == ("skip", Verdict.NOOP, Reason.ALREADY_DEPLOYED)
+    assert noop.decision_message == f"the deployment of o/gitops@{'9' * 12} was already recorded"

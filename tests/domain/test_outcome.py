@@ -33,6 +33,8 @@ from tagrelay.domain.outcome import (
     parse_application_list,
     superseded_by_newest,
     timeout_for,
+    untrackable,
+    untrackable_because,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -781,3 +783,19 @@ def test_list_parser_reads_items_and_tolerates_absent_items() -> None:
 
     assert [app.name for app in parse_application_list(listing)] == ["a", "b"]
     assert parse_application_list({"metadata": {}}) == []
+
+
+def test_a_deployment_no_argo_cd_application_can_tell_about_becomes_env_unavailable() -> None:
+    assert untrackable_because("web", "prod", configured=True, argocd_app="web-prod") is None
+    assert untrackable_because("web", "prod", configured=False, argocd_app=None) == "web/prod is no longer configured"
+    assert untrackable_because("web", "prod", configured=True, argocd_app=None) == "web/prod names no argocd_app"
+    committed = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    now = committed + timedelta(minutes=3)
+    transition = untrackable("d-1", DeploymentState.SYNCING, committed, "web/prod names no argocd_app", now)
+    assert (transition.previous, transition.state, transition.final) == (
+        DeploymentState.SYNCING,
+        DeploymentState.ENV_UNAVAILABLE,
+        True,
+    )
+    assert transition.reason == "web/prod names no argocd_app: the outcome cannot be tracked"
+    assert transition.timestamps.decided_at == now

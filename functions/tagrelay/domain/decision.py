@@ -161,6 +161,16 @@ LEDGER_OUTCOME: dict[Verdict, Outcome] = {
     Verdict.ALERT: Outcome.ALERT,
 }
 
+
+def ledger_outcome(verdict: Verdict, *, by_operator: bool) -> Outcome:
+    """How a decision is recorded. An operator's deploy or rollback that waits or is rejected was
+    ``refused``, not a release rejected: kept (no later event re-evaluates it), and not counted as a
+    security rejection of a release."""
+    if by_operator and verdict in (Verdict.WAIT, Verdict.REJECT):
+        return Outcome.REFUSED
+    return LEDGER_OUTCOME[verdict]
+
+
 CheckStatus = Literal["pass", "fail", "wait", "skip"]
 
 
@@ -609,6 +619,14 @@ def judge_committed(
         Reason.COMMITTED,
         message=f"{repo}@{gitops_commit[:12]}: {field} {previous_tag!r} -> {tag!r}",
     )
+
+
+def judge_deployment_already_recorded(repo: str, gitops_commit: str | None) -> Ruling:
+    """Another invocation recorded this commit's deployment first (a concurrent or earlier one, or the
+    one that healed the state): this event's own decision is a no-op, so every event still ends in a
+    decision of its own."""
+    message = f"the deployment of {repo}@{(gitops_commit or '')[:12]} was already recorded"
+    return Ruling("skip", message, Verdict.NOOP, Reason.ALREADY_DEPLOYED)
 
 
 def judge_pull_request(url: str, tag: str, *, merged_commit: str | None, github_says: str) -> Ruling:

@@ -863,6 +863,29 @@ def supersede(deployment: TrackedDeployment, newer: TrackedDeployment, now: date
     )
 
 
+def untrackable_because(app: str, env: str, *, configured: bool, argocd_app: str | None) -> str | None:
+    """Why no Argo CD application can tell about a deployment of ``app``/``env`` (None: one can)."""
+    if not configured:
+        return f"{app}/{env} is no longer configured"
+    if not argocd_app:
+        return f"{app}/{env} names no argocd_app"
+    return None
+
+
+def untrackable(
+    deployment_id: str, previous: DeploymentState, committed_at: datetime, problem: str, now: datetime
+) -> Transition:
+    """ENV_UNAVAILABLE for a deployment no Argo CD application can tell about (``problem``: why): not a
+    failure of the change, and it leaves the in-flight set instead of being looked at every minute forever."""
+    return Transition(
+        deployment_id=deployment_id,
+        previous=previous,
+        state=DeploymentState.ENV_UNAVAILABLE,
+        reason=f"{problem}: the outcome cannot be tracked",
+        timestamps=DeploymentTimestamps(committed_at=committed_at, decided_at=now),
+    )
+
+
 def to_look_up(in_flight: Sequence[TrackedDeployment]) -> list[TrackedDeployment]:
     """The deployments of ONE environment whose lineage questions are worth asking: the newest live one
     (older live ones are superseded by it anyway) and those watched for a flap."""

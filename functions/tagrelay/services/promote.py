@@ -46,7 +46,7 @@ from typing import Any
 from tagrelay.config import App, Config
 from tagrelay.domain import decision as rules
 from tagrelay.domain.commit_message import CommitDetails, Trigger, commit_message
-from tagrelay.domain.decision import Evaluation, Outcome, Reason, Verdict
+from tagrelay.domain.decision import Evaluation, Verdict
 from tagrelay.domain.deployment_events import DeploymentEvent
 from tagrelay.domain.events import (
     BranchTagPushed,
@@ -880,11 +880,9 @@ class Promoter:
         if request is not None and request.trigger == "push":
             self._note_release(request, evaluation)
         for decided in evaluation.decisions:
-            outcome = rules.LEDGER_OUTCOME[decided.verdict]
-            if request and request.trigger != "push" and decided.verdict in (Verdict.WAIT, Verdict.REJECT):
-                # An operator's request that was refused, not a release rejected: kept (no later event
-                # re-evaluates it), and not counted as a security rejection of a release.
-                outcome = Outcome.REFUSED
+            outcome = rules.ledger_outcome(
+                decided.verdict, by_operator=request is not None and request.trigger != "push"
+            )
             # A deployment is dated by its commit (the state's committed_at names its record's sort key).
             created_at = (decided.committed_at or now) if decided.verdict is Verdict.PROMOTE else now
             record = DecisionRecord(
@@ -927,17 +925,15 @@ class Promoter:
                         event_from_record(self.config, record, DeploymentState.COMMITTED, decided.message)
                     )
                 if not recorded:
-                    # Recorded by another invocation (a concurrent or earlier one, or the one that healed
-                    # the state): this event's own decision is then a no-op, recorded as such, so that
-                    # every event ends in a decision of its own.
                     logger.info("deployment already recorded", extra={"gitops_commit": record.gitops_commit})
+                    noop = rules.judge_deployment_already_recorded(app.gitops.repo, record.gitops_commit)
+                    assert noop.verdict is not None and noop.reason is not None
                     self.deps.ledger.record_decision(
                         dataclasses.replace(
                             record,
-                            outcome="noop",
-                            reason=Reason.ALREADY_DEPLOYED,
-                            message=f"the deployment of {app.gitops.repo}@{(record.gitops_commit or '')[:12]} "
-                            "was already recorded",
+                            outcome=rules.LEDGER_OUTCOME[noop.verdict],
+                            reason=noop.reason,
+                            message=noop.decision_message,
                             status=None,
                             committed_at=None,
                         )

@@ -35,7 +35,6 @@ from tagrelay.domain.outcome import (
     ArgoCDUnreachable,
     Blocked,
     DeploymentState,
-    DeploymentTimestamps,
     EndWatch,
     Lineage,
     NoTransition,
@@ -47,6 +46,8 @@ from tagrelay.domain.outcome import (
     revisions_to_check,
     timeout_for,
     to_look_up,
+    untrackable,
+    untrackable_because,
 )
 from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
 from tagrelay.errors import TagrelayError
@@ -229,18 +230,21 @@ def plan_run(config: Config, records: Iterable[DecisionRecord], now: datetime) -
     for record in records:
         app = config.apps.get(record.app)
         environment = app.environments.get(record.env) if app is not None else None
-        if app is None or environment is None or not environment.argocd_app:
-            problem = (
-                f"{record.app}/{record.env} is no longer configured"
-                if environment is None
-                else f"{record.app}/{record.env} names no argocd_app"
-            )
+        problem = untrackable_because(
+            record.app,
+            record.env,
+            configured=environment is not None,
+            argocd_app=environment.argocd_app if environment is not None else None,
+        )
+        if problem is not None:
             untracked = _untracked(record, problem, now)
             if isinstance(untracked, str):
                 plan.unreadable.append((record, untracked))
             else:
                 plan.untracked.append((record, untracked))
             continue
+        # untrackable_because answered None: the app, its environment and its argocd_app are configured.
+        assert app is not None and environment is not None and environment.argocd_app is not None
         try:
             deployment = tracked_deployment(
                 record,
@@ -295,18 +299,11 @@ def tracked_deployment(
 
 
 def _untracked(record: DecisionRecord, problem: str, now: datetime) -> Transition | str:
-    """ENV_UNAVAILABLE for a deployment no Argo CD application can tell about: not a failure of the
-    change, and it leaves the in-flight set instead of being looked at every minute forever."""
+    """The record's untrackable transition (domain/outcome.py), or why the record cannot be read."""
     try:
         previous = DeploymentState(record.status or DeploymentState.COMMITTED)
         committed_at = parse_timestamp(record.committed_at or record.created_at)
-        return Transition(
-            deployment_id=record.decision_id,
-            previous=previous,
-            state=DeploymentState.ENV_UNAVAILABLE,
-            reason=f"{problem}: the outcome cannot be tracked",
-            timestamps=DeploymentTimestamps(committed_at=committed_at, decided_at=now),
-        )
+        return untrackable(record.decision_id, previous, committed_at, problem, now)
     except ValueError as error:
         return f"decision {record.decision_id}: {error}"
 
