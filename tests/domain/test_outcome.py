@@ -21,6 +21,8 @@ from tagrelay.domain.outcome import (
     Blocked,
     Decision,
     DeploymentState,
+    DeploymentTimestamps,
+    EndWatch,
     Lineage,
     MalformedApplication,
     NoTransition,
@@ -29,6 +31,8 @@ from tagrelay.domain.outcome import (
     evaluate,
     evaluate_environment,
     expected_images,
+    flap_outcome,
+    nothing_to_watch,
     parse_application,
     parse_application_list,
     superseded_by_newest,
@@ -799,3 +803,21 @@ def test_a_deployment_no_argo_cd_application_can_tell_about_becomes_env_unavaila
     )
     assert transition.reason == "web/prod names no argocd_app: the outcome cannot be tracked"
     assert transition.timestamps.decided_at == now
+
+
+def test_a_deployment_already_decided_and_not_watched_leaves_the_in_flight_set() -> None:
+    assert nothing_to_watch(deployment(state=DeploymentState.SYNCING)) is None
+    watched = replace(deployment(state=DeploymentState.SUCCEEDED), watch_until=at(600))
+    assert nothing_to_watch(watched) is None  # a flap may still come
+    ended = nothing_to_watch(deployment(state=DeploymentState.DEGRADED))
+    assert ended == EndWatch("dep-ours", "already DEGRADED; nothing to watch")
+
+
+def test_a_flap_after_a_newer_deployment_became_current_ends_the_watch_instead() -> None:
+    times = DeploymentTimestamps(committed_at=at(0), decided_at=at(120))
+    flap = Transition("dep-ours", DeploymentState.SUCCEEDED, DeploymentState.DEGRADED, "r", times, flapped_at=at(110))
+    assert flap_outcome(flap, current_deployment_id="dep-ours") is flap
+    assert flap_outcome(flap, current_deployment_id=None) is flap
+    assert flap_outcome(flap, current_deployment_id="dep-newer") == EndWatch("dep-ours", "a newer deployment exists")
+    first = Transition("dep-ours", DeploymentState.SYNCING, DeploymentState.DEGRADED, "r", times)
+    assert flap_outcome(first, current_deployment_id="dep-newer") is first  # not a flap: recorded as it is

@@ -863,6 +863,22 @@ def supersede(deployment: TrackedDeployment, newer: TrackedDeployment, now: date
     )
 
 
+def nothing_to_watch(deployment: TrackedDeployment) -> EndWatch | None:
+    """A deployment already decided and not watched for a flap leaves the in-flight set (None: track it)."""
+    if deployment.state.is_terminal and not deployment.watching:
+        return EndWatch(deployment.deployment_id, f"already {deployment.state}; nothing to watch")
+    return None
+
+
+def flap_outcome(transition: Transition, *, current_deployment_id: str | None) -> Transition | EndWatch:
+    """A SUCCEEDED deployment that turned DEGRADED (``flapped_at``) after a newer one became the
+    environment's current deployment is not what the environment runs any more: its watch ends instead
+    of a flap being recorded against it (``current_deployment_id``: the environment state's)."""
+    if transition.flapped_at is None or current_deployment_id in (None, transition.deployment_id):
+        return transition
+    return EndWatch(transition.deployment_id, "a newer deployment exists")
+
+
 def untrackable_because(app: str, env: str, *, configured: bool, argocd_app: str | None) -> str | None:
     """Why no Argo CD application can tell about a deployment of ``app``/``env`` (None: one can)."""
     if not configured:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tagrelay.config import App, Config
+from tagrelay.domain.decision import moved_images
 from tagrelay.domain.drift import EnvironmentStatus, assess, running_tags
 from tagrelay.domain.outcome import (
     AccessDenied,
@@ -116,6 +117,6 @@ class StatusReader:
             return {}
         registry = self.registry_for(app)
         now = {image: registry.resolve_tag(image, tag) for image in promoted if image in app.images}
-        return {
-            image: [promoted[image], digest] for image, digest in now.items() if digest and digest != promoted[image]
-        }
+        # A tag gone from an image (deleted) is not a move, as for the sweep (services/reconcile.py).
+        moved = moved_images(promoted, {image: digest for image, digest in now.items() if digest})
+        return {image: [was, is_now] for image, (was, is_now) in moved.items()}

@@ -34,6 +34,7 @@ from tagrelay.domain.outcome import (
     AccessDenied,
     ArgoCDUnreachable,
     Blocked,
+    Decision,
     DeploymentState,
     EndWatch,
     Lineage,
@@ -43,6 +44,8 @@ from tagrelay.domain.outcome import (
     Transition,
     evaluate_environment,
     expected_images,
+    flap_outcome,
+    nothing_to_watch,
     revisions_to_check,
     timeout_for,
     to_look_up,
@@ -255,8 +258,9 @@ def plan_run(config: Config, records: Iterable[DecisionRecord], now: datetime) -
         except ValueError as error:
             plan.unreadable.append((record, str(error)))
             continue
-        if deployment.state.is_terminal and not deployment.watching:
-            plan.stale.append((record, EndWatch(record.decision_id, f"already {deployment.state}; nothing to watch")))
+        stale = nothing_to_watch(deployment)
+        if stale is not None:
+            plan.stale.append((record, stale))
             continue
         branch = plan.commits.setdefault((app.gitops.repo, app.gitops.branch), {})
         branch[deployment.gitops_commit] = deployment.committed_at
@@ -420,11 +424,11 @@ class Tracker:
                 }
             )
             decisions = evaluate_environment(group.deployments, observation, now, lineage)
-            for record, decision in zip(group.records, decisions, strict=True):
+            for record, evaluated in zip(group.records, decisions, strict=True):
+                decision: Decision = evaluated
+                if isinstance(evaluated, Transition) and evaluated.flapped_at is not None:
+                    decision = flap_outcome(evaluated, current_deployment_id=self._current_deployment_id(record))
                 if isinstance(decision, Transition):
-                    if decision.flapped_at is not None and self._newer_deployment_exists(record):
-                        self._end_watch(result, record, EndWatch(record.decision_id, "a newer deployment exists"))
-                        continue
                     self._record(result, record, decision)
                 elif isinstance(decision, EndWatch):
                     self._end_watch(result, record, decision)
@@ -526,11 +530,11 @@ class Tracker:
             )
             return _UNKNOWN
 
-    def _newer_deployment_exists(self, record: DecisionRecord) -> bool:
-        """Before a SUCCEEDED deployment turns DEGRADED: is it still the environment's current one?
-        (One GetItem, only then; a newer one that already finished is not in the in-flight set.)"""
+    def _current_deployment_id(self, record: DecisionRecord) -> str | None:
+        """Before a SUCCEEDED deployment turns DEGRADED: the environment's current deployment, which may be
+        a newer one (one GetItem, only then; a newer one that already finished is not in the in-flight set)."""
         state = self.deps.ledger.environment_state(record.app, record.env)
-        return state is not None and state.current_decision_id not in (None, record.decision_id)
+        return state.current_decision_id if state is not None else None
 
     # --- writes
 
