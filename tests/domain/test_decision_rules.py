@@ -369,4 +369,10 @@ def test_an_operator_change_that_waits_or_is_rejected_is_recorded_as_refused() -
 def test_a_deployment_another_invocation_recorded_first_is_this_events_noop() -> None:
     noop = rules.judge_deployment_already_recorded("o/gitops", "9" * 40)
     assert _decision(noop) == ("skip", Verdict.NOOP, Reason.ALREADY_DEPLOYED)
-    assert noop.decision_message == f"the deployment of o/gitops@{'9' * 12} was already recorded"
+    assert noop.recorded_as() == (
+        Outcome.NOOP,
+        Reason.ALREADY_DEPLOYED,
+        f"the deployment of o/gitops@{'9' * 12} was already recorded",
+    )
+    with pytest.raises(ValueError, match="decides nothing"):
+        rules.Ruling("pass", "fine").recorded_as()

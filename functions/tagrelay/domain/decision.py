@@ -318,6 +318,13 @@ class Ruling:
     def decision_message(self) -> str:
         return self.detail if self.message is None else self.message
 
+    def recorded_as(self) -> tuple[Outcome, Reason, str]:
+        """How a ruling that decides is written in the ledger on its own (an alert, a no-op): outcome,
+        reason, message."""
+        if self.verdict is None or self.reason is None:
+            raise ValueError(f"a ruling that decides nothing is not recorded: {self.detail}")
+        return LEDGER_OUTCOME[self.verdict], self.reason, self.decision_message
+
 
 def judge_tag_moved(tag: str, moved: Mapping[str, tuple[str, str]], *, running_in: str | None = None) -> Ruling:
     """A release tag tagrelay committed before must still point at the digests it committed

@@ -778,7 +778,7 @@ class Promoter:
         history once per ``key`` while that release runs (its state's ``alerts``). The record's outcome is
         the ruling's verdict in the ledger's words: a moved tag is ``rejected`` as the promoter records it
         (the ReleaseTagMoved alarm, and no redeploying it), an archived image an ``alert``."""
-        assert ruling.verdict is not None and ruling.reason is not None, "only a ruling that decides is an alert"
+        outcome, reason, message = ruling.recorded_as()
         if not self.deps.ledger.note_alert(app_name, env, key):
             return False
         release = parse_release_tag(tag, self.config.apps[app_name].tag_regex)
@@ -787,9 +787,9 @@ class Promoter:
                 decision_id=new_decision_id(),
                 app=app_name,
                 env=env,
-                outcome=rules.LEDGER_OUTCOME[ruling.verdict],
-                reason=ruling.reason,
-                message=ruling.decision_message,
+                outcome=outcome,
+                reason=reason,
+                message=message,
                 created_at=timestamp(self.deps.clock()),
                 trigger="push",
                 tag=tag,
@@ -927,13 +927,13 @@ class Promoter:
                 if not recorded:
                     logger.info("deployment already recorded", extra={"gitops_commit": record.gitops_commit})
                     noop = rules.judge_deployment_already_recorded(app.gitops.repo, record.gitops_commit)
-                    assert noop.verdict is not None and noop.reason is not None
+                    noop_outcome, noop_reason, noop_message = noop.recorded_as()
                     self.deps.ledger.record_decision(
                         dataclasses.replace(
                             record,
-                            outcome=rules.LEDGER_OUTCOME[noop.verdict],
-                            reason=noop.reason,
-                            message=noop.decision_message,
+                            outcome=noop_outcome,
+                            reason=noop_reason,
+                            message=noop_message,
                             status=None,
                             committed_at=None,
                         )
