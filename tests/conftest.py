@@ -7,6 +7,7 @@ image repositories (named after the test), and an empty ledger table.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -24,6 +25,14 @@ from devstack.process import RunningServer
 from devstack.registry import start_registry
 from devstack.scenario import BRANCH_OF_ENV, SeedScenario
 from devstack.stack import ARGOCD_PROJECT, LocalStack
+
+# The Lambda handlers' Powertools loggers write to the sys.stdout of the moment they are first imported,
+# and hand that handler to the "tagrelay" logger. Imported here, that is the session's own stream. First
+# imported inside a test that uses capsys, it would be that test's stream, closed after it: every later
+# in-process log line (the CLI's, in another file on the same worker) would then print "Logging error:
+# I/O operation on closed file" to stderr.
+for _handler in ("promoter", "reconciler", "tracker"):
+    importlib.import_module(f"tagrelay.handlers.{_handler}")
 
 # Fixtures that start servers: a test using any of them is marked `stack` (`make test-unit` leaves those out).
 # Besides the local stack's: the Argo CD simulator of tests/adapters and tests/devstack (``sim``), and the
