@@ -607,25 +607,6 @@ def test_alarms_cover_dead_letters_errors_rejections_failed_deployments_and_bloc
         assert (blocked["Threshold"], blocked["EvaluationPeriods"]) == (1, 1)
 
 
-def test_the_tag_moved_alarm_matches_what_the_promoter_emits(
-    default: Synthesized, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tagrelay.domain.decision import EnvDecision, Evaluation, Reason, Verdict
-    from tagrelay.services.observe import emit_decision_metrics
-
-    environment = default.resources[default.function_id("promoter")]["Properties"]["Environment"]["Variables"]
-    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
-        monkeypatch.setenv(name, environment[name])
-    evaluation = Evaluation(event_id=None, decisions=[EnvDecision("prod", Verdict.REJECT, Reason.TAG_MOVED, "moved")])
-    emit_decision_metrics([evaluation])
-    emitted = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
-    [emf] = [e for e in emitted if "DecisionReasons" in e]
-    [dimension_set] = emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
-    found = alarm(default, "ReleaseTagMoved")
-    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == found["Namespace"]
-    assert {name: emf[name] for name in dimension_set} == dimensions(found)
-
-
 @pytest.mark.parametrize("emitted_in", ["promoter", "reconciler"])
 @pytest.mark.parametrize(
     ("name", "metric", "verdict", "reason"),

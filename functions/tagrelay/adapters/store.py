@@ -96,10 +96,9 @@ class Ledger:
                 ExpressionAttributeValues=_to_dynamo({":pk": keys.sighting_partition(repository, digest)}),
                 ConsistentRead=True,
             )
-        # DynamoDB never shows an item half-written; moto's server can, to a Query racing an UpdateItem that
-        # creates the item (the soak test's concurrent deliveries met it): such an item names no tag yet.
-        tags = (_from_dynamo(item).get("tag") for item in response.get("Items", []))
-        return [str(tag) for tag in tags if tag]
+        # Every sighting is written with its tag in one UpdateItem, and DynamoDB never shows an item
+        # half-written (the local stack's DynamoDB proxy serializes requests so that moto does not either).
+        return [str(_from_dynamo(item)["tag"]) for item in response.get("Items", [])]
 
     def first_seen(self, repository: str, digest: str, tag: str) -> datetime | None:
         """When the release tag was first seen on this digest (the sighting's time), if ever."""
