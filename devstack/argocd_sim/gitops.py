@@ -6,7 +6,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 # Git must behave the same on every machine: no user or system configuration, no prompts.
 _GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
@@ -30,7 +30,12 @@ def branch_head(repo_path: str, branch: str) -> str | None:
 def tag_at(repo_path: str, commit: str, values_file: str, key: str) -> RenderedTag:
     """The value at dotted ``key`` in ``values_file`` at ``commit`` (commits never change, so it is cached)."""
     result = _git(repo_path, "show", f"{commit}:{values_file}")
-    if result.returncode != 0:
+    return rendered_tag(result.stdout if result.returncode == 0 else None, commit, values_file, key)
+
+
+def rendered_tag(text: str | None, commit: str, values_file: str, key: str) -> RenderedTag:
+    """The value at dotted ``key`` of a values file's ``text`` (None: no such file at ``commit``)."""
+    if text is None:
         return RenderedTag(None, f"{values_file}: no such file at {commit[:7]}")
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -38,7 +43,7 @@ def tag_at(repo_path: str, commit: str, values_file: str, key: str) -> RenderedT
     yaml = YAML(typ="safe", pure=True)
     yaml.allow_duplicate_keys = False
     try:
-        document: Any = yaml.load(result.stdout)
+        document: Any = yaml.load(text)
     except YAMLError as error:
         return RenderedTag(None, f"{values_file}: YAML parse error: {str(error).splitlines()[0]}")
     node = document
@@ -50,6 +55,27 @@ def tag_at(repo_path: str, commit: str, values_file: str, key: str) -> RenderedT
         return RenderedTag(None, f"{values_file}: {key} is empty or not a scalar")
     # Helm would render a number (the seed's unquoted 1e07581 incident) as that number's text.
     return RenderedTag(str(node))
+
+
+class GitOpsReader(Protocol):
+    """Where an application reads its GitOps source: the branch head, and the tag a commit renders."""
+
+    def branch_head(self, branch: str) -> str | None: ...
+
+    def tag_at(self, commit: str, values_file: str, key: str) -> RenderedTag: ...
+
+
+@dataclass(frozen=True)
+class BareRepository:
+    """The GitOps source in a bare git repository on this machine (the simulator's)."""
+
+    path: str
+
+    def branch_head(self, branch: str) -> str | None:
+        return branch_head(self.path, branch)
+
+    def tag_at(self, commit: str, values_file: str, key: str) -> RenderedTag:
+        return tag_at(self.path, commit, values_file, key)
 
 
 def _git(repo_path: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from devstack.argocd_sim.config import Mark, SimApp, SimTiming
-from devstack.argocd_sim.gitops import branch_head, tag_at
+from devstack.argocd_sim.gitops import BareRepository, GitOpsReader, RenderedTag
 
 HISTORY_LIMIT = 10  # spec.revisionHistoryLimit default
 SYNC_OPTIONS = ["CreateNamespace=true", "PrunePropagationPolicy=foreground", "PruneLast=true"]
@@ -130,6 +130,8 @@ class SimulatedApp:
     rollout: Rollout | None = None
     last_poll: float = 0.0
     resource_version: int = 1
+    # Where the GitOps source is read; None: the bare repository at spec.repo_path.
+    gitops: GitOpsReader | None = None
 
     @classmethod
     def create(
@@ -139,6 +141,7 @@ class SimulatedApp:
         mark_of: MarkLookup,
         now: float,
         repo_server_up: Callable[[], bool] = lambda: True,
+        gitops: GitOpsReader | None = None,
     ) -> SimulatedApp:
         """An application that has already synced the branch head and is Healthy (or never synced, if none)."""
         app = cls(
@@ -150,9 +153,10 @@ class SimulatedApp:
             auto_sync=spec.auto_sync,
             last_poll=now,
             reconciled_at=now,
+            gitops=gitops,
         )
-        head = branch_head(spec.repo_path, spec.branch)
-        rendered = tag_at(spec.repo_path, head, spec.values_file, spec.key) if head else None
+        head = app._branch_head()
+        rendered = app._tag_at(head) if head else None
         if head is None or rendered is None or rendered.tag is None:
             app._comparison_error(
                 now, (rendered.error or "no tag") if rendered else f"unable to resolve '{spec.branch}'"
@@ -174,7 +178,7 @@ class SimulatedApp:
 
     def advance(self, now: float) -> None:
         """Apply every scheduled change up to ``now``, at the time each was due."""
-        head = branch_head(self.spec.repo_path, self.spec.branch)  # once per request: HEAD may move between them
+        head = self._branch_head()  # once per request: HEAD may move between them
         while True:
             due, apply = self._next_change()
             if due > now:
@@ -189,7 +193,7 @@ class SimulatedApp:
     def refresh(self, now: float) -> None:
         """``?refresh=normal``: reconcile with the latest git right now instead of at the next poll."""
         self.advance(now)
-        self._poll(now, branch_head(self.spec.repo_path, self.spec.branch))
+        self._poll(now, self._branch_head())
 
     def next_change_at(self) -> float:
         return self._next_change()[0]
@@ -204,7 +208,7 @@ class SimulatedApp:
             )
         if self.chart_error is not None:
             return not self.comparison_failed
-        head = branch_head(self.spec.repo_path, self.spec.branch)
+        head = self._branch_head()
         if self.comparison_failed and head != self.broken_commit:
             return True  # the cause went away: the next comparison clears the condition
         settled = {self.deployed_commit, self.compared_commit, self.failed_commit, self.broken_commit}
@@ -265,7 +269,7 @@ class SimulatedApp:
                 self._compared(head, "OutOfSync" if head == self.failed_commit or rollout is not None else "Synced")
             self._reassess_health(t)
             return
-        rendered = tag_at(self.spec.repo_path, head, self.spec.values_file, self.spec.key)
+        rendered = self._tag_at(head)
         error: str | None
         if rendered.tag is not None and self.mark_of(rendered.tag) == "comparison_error":
             error = f"tag {rendered.tag} is marked as a manifest error"
@@ -332,7 +336,7 @@ class SimulatedApp:
         elif head is not None:
             # After a user's operation the controller compares with the latest revision at once: after a
             # rollback, the branch head again (OutOfSync, unless it renders the same tag).
-            rendered = tag_at(self.spec.repo_path, head, self.spec.values_file, self.spec.key)
+            rendered = self._tag_at(head)
             self._compared(head, "Synced" if rendered.tag == rollout.tag else "OutOfSync")
         rollout.phase, rollout.since = Phase.SYNCED, t
         self._changed()
@@ -383,10 +387,10 @@ class SimulatedApp:
             raise SimConflict("another operation is already in progress")
         if rollback and self.auto_sync:
             raise SimConflict("rollback cannot be initiated when auto-sync is enabled")
-        commit = revision or branch_head(self.spec.repo_path, self.spec.branch)
+        commit = revision or self._branch_head()
         if commit is None:
             raise ValueError(f"unable to resolve '{self.spec.branch}' to a commit SHA")
-        rendered = tag_at(self.spec.repo_path, commit, self.spec.values_file, self.spec.key)
+        rendered = self._tag_at(commit)
         if rendered.tag is None:
             raise ValueError(f"cannot sync {commit[:7]}: {rendered.error}")
         self.rollout = Rollout(commit, rendered.tag, Phase.RUNNING, now, self.images, self.health)
@@ -441,6 +445,15 @@ class SimulatedApp:
             self.conditions.append(SimCondition(kind, message, t))
 
     # ------------------------------------------------------------------------------------ helpers
+
+    def _gitops_source(self) -> GitOpsReader:
+        return self.gitops or BareRepository(self.spec.repo_path)
+
+    def _branch_head(self) -> str | None:
+        return self._gitops_source().branch_head(self.spec.branch)
+
+    def _tag_at(self, commit: str) -> RenderedTag:
+        return self._gitops_source().tag_at(commit, self.spec.values_file, self.spec.key)
 
     def _current(self) -> Rollout:
         assert self.rollout is not None

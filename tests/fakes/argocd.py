@@ -8,12 +8,15 @@ tracker sees is what it would see over HTTP. The answers follow Argo CD's API se
   it, 403 (AccessDenied), on purpose (server/application/application.go, getAppEnforceRBAC);
 * an application the token may not get is 403; a malformed document is MisconfiguredError;
 * ``unreachable`` makes every read raise TransientError (observe_application: ArgoCDUnreachable);
-* ``refresh`` records each nudge and answers ``refresh_answer``.
+* ``refresh`` records each nudge and answers ``refresh_answer``;
+* ``asked`` lists every application read, (name, project), so tests count the requests per application;
+* ``before_request``, when set, is told of each request first, as the simulator's server moves its
+  applications to "now" before answering (tests/fakes/argocd_apps.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +44,8 @@ class FakeArgoCD:
     request_count: int = 0
     closed: int = 0
     faults: Faults = field(default_factory=lambda: Faults("argocd"))
+    asked: list[tuple[str, str | None]] = field(default_factory=list)
+    before_request: Callable[[str, str, str | None], None] | None = None  # (method, name, project)
 
     def put(self, document: Mapping[str, Any]) -> None:
         """Serve ``document`` as the application its metadata.name names."""
@@ -54,7 +59,8 @@ class FakeArgoCD:
     def get_application(
         self, name: str, project: str | None = None
     ) -> ApplicationObservation | AppMissing | AccessDenied:
-        self._call("get_application")
+        self._call("get_application", name, project)
+        self.asked.append((name, project))
         document = self.documents.get(name)
         in_project = document is not None and (project is None or _project(document) == project)
         if name in self.denied or (document is None and project is None):
@@ -79,7 +85,7 @@ class FakeArgoCD:
     ) -> list[ApplicationObservation]:
         if selector:
             raise NotImplementedError("FakeArgoCD lists by name only")
-        self._call("list_applications")
+        self._call("list_applications", "", None)
         wanted = set(names) if names is not None else None
         return [
             parse_application(document)
@@ -90,6 +96,8 @@ class FakeArgoCD:
     def refresh(self, name: str, project: str | None = None) -> bool:
         self.request_count += 1
         self.refreshed.append((name, project))
+        if self.before_request is not None and not self.unreachable:
+            self.before_request("refresh", name, project)
         return self.refresh_answer and not self.unreachable
 
     def close(self) -> None:
@@ -101,11 +109,13 @@ class FakeArgoCD:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str) -> None:
+    def _call(self, method: str, name: str, project: str | None) -> None:
         self.request_count += 1
         if self.unreachable:
             raise TransientError("argocd", "unreachable: connection refused")
         self.faults.before(method)
+        if self.before_request is not None:
+            self.before_request(method, name, project)
 
 
 def _project(document: Mapping[str, Any]) -> str | None:
