@@ -42,7 +42,7 @@ class FakeGitOpsSource:
 @dataclass
 class ArgoApps:
     """One application per environment (``mosaic-life-<env>``, project mosaic-life, multi-source like the
-    seed's), each synced to the GitOps branch head and Healthy when registered."""
+    seed's unless told), each synced to the GitOps branch head and Healthy when registered."""
 
     world: FakeWorld
     timing: SimTiming = REALISTIC_TIMING
@@ -50,7 +50,7 @@ class ArgoApps:
     marks: dict[str, Mark] = field(default_factory=dict)  # tag -> what happens when it is deployed
 
     @classmethod
-    def register(cls, world: FakeWorld, *, timing: SimTiming = REALISTIC_TIMING) -> ArgoApps:
+    def register(cls, world: FakeWorld, *, timing: SimTiming = REALISTIC_TIMING, multi_source: bool = True) -> ArgoApps:
         apps = cls(world, timing)
         app = world.config().apps["mosaic-life"]
         source = FakeGitOpsSource(world.github, world.gitops_repo)
@@ -67,7 +67,7 @@ class ArgoApps:
                 project=ARGOCD_PROJECT,
                 namespace=name,
                 labels={"env": env},
-                multi_source=True,
+                multi_source=multi_source,
                 repo_url=f"https://github.com/{world.gitops_repo}.git",
             )
             apps.apps[env] = SimulatedApp.create(spec, timing, apps.marks.get, apps.now(), gitops=source)

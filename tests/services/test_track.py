@@ -142,7 +142,9 @@ def test_a_manifest_that_fails_to_apply_is_sync_failed(world: FakeWorld, setup: 
     assert "Failed" in reason and "failed to apply" in reason
 
 
-def test_a_manifest_argo_cd_cannot_render_is_sync_failed(world: FakeWorld, setup: Setup) -> None:
+def test_a_manifest_argo_cd_cannot_render_is_sync_failed(world: FakeWorld) -> None:
+    # A single-source application: sync.revision (not revisions) becomes the branch name.
+    setup = Setup(world, ArgoApps.register(world, multi_source=False), world.config())
     release = setup.promote("prod", mark="comparison_error")
 
     setup.apps.tick(200)  # the next reconcile after the commit reports the error
