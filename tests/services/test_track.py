@@ -4,12 +4,19 @@ promoter committed, from the Application documents Argo CD serves.
 Releases are promoted by the promoter service on the fakes; the Argo CD applications are the
 simulator's own model on the world's clock (tests/fakes/argocd_apps.py), so the documents are the
 stack's, with its realistic timing. The tracker is ``world.tracker()`` and each run is its ``run``,
-as the tracker handler calls it. The end-to-end paths (the handler, the simulator over HTTP, moto's
+as the tracker handler calls it, logged and measured as the handler does (``log_run``,
+``emit_tracking_metrics``: the EMF lines are read from stdout). Beyond the outcomes: what blocks
+tracking (a 403, an unreachable Argo CD past the timeout) and what stops a run (a rejected token, a
+ledger failure), records it cannot read, Argo CD not configured, later revisions that contain ours
+(the ledger first, else one GitHub comparison), and the flap window. The end-to-end paths (the handler, the simulator over HTTP, moto's
 DynamoDB, the metrics' wire format, the refresh nudge) are in tests/tracking/test_tracker_handler.py.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +24,13 @@ import pytest
 
 from devstack.argocd_sim import Mark
 from devstack.scenario import BRANCH_OF_ENV, Release
+from infra import pipeline_metrics
 from tagrelay.adapters import ledger_schema as keys
-from tagrelay.config import Config
+from tagrelay.config import Config, parse_config
 from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
+from tagrelay.errors import MisconfiguredError, TagrelayError
 from tagrelay.services.promote import Promoter
-from tagrelay.services.track import Tracker
+from tagrelay.services.track import Tracker, TrackerRun, emit_tracking_metrics, log_run
 from tests.fakes.argocd_apps import ArgoApps
 from tests.fakes.world import FakeWorld
 from tests.services.support import APP, deployment, invoke
@@ -51,16 +60,61 @@ class Setup:
         assert invoke(self.promoter, release.events[0])["decision"] == "promote"
         return release
 
+    def run(self) -> TrackerRun:
+        """One tracker run, logged and measured as the handler does (handlers/tracker.py)."""
+        run = self.tracker.run()
+        log_run(run)
+        emit_tracking_metrics(run)
+        return run
+
     def track(self) -> dict[str, Any]:
         """One tracker run, as the handler makes it: its summary, or its error raised."""
-        run = self.tracker.run()
+        run = self.run()
         run.raise_if_failed()
         return run.summary()
+
+    def just_after_a_poll(self, env: str = "prod") -> None:
+        """Move the clock to one second after the application's poll: the next 179 s see no poll."""
+        status = self.world.argocd.documents[self.apps.name(env)]["status"]
+        next_poll = parse_timestamp(status["reconciledAt"]) + timedelta(seconds=POLL)
+        self.apps.tick((next_poll - self.world.clock()).total_seconds() + 1)
 
 
 @pytest.fixture
 def setup(world: FakeWorld, apps: ArgoApps) -> Setup:
     return Setup(world, apps, world.config())
+
+
+POLL = 180  # the simulator's poll interval, Argo CD's default
+
+
+def without_the_nudge(world: FakeWorld, **app_overrides: Any) -> Config:
+    """The world's configuration with ``argocd.refresh_after_commit`` off: Argo CD notices a commit at its poll."""
+    data = world.config_data(**app_overrides)
+    data["argocd"]["refresh_after_commit"] = False
+    return parse_config(data)
+
+
+def hand_commit(world: FakeWorld, message: str, files: dict[str, str]) -> str:
+    """Somebody pushes to the GitOps branch by hand (a docs change, an edit of a values file)."""
+    return world.github.commit(world.gitops_repo, "main", files, message, author="ops")
+
+
+def compares(world: FakeWorld) -> int:
+    """GitHub comparisons asked so far (the tracker's only GitHub request)."""
+    return world.github.calls.count("comparison")
+
+
+def metrics(capsys: pytest.CaptureFixture[str], name: str) -> list[dict[str, Any]]:
+    """Every CloudWatch EMF document of metric ``name`` printed since the last read."""
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    return [
+        d for d in documents if any(m["Name"] == name for c in d["_aws"]["CloudWatchMetrics"] for m in c["Metrics"])
+    ]
+
+
+def logged(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "tagrelay.services.track" and r.levelno == level]
 
 
 def moves(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -306,3 +360,341 @@ def test_a_staging_commit_during_a_prod_rollout_leaves_the_prod_outcome_alone(wo
     record = deployment(world, "prod", prod.tag)
     assert record.status == "SUCCEEDED" and record.healthy_at
     assert world.ledger.environment_state(APP, "prod") is not None
+
+
+# --------------------------------------------------------------------------------------------- blocked: 403 and past the timeout
+
+
+def test_lost_permission_blocks_tracking_and_alarms_but_is_never_an_outcome(
+    world: FakeWorld, setup: Setup, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    release = setup.promote()
+    world.argocd.denied.add(setup.apps.name("prod"))  # the token lost `applications, get` on it
+    setup.apps.settle()
+    setup.apps.tick(timedelta(minutes=20).total_seconds())  # far past the 15-minute timeout
+    capsys.readouterr()
+
+    result = setup.track()
+
+    record = deployment(world, "prod", release.tag)
+    assert result["transitions"] == [] and record.status == "COMMITTED" and record in world.ledger.in_flight()
+    assert "grant it `applications, get` on mosaic-life/" in result["blocked"][record.decision_id]
+    [emitted] = metrics(capsys, pipeline_metrics.BLOCKED_METRIC)
+    assert (emitted["cause"], emitted["service"], emitted["TrackingBlocked"]) == ("permission_denied", "tracker", [1.0])
+    [error] = logged(caplog, logging.ERROR)
+    assert error.getMessage().startswith("tracking blocked: ") and error.__dict__["cause"] == "permission_denied"
+
+    world.argocd.denied.clear()
+    assert moves(setup.track()) == [("prod", release.tag, "SUCCEEDED")]  # the evidence wins over the elapsed deadline
+    assert metrics(capsys, pipeline_metrics.BLOCKED_METRIC) == []
+
+
+def test_an_unreachable_argo_cd_past_the_timeout_raises_the_blocked_metric(
+    world: FakeWorld, setup: Setup, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    setup.promote()
+    world.argocd.faults.fail("get_application")  # the client's retries exhausted
+    capsys.readouterr()
+    setup.track()
+    assert metrics(capsys, pipeline_metrics.BLOCKED_METRIC) == []  # a short outage before the deadline wakes nobody
+    assert logged(caplog, logging.ERROR) == []
+    assert [r.getMessage() for r in logged(caplog, logging.WARNING)] == ["Argo CD unreachable; retrying next run"]
+
+    setup.apps.tick(timedelta(minutes=16).total_seconds())
+    world.argocd.faults.fail("get_application")
+    result = setup.track()
+
+    assert result["transitions"] == [] and world.argocd.faults.met == {"get_application": 2}
+    [emitted] = metrics(capsys, pipeline_metrics.BLOCKED_METRIC)
+    assert (emitted["cause"], emitted["TrackingBlocked"]) == ("unreachable_past_timeout", [1.0])
+    [error] = logged(caplog, logging.ERROR)
+    assert "tracking blocked past the deployment's timeout" in error.getMessage()
+
+
+# --------------------------------------------------------------------------------------------- what stops a run
+
+
+def test_a_rejected_token_stops_the_run_and_records_nothing(
+    world: FakeWorld, setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = setup.promote()
+    setup.apps.settle()
+    world.argocd.faults.fail("get_application", MisconfiguredError("argocd", "the token is invalid or expired"))
+
+    run = setup.run()
+
+    assert run.summary()["error"] == str(run.error) and "token is invalid or expired" in str(run.error)
+    assert run.transitions == [] and world.argocd.closed >= 1  # the run's client is closed all the same
+    assert deployment(world, "prod", release.tag).status == "COMMITTED"
+    assert [r.getMessage() for r in logged(caplog, logging.ERROR)] == ["tracker run stopped"]
+    with pytest.raises(MisconfiguredError, match="token is invalid or expired"):
+        run.raise_if_failed()  # what makes the Lambda report an error
+
+
+def test_a_ledger_failure_stops_the_run_and_the_next_run_records_it(world: FakeWorld, setup: Setup) -> None:
+    release = setup.promote()
+    setup.apps.settle()
+    world.ledger.faults.fail("record_tracking")  # DynamoDB throttled past the client's retries
+
+    run = setup.run()
+
+    assert isinstance(run.error, TagrelayError) and world.ledger.faults.met == {"record_tracking": 1}
+    assert deployment(world, "prod", release.tag).status == "COMMITTED"
+    with pytest.raises(TagrelayError):
+        run.raise_if_failed()
+    assert moves(setup.track()) == [("prod", release.tag, "SUCCEEDED")]
+
+
+def test_without_argo_cd_configured_the_tracker_records_nothing_and_says_why(
+    world: FakeWorld, setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = setup.promote()
+    tracker = world.tracker(world.config(extra={"argocd": None}))
+    before = world.argocd.request_count, world.ledger.request_count
+
+    run = tracker.run()
+    log_run(run)
+
+    summary = run.summary()
+    assert summary["disabled"] == "argocd is not configured: deployment outcomes are not tracked"
+    assert (summary["in_flight"], summary["transitions"]) == (0, [])
+    assert (world.argocd.request_count, world.ledger.request_count) == before  # nothing asked, nothing read
+    assert [r.getMessage() for r in logged(caplog, logging.WARNING)] == [summary["disabled"]]
+    assert deployment(world, "prod", release.tag).status == "COMMITTED"
+
+
+# --------------------------------------------------------------------------------------------- records it cannot read
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "change", "problem"),
+    [
+        ("prod", {}, {"committed_at": "yesterday"}, "Invalid isoformat string: 'yesterday'"),
+        ("prod", {}, {"gitops_commit": None}, "has no GitOps commit or tag"),
+        (
+            "staging",
+            {"environments": {"staging": {"argocd_app": None}}},
+            {"committed_at": "yesterday"},
+            "Invalid isoformat string: 'yesterday'",
+        ),
+    ],
+    ids=["bad-commit-time", "no-commit", "untracked-bad-commit-time"],
+)
+def test_an_unreadable_in_flight_record_is_reported_and_left_alone(
+    world: FakeWorld,
+    apps: ArgoApps,
+    caplog: pytest.LogCaptureFixture,
+    env: str,
+    overrides: dict[str, Any],
+    change: dict[str, Any],
+    problem: str,
+) -> None:
+    setup = Setup(world, apps, world.config(**overrides))
+    bad = setup.promote(env)
+    good = setup.promote("prod" if env == "staging" else "staging")
+    stored = item(world, deployment(world, env, bad.tag))
+    stored.update(change)  # an item written by hand, or by another version
+    before = dict(stored)
+    apps.settle()
+
+    result = setup.track()
+
+    [unreadable] = result["unreadable"]
+    assert unreadable["decision_id"] == stored["decision_id"] and problem in unreadable["problem"]
+    assert item(world, deployment(world, env, bad.tag)) == before
+    assert [(t["tag"], t["to"]) for t in result["transitions"]] == [(good.tag, "SUCCEEDED")]  # the others go on
+    [error] = logged(caplog, logging.ERROR)
+    assert error.getMessage() == "in-flight record cannot be tracked" and problem in error.__dict__["why"]
+
+
+def test_a_decided_record_left_in_the_in_flight_index_leaves_it_without_asking(world: FakeWorld, setup: Setup) -> None:
+    release = setup.promote(mark="degraded")
+    setup.apps.settle()
+    assert moves(setup.track()) == [("prod", release.tag, "DEGRADED")]
+    stored = item(world, deployment(world, "prod", release.tag))
+    # An older version's write: the outcome, but still in the index.
+    stored[keys.IN_FLIGHT_PARTITION_KEY] = keys.IN_FLIGHT_MARKER
+    stored[keys.IN_FLIGHT_SORT_KEY] = stored["created_at"]
+    world.argocd.asked.clear()
+
+    result = setup.track()
+
+    assert result["watches_ended"] == [
+        {"decision_id": stored["decision_id"], "reason": "already DEGRADED; nothing to watch", "written": True}
+    ]
+    assert world.argocd.asked == [] and world.ledger.in_flight() == []
+    assert item(world, deployment(world, "prod", release.tag))["status"] == "DEGRADED"
+
+
+# --------------------------------------------------------------------------------------------- later commits
+
+
+def test_a_later_commit_on_the_shared_branch_that_contains_ours_counts_as_ours(
+    world: FakeWorld, apps: ArgoApps
+) -> None:
+    # Without the nudge, prod's and staging's promotions land within one Argo CD poll; both applications
+    # then sync the staging commit, which contains prod's.
+    setup = Setup(world, apps, without_the_nudge(world))
+    setup.just_after_a_poll()
+    prod = setup.promote("prod")
+    apps.tick(30)
+    staging = setup.promote("staging")
+    apps.settle()
+    before = compares(world)
+
+    result = setup.track()
+
+    assert sorted(moves(result)) == [("prod", prod.tag, "SUCCEEDED"), ("staging", staging.tag, "SUCCEEDED")]
+    reason = deployment(world, "prod", prod.tag).status_reason or ""
+    assert re.search(r"synced via [0-9a-f]{7}, which contains [0-9a-f]{7} and Healthy", reason)
+    assert compares(world) == before and result["github_requests"] == 0  # the ledger knew
+
+
+def test_a_later_hand_made_commit_that_contains_ours_is_checked_on_github_once(
+    world: FakeWorld, apps: ArgoApps
+) -> None:
+    setup = Setup(world, apps, without_the_nudge(world))
+    setup.just_after_a_poll()
+    release = setup.promote("prod")
+    hand_commit(world, "docs: how to deploy", {"docs/deploy.md": "# Deploying\n"})
+    before = compares(world)
+    apps.tick(POLL + 5)  # Argo CD's poll saw the docs commit; its sync is running
+
+    result = setup.track()
+    assert moves(result) == [("prod", release.tag, "SYNCING")]
+    assert compares(world) - before == result["github_requests"] == 1
+
+    apps.settle()
+    result = setup.track()
+    assert moves(result) == [("prod", release.tag, "SUCCEEDED")]
+    assert compares(world) - before == 1 and result["github_requests"] == 0  # cached: one request per revision
+
+
+def test_one_github_request_answers_for_every_environment_a_later_revision_contains(
+    world: FakeWorld, apps: ArgoApps
+) -> None:
+    setup = Setup(world, apps, without_the_nudge(world))
+    setup.just_after_a_poll()
+    prod = setup.promote("prod")
+    apps.tick(15)
+    staging = setup.promote("staging")
+    hand_commit(world, "docs: runbook", {"docs/runbook.md": "# Runbook\n"})
+    apps.settle()
+    before = compares(world)
+
+    result = setup.track()
+
+    assert sorted(moves(result)) == [("prod", prod.tag, "SUCCEEDED"), ("staging", staging.tag, "SUCCEEDED")]
+    assert compares(world) - before == result["github_requests"] == 1
+
+
+def test_a_github_error_leaves_the_revision_unknown_until_the_next_run(world: FakeWorld, apps: ArgoApps) -> None:
+    setup = Setup(world, apps, without_the_nudge(world))
+    setup.just_after_a_poll()
+    release = setup.promote("prod")
+    hand_commit(world, "docs: how to deploy", {"docs/deploy.md": "# Deploying\n"})
+    apps.settle()
+    world.github.faults.fail("comparison")
+
+    result = setup.track()
+
+    assert result["transitions"] == [] and result["waiting"] == 1 and result["github_requests"] == 1
+    assert deployment(world, "prod", release.tag).status == "COMMITTED"
+    result = setup.track()  # asked again, and answered
+    assert moves(result) == [("prod", release.tag, "SUCCEEDED")] and result["github_requests"] == 1
+
+
+def test_a_later_hand_edit_of_our_tag_supersedes_ours(world: FakeWorld, apps: ArgoApps) -> None:
+    setup = Setup(world, apps, without_the_nudge(world))
+    setup.just_after_a_poll()
+    release = setup.promote("prod")
+    values = world.values_file("prod").decode().replace(f'"{release.tag}"', '"feedbee"')
+    hand_commit(world, "hotfix: pin prod to feedbee", {"environments/prod/values.yaml": values})
+    apps.settle()
+
+    result = setup.track()
+
+    assert moves(result) == [("prod", release.tag, "SUPERSEDED")]
+    assert "a later commit changed the tag" in (deployment(world, "prod", release.tag).status_reason or "")
+
+
+# --------------------------------------------------------------------------------------------- flap window
+
+
+def test_degraded_within_the_flap_window_turns_succeeded_into_degraded(
+    world: FakeWorld, setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = setup.promote()
+    setup.apps.settle()
+    assert moves(setup.track()) == [("prod", release.tag, "SUCCEEDED")]
+    succeeded = deployment(world, "prod", release.tag)
+
+    setup.apps.mark(release.tag, "degraded")  # its pods start failing after the rollout
+    setup.apps.tick(POLL)  # within the 5-minute window
+    capsys.readouterr()
+    result = setup.track()
+
+    assert moves(result) == [("prod", release.tag, "DEGRADED")]
+    record = deployment(world, "prod", release.tag)
+    assert "was SUCCEEDED, then health turned Degraded within the 5 min flap window" in (record.status_reason or "")
+    assert record.healthy_at == succeeded.healthy_at and record.flapped_at  # both moments are kept
+    assert world.ledger.in_flight() == []
+    assert [d["outcome"] for d in metrics(capsys, pipeline_metrics.OUTCOMES_METRIC)] == ["DEGRADED"]
+
+
+def test_after_the_flap_window_a_degraded_application_is_left_alone(world: FakeWorld, setup: Setup) -> None:
+    release = setup.promote()
+    setup.apps.settle()
+    assert moves(setup.track()) == [("prod", release.tag, "SUCCEEDED")]
+
+    setup.apps.tick(timedelta(minutes=6).total_seconds())
+    assert [w["reason"] for w in setup.track()["watches_ended"]] == ["no flap within 5 min after SUCCEEDED"]
+    setup.apps.mark(release.tag, "degraded")
+    setup.apps.tick(POLL)
+
+    assert setup.track()["transitions"] == []
+    assert deployment(world, "prod", release.tag).status == "SUCCEEDED"
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+def test_metrics_carry_exactly_the_dimensions_the_stacks_alarms_select_on(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def tracker_output() -> list[str]:
+        capsys.readouterr()  # leave out what the promoter printed
+        setup.track()
+        return capsys.readouterr().out.splitlines()
+
+    setup.promote("prod")
+    setup.apps.settle()
+    lines = tracker_output()
+    setup.promote("staging", mark="degraded")
+    setup.apps.settle()
+    lines += tracker_output()
+
+    emitted = [json.loads(line) for line in lines if '"_aws"' in line]
+    metrics = [
+        (directive["Metrics"][0]["Name"], tuple(sorted(dimension_set)), document)
+        for document in emitted
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for dimension_set in directive["Dimensions"]
+    ]
+    assert {document["_aws"]["CloudWatchMetrics"][0]["Namespace"] for _, _, document in metrics} == {
+        pipeline_metrics.NAMESPACE
+    }
+    outcomes = sorted(
+        d[pipeline_metrics.OUTCOME_DIMENSION] for n, _, d in metrics if n == pipeline_metrics.OUTCOMES_METRIC
+    )
+    assert outcomes == ["DEGRADED", "SUCCEEDED"]
+    dimensions = {name: dims for name, dims, _ in metrics}
+    assert dimensions[pipeline_metrics.OUTCOMES_METRIC] == tuple(
+        sorted((pipeline_metrics.OUTCOME_DIMENSION, pipeline_metrics.SERVICE_DIMENSION))
+    )
+    for name in (pipeline_metrics.LEAD_TIME_METRIC, pipeline_metrics.TIME_TO_SYNC_METRIC):
+        assert dimensions[name] == (pipeline_metrics.SERVICE_DIMENSION,)
+    assert {d[pipeline_metrics.SERVICE_DIMENSION] for _, _, d in metrics} == {pipeline_metrics.TRACKER_SERVICE}
+    lead_times = [d[pipeline_metrics.LEAD_TIME_METRIC] for n, _, d in metrics if n == pipeline_metrics.LEAD_TIME_METRIC]
+    assert len(lead_times) == 1 and lead_times[0][0] > 0  # SUCCEEDED only
+    assert len([n for n, _, _ in metrics if n == pipeline_metrics.TIME_TO_SYNC_METRIC]) == 2
