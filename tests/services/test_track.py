@@ -471,6 +471,7 @@ def test_without_argo_cd_configured_the_tracker_records_nothing_and_says_why(
     [
         ("prod", {}, {"committed_at": "yesterday"}, "Invalid isoformat string: 'yesterday'"),
         ("prod", {}, {"gitops_commit": None}, "has no GitOps commit or tag"),
+        ("prod", {}, {"status": "LOST"}, "has an unknown status 'LOST'"),
         (
             "staging",
             {"environments": {"staging": {"argocd_app": None}}},
@@ -478,7 +479,7 @@ def test_without_argo_cd_configured_the_tracker_records_nothing_and_says_why(
             "Invalid isoformat string: 'yesterday'",
         ),
     ],
-    ids=["bad-commit-time", "no-commit", "untracked-bad-commit-time"],
+    ids=["bad-commit-time", "no-commit", "unknown-status", "untracked-bad-commit-time"],
 )
 def test_an_unreadable_in_flight_record_is_reported_and_left_alone(
     world: FakeWorld,

@@ -105,9 +105,14 @@ class DecisionRecord:
 
     @property
     def in_flight(self) -> bool:
-        return self.outcome == Outcome.COMMITTED and (
-            self.status is None or not DeploymentState(self.status).is_terminal
-        )
+        if self.outcome != Outcome.COMMITTED or self.status is None:
+            return self.outcome == Outcome.COMMITTED
+        try:
+            return not DeploymentState(self.status).is_terminal
+        except ValueError:
+            # A status this version does not know (an item written by hand, or by another version) is not
+            # known to be over: the tracker reports the record as unreadable instead of failing its run.
+            return True
 
 
 @dataclass(frozen=True)
