@@ -706,6 +706,7 @@ ROUTES: Sequence[Route] = (
     _route("GET", _REPO + r"/contents/(?P<path>.+)$", GitHubApi.get_contents),
     _route("PUT", _REPO + r"/contents/(?P<path>.+)$", GitHubApi.put_contents),
     _route("GET", _REPO + r"/commits$", GitHubApi.list_commits),
+    _route("GET", _REPO + r"/commits/(?P<ref>[^/]+)/pulls$", collaboration.commit_pulls),
     _route("GET", _REPO + r"/commits/(?P<ref>.+)$", GitHubApi.get_commit),
     _route("GET", _REPO + r"/compare/(?P<basehead>.+)$", GitHubApi.compare),
     _route("GET", _REPO + r"/git/refs$", GitHubApi.list_refs),

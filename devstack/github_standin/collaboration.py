@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from devstack.github_standin import shapes
-from devstack.github_standin.gitstore import BareRepo, Identity, ObjectNotFound, git_env, is_valid_ref_name
+from devstack.github_standin.gitstore import (
+    AmbiguousShortSha,
+    BareRepo,
+    Identity,
+    ObjectNotFound,
+    git_env,
+    is_valid_ref_name,
+)
 
 if TYPE_CHECKING:
     from devstack.github_standin.api import Call, GitHubApi, Reply
@@ -246,6 +253,41 @@ def merge_pull(api: GitHubApi, call: Call) -> Reply:
         pull.head_sha, pull.state, pull.merged_at, pull.closed_at = head_sha, "closed", now, now
         pull.merge_commit_sha, pull.merged_by, pull.updated_at = sha, BOT, now
     return _reply(200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+
+
+def commit_pulls(api: GitHubApi, call: Call) -> Reply:
+    """``GET /commits/{commit_sha}/pulls`` ("List pull requests associated with a commit"): the pull
+    requests merged as the commit (a squash merge's ``merge_commit_sha``) or holding it in their head, an
+    open one only while its base lacks it; newest first, as ``pull-request-simple``. An unknown commit is
+    answered as ``GET /commits/{ref}`` answers it (422)."""
+    from devstack.github_standin.api import DOCS_COMMIT
+
+    repo = api.repository(call.params["owner"], call.params["repo"])
+    ref = call.params["ref"]
+    try:
+        sha = repo.resolve_commit(ref)
+    except (AmbiguousShortSha, ObjectNotFound) as error:
+        raise _error(422, f"No commit found for SHA: {ref}", DOCS_COMMIT) from error
+
+    def holds(pull: shapes.Pull) -> bool:
+        head = (repo.branch_head(pull.head) if pull.state == "open" else None) or pull.head_sha
+        if not repo.is_ancestor(sha, head):
+            return False
+        base = repo.branch_head(pull.base)
+        return pull.merged_at is not None or base is None or not repo.is_ancestor(sha, base)
+
+    with api.collaboration.lock:
+        associated = [
+            pull
+            for pull in reversed(api.collaboration.state(call).pulls)
+            if pull.merge_commit_sha == sha or holds(pull)
+        ]
+    per_page = call.int_query("per_page", 30, 100)
+    page = call.int_query("page", 1, 10_000)
+    chosen = associated[(page - 1) * per_page : page * per_page]
+    reply = _reply(200, [_pull_body(api, call, pull, full=False) for pull in chosen])
+    reply.headers.update(call.page_links(page, max(1, -(-len(associated) // per_page))))
+    return reply
 
 
 # -- deployments ----------------------------------------------------------------------------------

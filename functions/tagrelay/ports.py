@@ -134,6 +134,11 @@ class PullRequestHost(GitOpsStore, Protocol):
         """Squash-merge the pull request if GitHub lets us now; else why not (``merged`` False)."""
         ...
 
+    def pull_request_for_commit(self, repo: str, sha: str) -> PullRequestRef | None:
+        """The pull request commit ``sha`` came through: the one squash-merged as ``sha`` first, else the
+        first GitHub associates with it (merged or open); None when there is none."""
+        ...
+
 
 class DeploymentRecords(Protocol):
     """GitHub Deployments on the app's source repository: where people see what runs (notifications)."""

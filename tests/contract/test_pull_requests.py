@@ -216,3 +216,21 @@ def test_an_outage_is_transient_and_each_call_is_one_request(side: Side) -> None
     with pytest.raises(TransientError):
         github.merge_pull_request(repo, pull.number, head_sha=head, title="t", message="")
     assert side.pull(pull.number) == {"state": "open", "merged": False}
+
+
+def test_the_pull_request_a_commit_came_through_open_then_squash_merged_or_none(side: Side) -> None:
+    github, repo = side.github, side.repos.repo
+    seed = side.repos.commit({"values.yaml": VALUES}, "seed")
+    head = propose(side, VALUES.replace(b"aaaaaaa", b"bbbbbbb"))
+    pull = github.create_pull_request(repo, BRANCH, "main", title="deploy(prod): bbbbbbb", body="Commit: b")
+    before = github.request_count
+
+    assert github.pull_request_for_commit(repo, head) == pull  # open, holding the commit in its head
+    assert github.pull_request_for_commit(repo, seed) is None  # on main before any pull request
+    assert github.request_count - before == 2
+
+    merged = github.merge_pull_request(repo, pull.number, head_sha=head, title="deploy(prod): bbbbbbb", message="")
+    assert merged.sha is not None
+    found = github.pull_request_for_commit(repo, merged.sha)  # the squash commit: GitHub's merge_commit_sha
+    assert found is not None and (found.number, found.url, found.merged) == (pull.number, pull.url, True)
+    assert github.pull_request_for_commit(repo, "0" * 40) is None  # a commit GitHub does not know

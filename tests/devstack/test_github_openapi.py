@@ -83,6 +83,8 @@ def drive_pull_requests_and_deployments(scenario: SeedScenario, github: GitHub) 
     assert not stale.merged and "modified" in stale.reason
     merged = github.merge_pull_request(gitops, pull.number, head_sha=written.sha, title="t", message="m")
     assert merged.merged and merged.sha == github.branch_head(gitops, "main")
+    came_through = github.pull_request_for_commit(gitops, str(merged.sha))
+    assert came_through is not None and came_through.url == pull.url and came_through.merged
     again = github.merge_pull_request(gitops, pull.number, head_sha=written.sha, title="t", message="m")
     assert not again.merged and "not mergeable" in again.reason
     github.reset_branch(gitops, branch, main, exists=True)  # back to before the merge: not a fast-forward
@@ -151,6 +153,7 @@ def test_every_answer_to_the_adapter_matches_githubs_openapi_description(
         ("pulls/merge", 200),
         ("pulls/merge", 405),
         ("pulls/merge", 409),
+        ("repos/list-pull-requests-associated-with-commit", 200),
         ("repos/create-deployment", 201),
         ("repos/create-deployment-status", 201),
         ("apps/get-repo-installation", 200),

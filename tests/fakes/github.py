@@ -296,6 +296,26 @@ class FakeGitHub:
         self.faults.after("merge_pull_request")
         return MergeResult(merged=True, sha=sha, reason=MERGED)
 
+    def pull_request_for_commit(self, repo: str, sha: str) -> PullRequestRef | None:
+        self._call("pull_request_for_commit")
+        store = self._repo(repo)
+        if sha not in store.commits:
+            return None
+        # GitHub's association (the stand-in's, newest first): merged as ``sha``, or holding it in its head
+        # (an open one only while its base lacks it).
+        associated = [
+            pull
+            for pull in reversed(self.pulls.get(repo, []))
+            if pull.merge_commit_sha == sha
+            or (
+                sha in self._ancestors(repo, self._pull(repo, pull.number).head_sha)
+                and (pull.merged or not self._on_branch(repo, pull.base, sha))
+            )
+        ]
+        merged_as_sha = [pull for pull in associated if pull.merge_commit_sha == sha]
+        chosen = next(iter(merged_as_sha or associated), None)
+        return self._pull_ref(repo, chosen) if chosen is not None else None
+
     # --- DeploymentRecords ---
 
     def find_deployment(self, repo: str, sha: str, environment: str, decision_id: str) -> int | None:
@@ -435,7 +455,11 @@ class FakeGitHub:
     def _pull_ref(self, repo: str, pull: PullRequest) -> PullRequestRef:
         pull = self._pull(repo, pull.number)
         return PullRequestRef(
-            number=pull.number, url=f"{WEB}/{repo}/pull/{pull.number}", head_sha=pull.head_sha, title=pull.title
+            number=pull.number,
+            url=f"{WEB}/{repo}/pull/{pull.number}",
+            head_sha=pull.head_sha,
+            title=pull.title,
+            merged=pull.merged,
         )
 
     def _merge_base(self, repo: str, base: str, head: str) -> Commit | None:
@@ -467,6 +491,10 @@ class FakeGitHub:
         if len(matches) != 1:  # none, or several: GitHub answers both alike
             raise CommitNotFound(f"no commit found for SHA: {ref}")
         return matches[0]
+
+    def _on_branch(self, repo: str, branch: str, sha: str) -> bool:
+        head = self._repo(repo).branches.get(branch)
+        return head is not None and sha in self._ancestors(repo, head)
 
     def _ancestors(self, repo: str, sha: str) -> set[str]:
         return {commit.sha for commit in self._history(repo, sha)}

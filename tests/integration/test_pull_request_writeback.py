@@ -125,3 +125,40 @@ def test_a_hand_edit_that_conflicts_with_a_waiting_pull_request_is_rebuilt_on_th
     assert prod_tag(scenario) == release.tag
     assert b"# hand edit: next to the tag line" in scenario.values_file("prod")
     assert all(p["state"] == "closed" for p in pulls(stack, scenario))
+
+
+def test_a_merge_whose_answer_was_lost_is_recorded_by_the_retry_with_its_pull_request(
+    stack: LocalStack, scenario: SeedScenario, promoter_env: Callable[..., Any]
+) -> None:
+    """GitHub merges, but its answer comes after the client's timeout (every attempt: PyGithub retries the
+    PUT). Lambda's retry finds the tag already on main and recovers the record from the squash commit:
+    with the URL of the pull request that carried it, as the promoter would have recorded it."""
+    from tagrelay.errors import TransientError
+
+    promoter_env(
+        gitops={"write": "pull_request"},
+        extra={
+            "github": {
+                "base_url": stack.github.url,
+                "auth": {"token_secret": "tagrelay/github-token"},
+                "timeout_seconds": 1,
+            }
+        },
+    )
+    control = stack.github_control
+    release = scenario.release(scenario.commit("main"), branch="main")
+    control.inject(method="PUT", path_regex=r"/pulls/\d+/merge$", kind="delay", seconds=1.5, count=10)
+    with pytest.raises(TransientError, match="github"):
+        invoke(release.events[0])
+    control.clear_faults()
+    (merged,) = pulls(stack, scenario)
+    assert merged["merged_at"] and prod_tag(scenario) == release.tag  # merged: only the answer was lost
+
+    retried = invoke(release.events[0])  # Lambda's retry of the same event
+
+    assert (retried["decision"], retried["reason"]) == ("promote", "committed"), retried
+    records = Ledger("tagrelay-ledger").history("mosaic-life", "prod", limit=20).records
+    (record,) = [r for r in records if r.outcome == "committed"]
+    assert record.gitops_commit == merged["merge_commit_sha"] == scenario.gitops.head("main")
+    assert record.pull_request_url == merged["html_url"]
+    assert len(pulls(stack, scenario)) == 1

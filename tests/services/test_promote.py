@@ -412,6 +412,8 @@ def test_a_commit_whose_answer_was_lost_is_recorded_by_the_retry_not_made_twice(
     assert len(deploy_commits(world)) == 1
     [record] = [r for r in history(world, "prod") if r.outcome == "committed"]
     assert record.gitops_commit == world.github.head(world.gitops_repo, "main")
+    # A direct commit came through no pull request: the recovery asks GitHub for none (the request budget).
+    assert record.pull_request_url is None and "pull_request_for_commit" not in world.github.calls
 
 
 def test_a_ledger_failure_after_the_commit_heals_on_the_retry(world: FakeWorld, promoter: Promoter) -> None:

@@ -145,6 +145,10 @@ def test_a_merge_whose_answer_was_lost_is_recorded_by_the_retry_not_merged_twice
     retried = invoke(promoter, release.events[0])  # Lambda's retry of the same event
 
     assert (retried["decision"], retried["reason"]) == ("promote", "committed"), retried
-    assert len(deploy_commits(world)) == 1 and len(pulls(world)) == 1
+    [pull] = pulls(world)
+    assert len(deploy_commits(world)) == 1 and pull.merged
     [record] = [r for r in history(world, "prod") if r.outcome == "committed"]
-    assert record.gitops_commit == world.github.head(world.gitops_repo, "main")
+    assert record.gitops_commit == world.github.head(world.gitops_repo, "main") == pull.merge_commit_sha
+    # The recovered record still links the pull request that carried the commit (history, notifications).
+    assert record.pull_request_url == f"https://github.example/{world.gitops_repo}/pull/{pull.number}"
+    assert world.github.calls.count("pull_request_for_commit") == 1  # one request, in the recovery only

@@ -280,6 +280,38 @@ class GitHub:
                 return MergeResult(merged=False, sha=None, reason=_message(exc))
             raise
 
+    def pull_request_for_commit(self, repo: str, sha: str) -> PullRequestRef | None:
+        """The pull request commit ``sha`` came through (one request: the first page of GitHub's "List pull
+        requests associated with a commit", ``GET /repos/{owner}/{repo}/commits/{sha}/pulls``).
+
+        For a commit on the default branch GitHub answers the merged pull request that introduced it (a
+        squash merge's commit is its ``merge_commit_sha``); elsewhere, the pull requests that contain it.
+        The one merged as ``sha`` wins, else the first answered; None when GitHub knows none, or knows no
+        such commit (its 422 "No commit found for SHA")."""
+        from github import GithubException
+
+        try:
+            with self._translate(f"list pull requests of commit {sha[:12]} on {repo}"):
+                answered = [
+                    (
+                        pull.merge_commit_sha == sha,
+                        PullRequestRef(
+                            number=pull.number,
+                            url=pull.html_url,
+                            head_sha=pull.head.sha,
+                            title=pull.title,
+                            merged=pull.merged_at is not None,
+                        ),
+                    )
+                    for pull in self._repo(repo).get_commit(sha).get_pulls().get_page(0)
+                ]
+        except GithubException as exc:
+            if exc.status in (404, 422):
+                return None
+            raise
+        merged_as_sha = [pull for is_merge_commit, pull in answered if is_merge_commit]
+        return next(iter(merged_as_sha or [pull for _, pull in answered]), None)
+
     # --- GitHub Deployments (notifications) ---
 
     def find_deployment(self, repo: str, sha: str, environment: str, decision_id: str) -> int | None:

@@ -72,12 +72,13 @@ class CommitRef:
 
 @dataclass(frozen=True)
 class PullRequestRef:
-    """An open pull request (pull-request write-back)."""
+    """A pull request (pull-request write-back): an open one, or the one a GitOps commit came through."""
 
     number: int
     url: str  # html_url
     head_sha: str
     title: str
+    merged: bool = False
 
 
 @dataclass(frozen=True)

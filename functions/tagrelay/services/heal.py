@@ -14,7 +14,8 @@ set the tag:
 
 1. a commit tagrelay recorded (its commit guard): the state is pointed at that record;
 2. a commit tagrelay made but never recorded (its own message, parsed): the record is written now,
-   from the message, then made current;
+   from the message, then made current (with ``gitops.write: pull_request``, with the URL of the pull
+   request the commit came through: one more request);
 3. any other commit that changed the tag (seen by reading the file at the next older commit, one
    request each): an ``external_change`` deployment is recorded with the GitOps commit, its author and
    its subject, and made current. A commit that changed other keys only is passed over.
@@ -46,7 +47,7 @@ from tagrelay.domain.records import DecisionRecord, EnvironmentState, new_decisi
 from tagrelay.domain.tags import parse_release_tag
 from tagrelay.domain.values_patch import ValuesFileError
 from tagrelay.errors import FileNotFound
-from tagrelay.ports import DeploymentLedger, GitOpsStore
+from tagrelay.ports import DeploymentLedger, GitOpsStore, PullRequestHost
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +72,18 @@ class Healed:
 
 class EnvironmentHealer:
     def __init__(
-        self, config: Config, ledger: DeploymentLedger, github: GitOpsStore, clock: Callable[[], datetime]
+        self,
+        config: Config,
+        ledger: DeploymentLedger,
+        github: GitOpsStore,
+        clock: Callable[[], datetime],
+        pull_requests: PullRequestHost | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.github = github
         self.clock = clock
+        self.pull_requests = pull_requests  # asked only for apps with gitops.write: pull_request
 
     def heal(self, app_name: str, env: str, *, file: FileVersion | None = None) -> Healed:
         """Make the ledger's state of ``app_name``/``env`` say what its values file says.
@@ -128,7 +135,8 @@ class EnvironmentHealer:
                 return "advanced", recorded
             parsed = parse_commit_message(commit.message)
             if recorded is None and parsed is not None and (parsed.env, parsed.tag) == (env, tag):
-                return "recovered", self._record(repo, self._recovered(app_name, app, env, commit))
+                pull_request_url = self._pull_request_url(app, commit.sha)
+                return "recovered", self._record(repo, self._recovered(app_name, app, env, commit, pull_request_url))
             older = commits[index + 1] if index + 1 < len(commits) else None
             before = self._tag_at(app, env, older.sha) if older else None
             if before != tag or older is None:
@@ -145,6 +153,15 @@ class EnvironmentHealer:
         except (UnicodeDecodeError, ValuesFileError):
             return _UNREADABLE
 
+    def _pull_request_url(self, app: App, commit_sha: str) -> str | None:
+        """The pull request our commit came through (``gitops.write: pull_request``: a merge whose answer
+        was lost), so the recovered record links it as the promoter's own would. One request, and none
+        for an app that commits directly."""
+        if app.gitops.write != "pull_request" or self.pull_requests is None:
+            return None
+        pull = self.pull_requests.pull_request_for_commit(app.gitops.repo, commit_sha)
+        return pull.url if pull is not None else None
+
     def _record(self, repo: str, record: DecisionRecord) -> DecisionRecord:
         """Write the deployment record once per GitOps commit; the one already there wins a race."""
         if self.ledger.record_deployment(record, repo, make_current=False):
@@ -154,7 +171,9 @@ class EnvironmentHealer:
 
     # --- the records heal writes ---
 
-    def _recovered(self, app_name: str, app: App, env: str, commit: CommitRef) -> DecisionRecord:
+    def _recovered(
+        self, app_name: str, app: App, env: str, commit: CommitRef, pull_request_url: str | None
+    ) -> DecisionRecord:
         parsed = parse_commit_message(commit.message)
         assert parsed is not None
         now = timestamp(self.clock())
@@ -178,6 +197,7 @@ class EnvironmentHealer:
             signature_policy="required" if app.signature_required else "none",
             gitops_commit=commit.sha,
             gitops_url=commit.url,
+            pull_request_url=pull_request_url,
             event_ids=(parsed.event_id,) if parsed.event_id else (),
             request_id=parsed.request_id,
             status=DeploymentState.COMMITTED,

@@ -160,7 +160,7 @@ class Promoter:
         self.deps = deps
         self.config = deps.config
         self.dry_run = dry_run
-        self.healer = EnvironmentHealer(deps.config, deps.ledger, deps.github, self._now)
+        self.healer = EnvironmentHealer(deps.config, deps.ledger, deps.github, self._now, deps.pull_requests)
         self._deadline: float | None = None  # deps.monotonic() time by which the invocation ends
 
     def _now(self) -> datetime:
@@ -842,7 +842,15 @@ class Promoter:
             tag,
             recovered_commit=recovered.gitops_commit if recovered else None,
         )
-        facts = {"gitops_commit": recovered.gitops_commit, "gitops_url": recovered.gitops_url} if recovered else {}
+        facts = (
+            {
+                "gitops_commit": recovered.gitops_commit,
+                "gitops_url": recovered.gitops_url,
+                "pull_request_url": recovered.pull_request_url,
+            }
+            if recovered
+            else {}
+        )
         evaluation.apply(f"{env}: values file", ruling, [env], **facts)
 
     def _release_tag_not_seen(
