@@ -31,6 +31,7 @@ from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
 from tagrelay.errors import MisconfiguredError, TagrelayError
 from tagrelay.services.promote import Promoter
 from tagrelay.services.track import Tracker, TrackerRun, emit_tracking_metrics, log_run
+from tests.emf import assert_one_success_and_one_degraded
 from tests.fakes.argocd_apps import ArgoApps
 from tests.fakes.world import FakeWorld
 from tests.services.support import APP, deployment, invoke
@@ -675,27 +676,4 @@ def test_metrics_carry_exactly_the_dimensions_the_stacks_alarms_select_on(
     setup.apps.settle()
     lines += tracker_output()
 
-    emitted = [json.loads(line) for line in lines if '"_aws"' in line]
-    metrics = [
-        (directive["Metrics"][0]["Name"], tuple(sorted(dimension_set)), document)
-        for document in emitted
-        for directive in document["_aws"]["CloudWatchMetrics"]
-        for dimension_set in directive["Dimensions"]
-    ]
-    assert {document["_aws"]["CloudWatchMetrics"][0]["Namespace"] for _, _, document in metrics} == {
-        pipeline_metrics.NAMESPACE
-    }
-    outcomes = sorted(
-        d[pipeline_metrics.OUTCOME_DIMENSION] for n, _, d in metrics if n == pipeline_metrics.OUTCOMES_METRIC
-    )
-    assert outcomes == ["DEGRADED", "SUCCEEDED"]
-    dimensions = {name: dims for name, dims, _ in metrics}
-    assert dimensions[pipeline_metrics.OUTCOMES_METRIC] == tuple(
-        sorted((pipeline_metrics.OUTCOME_DIMENSION, pipeline_metrics.SERVICE_DIMENSION))
-    )
-    for name in (pipeline_metrics.LEAD_TIME_METRIC, pipeline_metrics.TIME_TO_SYNC_METRIC):
-        assert dimensions[name] == (pipeline_metrics.SERVICE_DIMENSION,)
-    assert {d[pipeline_metrics.SERVICE_DIMENSION] for _, _, d in metrics} == {pipeline_metrics.TRACKER_SERVICE}
-    lead_times = [d[pipeline_metrics.LEAD_TIME_METRIC] for n, _, d in metrics if n == pipeline_metrics.LEAD_TIME_METRIC]
-    assert len(lead_times) == 1 and lead_times[0][0] > 0  # SUCCEEDED only
-    assert len([n for n, _, _ in metrics if n == pipeline_metrics.TIME_TO_SYNC_METRIC]) == 2
+    assert_one_success_and_one_degraded(lines)

@@ -15,7 +15,6 @@ fast this machine is.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +24,7 @@ from devstack.scenario import SeedScenario
 from devstack.stack import LEDGER_TABLE, LocalStack
 from tagrelay.domain.records import DecisionRecord, parse_timestamp, timestamp
 from tagrelay.errors import MisconfiguredError
+from tests.emf import assert_one_success_and_one_degraded
 from tests.tracking.support import Configure, deployment, in_flight, moves, promote, track
 
 pytestmark = pytest.mark.stack
@@ -157,8 +157,6 @@ def test_one_argo_cd_request_per_application_however_many_deployments_are_in_fli
 def test_metrics_carry_exactly_the_dimensions_the_stacks_alarms_select_on(
     scenario: SeedScenario, tracker_env: Configure, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from infra import pipeline_metrics
-
     def tracker_output() -> list[str]:
         capsys.readouterr()  # leave out what the promoter printed
         track()
@@ -173,30 +171,7 @@ def test_metrics_carry_exactly_the_dimensions_the_stacks_alarms_select_on(
     setup.control.settle()
     lines += tracker_output()
 
-    emitted = [json.loads(line) for line in lines if '"_aws"' in line]
-    metrics = [
-        (directive["Metrics"][0]["Name"], tuple(sorted(dimension_set)), document)
-        for document in emitted
-        for directive in document["_aws"]["CloudWatchMetrics"]
-        for dimension_set in directive["Dimensions"]
-    ]
-    assert {document["_aws"]["CloudWatchMetrics"][0]["Namespace"] for _, _, document in metrics} == {
-        pipeline_metrics.NAMESPACE
-    }
-    outcomes = sorted(
-        d[pipeline_metrics.OUTCOME_DIMENSION] for n, _, d in metrics if n == pipeline_metrics.OUTCOMES_METRIC
-    )
-    assert outcomes == ["DEGRADED", "SUCCEEDED"]
-    dimensions = {name: dims for name, dims, _ in metrics}
-    assert dimensions[pipeline_metrics.OUTCOMES_METRIC] == tuple(
-        sorted((pipeline_metrics.OUTCOME_DIMENSION, pipeline_metrics.SERVICE_DIMENSION))
-    )
-    for name in (pipeline_metrics.LEAD_TIME_METRIC, pipeline_metrics.TIME_TO_SYNC_METRIC):
-        assert dimensions[name] == (pipeline_metrics.SERVICE_DIMENSION,)
-    assert {d[pipeline_metrics.SERVICE_DIMENSION] for _, _, d in metrics} == {pipeline_metrics.TRACKER_SERVICE}
-    lead_times = [d[pipeline_metrics.LEAD_TIME_METRIC] for n, _, d in metrics if n == pipeline_metrics.LEAD_TIME_METRIC]
-    assert len(lead_times) == 1 and lead_times[0][0] > 0  # SUCCEEDED only
-    assert len([n for n, _, _ in metrics if n == pipeline_metrics.TIME_TO_SYNC_METRIC]) == 2
+    assert_one_success_and_one_degraded(lines)
 
 
 # --------------------------------------------------------------------------------------------- refresh nudge
