@@ -22,9 +22,9 @@ import itertools
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from devstack.github_standin import shapes
 from devstack.github_standin.gitstore import (
@@ -39,6 +39,7 @@ from devstack.github_standin.gitstore import (
 if TYPE_CHECKING:
     from devstack.github_standin.api import Call, GitHubApi, Reply
 
+T = TypeVar("T")
 DOCS_PULLS = "https://docs.github.com/rest/pulls/pulls"
 DOCS_MERGE = "https://docs.github.com/rest/pulls/pulls#merge-a-pull-request"
 DOCS_DEPLOYMENTS = "https://docs.github.com/rest/deployments/deployments"
@@ -64,6 +65,16 @@ class Collaboration:
 
     def state(self, call: Call) -> RepoState:
         return self.repos.setdefault(f"{call.params['owner']}/{call.params['repo']}", RepoState())
+
+
+def _page(call: Call, items: Sequence[T], render: Callable[[T], Any]) -> Reply:
+    """One page of a list, as GitHub pages its list endpoints: ``per_page`` (30, at most 100) and
+    ``page``, with the ``Link`` header of the pages around it."""
+    per_page = call.int_query("per_page", 30, 100)
+    page = call.int_query("page", 1, 10_000)
+    reply = _reply(200, [render(item) for item in items[(page - 1) * per_page : page * per_page]])
+    reply.headers.update(call.page_links(page, max(1, -(-len(items) // per_page))))
+    return reply
 
 
 def _reply(status: int, body: Any = None) -> Reply:
@@ -183,13 +194,7 @@ def list_pulls(api: GitHubApi, call: Call) -> Reply:
             and (head is None or f"{call.params['owner']}:{pull.head}" == head or pull.head == head)
             and (base is None or pull.base == base)
         ]
-    per_page = call.int_query("per_page", 30, 100)
-    page = call.int_query("page", 1, 10_000)
-    chosen = pulls[(page - 1) * per_page : page * per_page]
-    last_page = max(1, -(-len(pulls) // per_page))
-    reply = _reply(200, [_pull_body(api, call, pull, full=False) for pull in chosen])
-    reply.headers.update(call.page_links(page, last_page))
-    return reply
+    return _page(call, pulls, lambda pull: _pull_body(api, call, pull, full=False))
 
 
 def get_pull(api: GitHubApi, call: Call) -> Reply:
@@ -282,12 +287,7 @@ def commit_pulls(api: GitHubApi, call: Call) -> Reply:
             for pull in reversed(api.collaboration.state(call).pulls)
             if pull.merge_commit_sha == sha or holds(pull)
         ]
-    per_page = call.int_query("per_page", 30, 100)
-    page = call.int_query("page", 1, 10_000)
-    chosen = associated[(page - 1) * per_page : page * per_page]
-    reply = _reply(200, [_pull_body(api, call, pull, full=False) for pull in chosen])
-    reply.headers.update(call.page_links(page, max(1, -(-len(associated) // per_page))))
-    return reply
+    return _page(call, associated, lambda pull: _pull_body(api, call, pull, full=False))
 
 
 # -- deployments ----------------------------------------------------------------------------------
@@ -347,11 +347,7 @@ def list_deployments(api: GitHubApi, call: Call) -> Reply:
                 for name, value in (("sha", d.sha), ("ref", d.ref), ("task", d.task), ("environment", d.environment))
             )
         ]
-    per_page = call.int_query("per_page", 30, 100)
-    page = call.int_query("page", 1, 10_000)
-    reply = _reply(200, [shapes.deployment(call.links(), d) for d in found[(page - 1) * per_page : page * per_page]])
-    reply.headers.update(call.page_links(page, max(1, -(-len(found) // per_page))))
-    return reply
+    return _page(call, found, lambda deployment: shapes.deployment(call.links(), deployment))
 
 
 def get_deployment(api: GitHubApi, call: Call) -> Reply:
